@@ -1,0 +1,1 @@
+"""Sub-commands of `python -m tutorial_lib`; each module has `add_arguments` and `run`."""

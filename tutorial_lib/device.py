@@ -1,0 +1,38 @@
+"""Choosing where tensors live: CUDA, then Apple MPS, then CPU."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+
+def get_device(preferred: str | None = None) -> torch.device:
+    """Return `preferred` if given (e.g. "cpu", "cuda:1"), else the best available device.
+
+    The environment variable TUTORIAL_DEVICE overrides the automatic choice.
+    """
+    choice = preferred or os.environ.get("TUTORIAL_DEVICE")
+    if choice:
+        device = torch.device(choice)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device {choice!r} was asked for, but CUDA is not available here")
+        if device.type == "mps" and not torch.backends.mps.is_available():
+            raise ValueError(f"device {choice!r} was asked for, but Apple MPS is not available here")
+        return device
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def set_cpu_threads(n: int | None = None) -> int:
+    """Use `n` CPU threads (default: all cores, at most 8) and return the number set.
+
+    Oversubscribed threads can make small convolutions 100x slower on small machines.
+    """
+    if n is None:
+        n = max(1, min(8, os.cpu_count() or 1))
+    torch.set_num_threads(n)
+    return n
