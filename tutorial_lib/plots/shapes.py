@@ -1,0 +1,3 @@
+"""Course figures: masks, descriptors, gradients, barriers."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""Training figures: curves over epochs, box plots, predictions."""
+
+__all__: list[str] = []
