@@ -1,0 +1,35 @@
+"""Segmentation networks: `build_model(name, in_channels, n_classes, **kwargs)`.
+
+- "small_unet": a small U-Net for CPU teaching runs (options: base, depth, norm).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from torch import nn
+
+from .small_unet import SmallUNet
+
+MODELS: dict[str, Callable[..., nn.Module]] = {
+    "small_unet": SmallUNet,
+}
+
+
+def build_model(name: str, in_channels: int, n_classes: int, **kwargs) -> nn.Module:
+    """Return the network `name` with `in_channels` inputs and `n_classes` output logits."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; expected one of {sorted(MODELS)}")
+    if in_channels < 1 or n_classes < 1:
+        raise ValueError(
+            f"in_channels and n_classes must be >= 1; got in_channels={in_channels}, n_classes={n_classes}"
+        )
+    return MODELS[name](in_channels, n_classes, **kwargs)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+__all__ = ["MODELS", "build_model", "count_parameters", "SmallUNet"]
