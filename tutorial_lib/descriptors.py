@@ -1,0 +1,429 @@
+"""Soft (differentiable) global shape descriptors of probability maps.
+
+Every public function takes probabilities ``p`` of shape ``(B, K, H, W)`` or ``(B, K, D, H, W)``
+and returns ``(B, K, n)`` with the dtype and device of ``p``. Internally the sums run in float32 at
+least (float64 stays float64), so bf16/fp16 inputs give float32-accurate values.
+
+Coordinates are array indices in array order ((row, col) or (slice, row, col)), multiplied by
+``spacing`` (mm per axis) when one is given. ``spacing`` is a sequence of one value per spatial axis,
+or a tensor of shape ``(n_axes,)`` or ``(B, n_axes)`` (one spacing per image of the batch).
+
+How it stays fast: moments come from 1-D marginals (``p`` summed over the other axes, two passes
+over ``p``), never from coordinate grids; the length is a sum of squared shifted differences, never a
+Laplacian matrix. No loop over batch or class, no ``.item()``, no numpy.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable, Sequence
+from functools import cache
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "DESCRIPTORS",
+    "Geometry",
+    "check_probs",
+    "descriptor_size",
+    "soft_centroid",
+    "soft_compactness",
+    "soft_covariance",
+    "soft_dist_centroid",
+    "soft_eccentricity",
+    "soft_length",
+    "soft_orientation",
+    "soft_size",
+]
+
+EPS = 1e-10  # the authors' epsilon for divisions by the size (keeps empty classes finite)
+SpacingLike = Sequence[float] | Tensor | None
+
+
+# ----------------------------------------------------------------------------------------------
+# Validation (at the boundary, once)
+# ----------------------------------------------------------------------------------------------
+def check_probs(p: Tensor, name: str = "p", *, check_nan: bool = True) -> None:
+    """Raise ValueError unless ``p`` is a floating (B, K, H, W) or (B, K, D, H, W) tensor without NaN.
+
+    The NaN check reads one boolean back from the device (a synchronisation on GPU).
+    """
+    if not isinstance(p, Tensor):
+        raise ValueError(f"{name}: expected a torch.Tensor, got {type(p).__name__}")
+    if p.ndim not in (4, 5):
+        raise ValueError(
+            f"{name}: expected shape (B, K, H, W) or (B, K, D, H, W) (ndim 4 or 5), "
+            f"got shape {tuple(p.shape)} (ndim {p.ndim})"
+        )
+    if not p.is_floating_point():
+        raise ValueError(
+            f"{name}: expected a floating-point tensor of probabilities, got dtype {p.dtype}"
+        )
+    if check_nan and bool(torch.isnan(p).any()):
+        raise ValueError(f"{name}: expected finite probabilities, got a tensor containing NaN")
+
+
+def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    return torch.promote_types(dtype, torch.float32)
+
+
+def _spacing_tensor(spacing: SpacingLike, p: Tensor, dtype: torch.dtype) -> Tensor | None:
+    """Spacing as a (B or 1, n_axes) tensor on p's device, or None for unit spacing."""
+    if spacing is None:
+        return None
+    nd = p.ndim - 2
+    if isinstance(spacing, Tensor):
+        s = spacing.to(device=p.device, dtype=dtype)
+    else:
+        try:
+            s = torch.tensor([float(v) for v in spacing], dtype=dtype, device=p.device)
+        except TypeError as err:
+            raise ValueError(
+                f"spacing: expected a sequence of {nd} floats or a tensor, got {spacing!r}"
+            ) from err
+    if s.ndim == 1:
+        s = s[None]
+    if s.ndim != 2 or s.shape[-1] != nd or s.shape[0] not in (1, p.shape[0]):
+        raise ValueError(
+            f"spacing: expected {nd} values (one per spatial axis), shape ({nd},) or "
+            f"({p.shape[0]}, {nd}), for probabilities of shape {tuple(p.shape)}; got shape {tuple(s.shape)}"
+        )
+    if not isinstance(spacing, Tensor) and any(v <= 0 for v in s[0].tolist()):
+        raise ValueError(f"spacing: expected positive values (mm per axis), got {list(spacing)}")
+    return s
+
+
+# ----------------------------------------------------------------------------------------------
+# Shared computations: one object per probability map, caching marginals and moments
+# ----------------------------------------------------------------------------------------------
+class Geometry:
+    """Lazily computed, cached moments of one probability map (used by the losses to share work).
+
+    ``p`` must already be validated. Values are in the compute dtype (float32 at least).
+    """
+
+    def __init__(self, p: Tensor, spacing: SpacingLike = None, eps: float = EPS) -> None:
+        dtype = _compute_dtype(p.dtype)
+        self.p = p.to(dtype)
+        self.nd = p.ndim - 2
+        self.spacing = _spacing_tensor(spacing, p, dtype)
+        self.eps = eps
+        self._cache: dict[object, Tensor] = {}
+
+    # -- building blocks ------------------------------------------------------------------------
+    def _cached(self, key: object, fn: Callable[[], Tensor]) -> Tensor:
+        if key not in self._cache:
+            self._cache[key] = fn()
+        return self._cache[key]
+
+    def marginal2(self, i: int, j: int) -> Tensor:
+        """p summed over every spatial axis but i < j: (B, K, N_i, N_j)."""
+        if self.nd == 2:
+            return self.p
+        other = 2 + ({0, 1, 2} - {i, j}).pop()
+        return self._cached(("m2", i, j), lambda: self.p.sum(other))
+
+    def marginal(self, a: int) -> Tensor:
+        """p summed over every spatial axis but a: (B, K, N_a)."""
+
+        def compute() -> Tensor:
+            if self.nd == 2:
+                return self.p.sum(-1) if a == 0 else self.p.sum(-2)
+            if a == 2:
+                return self.p.sum((-2, -3))
+            return self.marginal2(0, 1).sum(-1 if a == 0 else -2)
+
+        return self._cached(("m", a), compute)
+
+    def coords(self, a: int) -> Tensor:
+        """Coordinates along axis a, (1 or B, 1, N_a), in mm if a spacing is given."""
+
+        def compute() -> Tensor:
+            n = self.p.shape[2 + a]
+            x = torch.arange(n, dtype=self.p.dtype, device=self.p.device)[None, None]
+            if self.spacing is not None:
+                x = x * self.spacing[:, a, None, None]
+            return x
+
+        return self._cached(("x", a), compute)
+
+    def voxel_volume(self) -> Tensor | float:
+        return 1.0 if self.spacing is None else self.spacing.prod(-1)[:, None, None]
+
+    def mass(self) -> Tensor:
+        """Sum of p over space, (B, K, 1) (the size in voxels)."""
+        return self._cached("mass", lambda: self.marginal(0).sum(-1, keepdim=True))
+
+    # -- descriptors ----------------------------------------------------------------------------
+    def size(self) -> Tensor:
+        return self.mass() * self.voxel_volume()
+
+    def centroid(self) -> Tensor:
+        def compute() -> Tensor:
+            num = torch.cat(
+                [(self.marginal(a) * self.coords(a)).sum(-1, keepdim=True) for a in range(self.nd)],
+                dim=-1,
+            )
+            return num / (self.mass() + self.eps)
+
+        return self._cached("centroid", compute)
+
+    def centred(self, a: int) -> Tensor:
+        """Coordinates minus the centroid along axis a: (B, K, N_a)."""
+        return self._cached(("xc", a), lambda: self.coords(a) - self.centroid()[..., a : a + 1])
+
+    def variance(self) -> Tensor:
+        """Per-axis second central moment divided by the size: (B, K, n_axes)."""
+
+        def compute() -> Tensor:
+            num = torch.cat(
+                [
+                    (self.marginal(a) * self.centred(a).square()).sum(-1, keepdim=True)
+                    for a in range(self.nd)
+                ],
+                dim=-1,
+            )
+            return num / (self.mass() + self.eps)
+
+        return self._cached("variance", compute)
+
+    def dist_centroid(self) -> Tensor:
+        return _safe_sqrt(self.variance())
+
+    def covariance(self) -> Tensor:
+        """Upper triangle (row-major) of the normalised central second-moment matrix."""
+
+        def compute() -> Tensor:
+            var = self.variance()
+            out = []
+            for i in range(self.nd):
+                for j in range(i, self.nd):
+                    if i == j:
+                        out.append(var[..., i : i + 1])
+                    else:
+                        m = self.marginal2(i, j)
+                        cross = torch.einsum(
+                            "bkij,bkj->bki", m, self.centred(j).expand(*m.shape[:2], -1)
+                        )
+                        num = (cross * self.centred(i)).sum(-1, keepdim=True)
+                        out.append(num / (self.mass() + self.eps))
+            return torch.cat(out, dim=-1)
+
+        return self._cached("covariance", compute)
+
+    def length(self, connectivity: int | None = None) -> Tensor:
+        return self._cached(
+            ("length", connectivity), lambda: _length(self.p, self.spacing, connectivity)
+        )
+
+
+def _safe_sqrt(x: Tensor, eps: float = EPS) -> Tensor:
+    """sqrt(x + eps): finite value and gradient at 0 (the value moves by at most sqrt(eps))."""
+    return (x.clamp_min(0) + eps).sqrt()
+
+
+# ----------------------------------------------------------------------------------------------
+# Length: graph-Laplacian quadratic form as squared shifted differences
+# ----------------------------------------------------------------------------------------------
+_CONNECTIVITY = {2: (4, 8), 3: (6, 18, 26)}
+
+
+@cache
+def _half_offsets(nd: int, connectivity: int) -> tuple[tuple[int, ...], ...]:
+    """One offset per unordered neighbour pair (first non-zero component positive)."""
+    max_l1 = {4: 1, 8: 2, 6: 1, 18: 2, 26: 3}[connectivity]
+    out = []
+    for d in itertools.product((-1, 0, 1), repeat=nd):
+        nz = [v for v in d if v != 0]
+        if nz and nz[0] > 0 and sum(abs(v) for v in d) <= max_l1:
+            out.append(d)
+    return tuple(out)
+
+
+def _check_connectivity(nd: int, connectivity: int | None) -> int:
+    if connectivity is None:
+        return 8 if nd == 2 else 26
+    if connectivity not in _CONNECTIVITY[nd]:
+        raise ValueError(
+            f"connectivity: expected one of {_CONNECTIVITY[nd]} for {nd}-D images, got {connectivity!r}"
+        )
+    return connectivity
+
+
+def _length(p: Tensor, spacing: Tensor | None, connectivity: int | None) -> Tensor:
+    nd = p.ndim - 2
+    conn = _check_connectivity(nd, connectivity)
+    total = None
+    for d in _half_offsets(nd, conn):
+        hi = [slice(None), slice(None)] + [
+            slice(1, None) if v > 0 else slice(None, -1) if v < 0 else slice(None) for v in d
+        ]
+        lo = [slice(None), slice(None)] + [
+            slice(None, -1) if v > 0 else slice(1, None) if v < 0 else slice(None) for v in d
+        ]
+        diff = p[tuple(hi)] - p[tuple(lo)]
+        term = diff.square().sum(tuple(range(2, p.ndim)))[..., None]
+        if spacing is not None:
+            # Each pair weighs voxel volume / physical distance * index distance: a face pair counts
+            # the area of the face it crosses; unit spacing gives the authors' count.
+            idx = torch.tensor(d, dtype=p.dtype, device=p.device)
+            phys = (idx * spacing).norm(dim=-1)  # (B or 1,)
+            w = spacing.prod(-1) / phys * math.sqrt(sum(v * v for v in d))
+            term = term * w[:, None, None]
+        total = term if total is None else total + term
+    return total
+
+
+# ----------------------------------------------------------------------------------------------
+# Public functions
+# ----------------------------------------------------------------------------------------------
+def _run(p: Tensor, spacing: SpacingLike, fn: Callable[[Geometry], Tensor]) -> Tensor:
+    check_probs(p)
+    return fn(Geometry(p, spacing)).to(p.dtype)
+
+
+def soft_size(p: Tensor, *, spacing: SpacingLike = None) -> Tensor:
+    """Size ``S = sum_x p(x)`` (times the voxel volume with a spacing): (B, K, 1)."""
+    return _run(p, spacing, Geometry.size)
+
+
+def soft_centroid(p: Tensor, *, spacing: SpacingLike = None) -> Tensor:
+    """Centroid ``C_i = sum_x p(x) x_i / (S + eps)`` per axis, array order: (B, K, n_axes)."""
+    return _run(p, spacing, Geometry.centroid)
+
+
+def soft_dist_centroid(p: Tensor, *, spacing: SpacingLike = None) -> Tensor:
+    """Per-axis RMS spread ``D_i = sqrt(sum_x p(x) (x_i - C_i)^2 / (S + eps))``: (B, K, n_axes).
+
+    The authors' "distance to centroid". A binary s x s square gives sqrt((s^2 - 1) / 12).
+    """
+    return _run(p, spacing, Geometry.dist_centroid)
+
+
+def soft_length(
+    p: Tensor, *, spacing: SpacingLike = None, connectivity: int | None = None
+) -> Tensor:
+    """Graph-Laplacian quadratic form ``L = sum_{p~q} (p(x) - p(y))^2``, each pair once: (B, K, 1).
+
+    ``connectivity``: 8 (default, the authors') or 4 in 2-D; 26 (default), 18 or 6 in 3-D. No
+    wrap-around. A binary interior s x s square gives 12 s - 4 with 8-connectivity (4 s with 4).
+    With a spacing each pair weighs ``voxel volume * |offset| / |offset in mm|`` (mm in 2-D, mm^2 in 3-D).
+    """
+    check_probs(p)
+    _check_connectivity(p.ndim - 2, connectivity)
+    return Geometry(p, spacing).length(connectivity).to(p.dtype)
+
+
+def soft_compactness(
+    p: Tensor, *, spacing: SpacingLike = None, connectivity: int | None = None
+) -> Tensor:
+    """Compactness ``L^2 / (S + eps)`` (L: soft_length, S: soft_size): (B, K, 1)."""
+    check_probs(p)
+    _check_connectivity(p.ndim - 2, connectivity)
+    g = Geometry(p, spacing)
+    return _compactness(g, connectivity).to(p.dtype)
+
+
+def _compactness(g: Geometry, connectivity: int | None) -> Tensor:
+    return g.length(connectivity).square() / (g.size() + g.eps)
+
+
+def soft_covariance(p: Tensor, *, spacing: SpacingLike = None) -> Tensor:
+    """Normalised central second moments ``sum p (x_i - C_i)(x_j - C_j) / S``, upper triangle.
+
+    2-D: (rr, rc, cc), n = 3. 3-D: (00, 01, 02, 11, 12, 22), n = 6. Equal to scikit-image's
+    ``moments_central(mask)[...] / area`` on a binary mask.
+    """
+    return _run(p, spacing, Geometry.covariance)
+
+
+def _eigen_2d(cov: Tensor) -> tuple[Tensor, Tensor]:
+    a, b, c = cov[..., 0:1], cov[..., 1:2], cov[..., 2:3]
+    half_sum = (a + c) / 2
+    rad = _safe_sqrt(((a - c) / 2).square() + b.square())
+    return half_sum + rad, half_sum - rad
+
+
+def _eccentricity(g: Geometry) -> Tensor:
+    cov = g.covariance()
+    if g.nd == 2:
+        big, small = _eigen_2d(cov)
+    else:
+        idx = torch.tensor([[0, 1, 2], [1, 3, 4], [2, 4, 5]], device=cov.device)
+        eig = torch.linalg.eigvalsh(cov[..., idx])
+        big, small = eig[..., 2:3], eig[..., 0:1]
+    return _safe_sqrt(1 - small.clamp_min(0) / (big + g.eps))
+
+
+def soft_eccentricity(p: Tensor, *, spacing: SpacingLike = None) -> Tensor:
+    """Eccentricity ``sqrt(1 - l_min / l_max)`` of the second-moment matrix: (B, K, 1).
+
+    0 for a disk (ball), towards 1 for a line; the definition of scikit-image's ``regionprops``.
+    """
+    return _run(p, spacing, _eccentricity)
+
+
+def _orientation(g: Geometry) -> Tensor:
+    if g.nd != 2:
+        raise ValueError(
+            f"orientation: expected 2-D probabilities (B, K, H, W), got shape {tuple(g.p.shape)}"
+        )
+    cov = g.covariance()
+    a, b, c = cov[..., 0:1], cov[..., 1:2], cov[..., 2:3]
+    y, x = 2 * b, a - c
+    degenerate = (x == 0) & (y == 0)
+    return 0.5 * torch.atan2(y, torch.where(degenerate, torch.ones_like(x), x))
+
+
+def soft_orientation(p: Tensor, *, spacing: SpacingLike = None) -> Tensor:
+    """Angle (radians, in [-pi/2, pi/2]) between the row axis and the major axis, 2-D only: (B, K, 1).
+
+    ``0.5 * atan2(2 cov_rc, cov_rr - cov_cc)``; the convention of scikit-image's ``regionprops``.
+    Undefined (returned as 0) for a disk.
+    """
+    return _run(p, spacing, _orientation)
+
+
+DESCRIPTORS: dict[str, Callable[..., Tensor]] = {
+    "size": soft_size,
+    "centroid": soft_centroid,
+    "dist_centroid": soft_dist_centroid,
+    "length": soft_length,
+    "compactness": soft_compactness,
+    "covariance": soft_covariance,
+    "eccentricity": soft_eccentricity,
+    "orientation": soft_orientation,
+}
+"""Name -> ``f(p, *, spacing=None, **options) -> (B, K, n)``."""
+
+# How the loss computes each descriptor from a shared Geometry (same values as the functions above).
+GEOMETRY_FNS: dict[str, Callable[..., Tensor]] = {
+    "size": lambda g: g.size(),
+    "centroid": lambda g: g.centroid(),
+    "dist_centroid": lambda g: g.dist_centroid(),
+    "length": lambda g, connectivity=None: g.length(connectivity),
+    "compactness": lambda g, connectivity=None: _compactness(g, connectivity),
+    "covariance": lambda g: g.covariance(),
+    "eccentricity": _eccentricity,
+    "orientation": _orientation,
+}
+
+# Descriptors that vanish on an empty class (bounded to [0, 0] by the corrected empty policy).
+EXTENSIVE = frozenset({"size", "length"})
+
+
+def descriptor_size(name: str, n_axes: int) -> int:
+    """Number of values n the descriptor ``name`` returns for images with ``n_axes`` spatial axes."""
+    check_descriptor_name(name)
+    return {
+        "centroid": n_axes,
+        "dist_centroid": n_axes,
+        "covariance": n_axes * (n_axes + 1) // 2,
+    }.get(name, 1)
+
+
+def check_descriptor_name(name: str) -> None:
+    if name not in DESCRIPTORS:
+        raise ValueError(f"descriptor: expected one of {sorted(DESCRIPTORS)}, got {name!r}")
