@@ -1,6 +1,13 @@
 """Segmentation networks: `build_model(name, in_channels, n_classes, **kwargs)`.
 
-- "small_unet": a small U-Net for CPU teaching runs (options: base, depth, norm).
+- "enet": ENet as in Kervadec et al. (ACDC), ~0.46 M parameters, total stride 8;
+- "residual_unet": residual U-Net as in Kervadec et al. (PROMISE12), ~19.6 M parameters with
+  base 32, total stride 16 (options: base, depth);
+- "small_unet": a small U-Net for CPU teaching runs (options: base, depth, norm), stride 2**(depth-1).
+
+Every network takes (B, C, H, W) with H, W divisible by its `stride` attribute (ValueError
+otherwise) and returns logits (B, n_classes, H, W). Initialisation only draws from torch's global
+generator, so `torch.manual_seed(s)` before `build_model` gives the same weights.
 """
 
 from __future__ import annotations
@@ -9,9 +16,13 @@ from collections.abc import Callable
 
 from torch import nn
 
+from .enet import ENet
+from .residual_unet import ResidualUNet
 from .small_unet import SmallUNet
 
 MODELS: dict[str, Callable[..., nn.Module]] = {
+    "enet": ENet,
+    "residual_unet": ResidualUNet,
     "small_unet": SmallUNet,
 }
 
@@ -32,4 +43,4 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-__all__ = ["MODELS", "build_model", "count_parameters", "SmallUNet"]
+__all__ = ["MODELS", "build_model", "count_parameters", "ENet", "ResidualUNet", "SmallUNet"]
