@@ -1,0 +1,165 @@
+"""Pieces of a training run built from its TrainConfig: data, network, loss, LR rule, precision."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from tutorial_lib.presets import TrainConfig
+
+__all__ = [
+    "LRSchedule",
+    "cache_dir",
+    "resolve_data_root",
+    "load_data",
+    "amp_dtype",
+    "fits_on_device",
+    "build_network",
+    "build_loss",
+    "augment",
+    "flat_stats",
+]
+
+
+@dataclasses.dataclass
+class LRSchedule:
+    """The authors' rule: after epoch i, halve the LR when `i % (best_epoch + 20) == 0`.
+
+    "paper" fires after epoch 0 too (their code); "paper-skip-epoch0" skips that; "constant" never.
+    """
+
+    rule: str
+    lr: float
+
+    def step(self, epoch: int, best_epoch: int, optimizer: torch.optim.Optimizer) -> bool:
+        fire = self.rule != "constant" and epoch % (best_epoch + 20) == 0
+        if self.rule == "paper-skip-epoch0":
+            fire = fire and epoch > 0
+        if fire:
+            self.lr *= 0.5
+            for group in optimizer.param_groups:
+                group["lr"] = self.lr
+        return fire
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rule": self.rule, "lr": self.lr}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.rule, self.lr = state["rule"], float(state["lr"])
+
+
+def cache_dir() -> Path:
+    return Path(
+        os.environ.get("TUTORIAL_DATA_DIR", Path.home() / ".cache" / "tutorial_lib")
+    ).expanduser()
+
+
+def resolve_data_root(config: TrainConfig, data_root: str | os.PathLike | None) -> Path:
+    """`data_root` if given; for toy datasets without one, the cached generated dataset."""
+    if data_root is not None:
+        root = Path(data_root)
+        if not (root / "manifest.json").is_file():
+            raise ValueError(
+                f"data root: expected a prepared dataset with manifest.json at {root}, found none"
+            )
+        return root
+    data = config.data
+    if not data.dataset.startswith("toy-"):
+        raise ValueError(
+            f"data root: dataset {data.dataset!r} needs a prepared folder (python -m tutorial_lib prepare), got none"
+        )
+    from tutorial_lib.data.synthetic import ensure_toy_dataset
+
+    options = dict(data.shape_options)
+    key = json.dumps([data.size, data.n_patients, data.generator_seed, options], sort_keys=True)
+    root = cache_dir() / "toy" / f"{data.dataset}-{hashlib.sha1(key.encode()).hexdigest()[:10]}"
+    kwargs: dict[str, Any] = {"size": data.size, "seed": data.generator_seed, **options}
+    if data.n_patients is not None:
+        kwargs["n_patients"] = data.n_patients
+    result = ensure_toy_dataset(data.dataset.removeprefix("toy-"), root, **kwargs)
+    return Path(result) if result is not None else root
+
+
+def load_data(config: TrainConfig, root: Path, split: str):
+    from tutorial_lib.data.datasets import load_split
+
+    data = load_split(root, split)
+    if split == "train" and config.data.max_train_slices is not None:
+        data = data.subset(range(min(config.data.max_train_slices, len(data.images))))
+    return data
+
+
+def amp_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
+    if config.amp == "off":
+        return None
+    if config.amp == "bf16":
+        return torch.bfloat16
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return None
+
+
+def fits_on_device(nbytes: int, device: torch.device) -> bool:
+    if device.type != "cuda":
+        return device.type == "mps" or device.type == "cpu"
+    free, _ = torch.cuda.mem_get_info(device)
+    return nbytes < 0.25 * free
+
+
+def build_network(
+    config: TrainConfig, n_classes: int, device: torch.device, channels_last: bool
+) -> nn.Module:
+    from tutorial_lib.models import build_model
+
+    model = build_model(config.model, 1, n_classes, **dict(config.model_options)).to(device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def build_loss(config: TrainConfig):
+    """The descriptor loss for "descriptors" runs (None for "ce")."""
+    if config.method == "ce":
+        return None
+    from tutorial_lib.losses import DescriptorTerm, ShapeDescriptorLoss
+
+    terms = [
+        DescriptorTerm(
+            t.descriptor, classes=tuple(t.classes), margin=t.margin, mode=t.mode, weight=t.weight
+        )
+        for t in config.terms
+    ]
+    return ShapeDescriptorLoss(
+        terms,
+        penalty=config.penalty,
+        normalisation=config.normalisation,
+        empty_policy=config.empty_policy,
+        check_inputs=False,
+    )
+
+
+def augment(config: TrainConfig, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator):
+    if not config.augment.enabled:
+        return x, y
+    from tutorial_lib.data.augment import augment_batch
+
+    a = config.augment
+    return augment_batch(
+        x, y, generator, p=a.p, blur_sigma=a.blur_sigma, rotation_deg=a.rotation_deg, scale=a.scale
+    )
+
+
+def flat_stats(stats: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """`ShapeDescriptorLoss.last_stats` as CSV columns: "size/violation" -> "c_size_violation"."""
+    return {
+        "c_" + key.replace("/", "_"): value.detach().float().mean()
+        for key, value in stats.items()
+        if key != "total" and isinstance(value, torch.Tensor)
+    }

@@ -1,0 +1,100 @@
+"""Run-directory files written atomically: JSON, the per-epoch CSV, and readers for both.
+
+Every write goes to a temporary file in the same folder, then `os.replace`, so a killed run never
+leaves a half-written file behind.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["atomic_write_bytes", "write_json", "read_json", "write_csv", "read_csv", "read_metrics"]
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write `data` to `path` through a temporary file in the same folder and `os.replace`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def write_json(path: str | os.PathLike, data: Any) -> None:
+    """Atomic JSON write; NaN and infinities become null (strict JSON)."""
+    text = json.dumps(_json_safe(data), indent=2, allow_nan=False)
+    atomic_write_bytes(path, (text + "\n").encode())
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    return json.loads(Path(path).read_text())
+
+
+def write_csv(path: str | os.PathLike, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Atomic CSV write of `rows` (dicts); the header is the union of keys, in first-seen order."""
+    columns: list[str] = []
+    for row in rows:
+        columns.extend(k for k in row if k not in columns)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+    atomic_write_bytes(path, buffer.getvalue().encode())
+
+
+def read_csv(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """Rows of a CSV written by `write_csv`; numbers are parsed back to int / float."""
+
+    def parse(text: str) -> Any:
+        if text == "":
+            return float("nan")
+        for kind in (int, float):
+            try:
+                return kind(text)
+            except ValueError:
+                pass
+        return text
+
+    with open(path, newline="") as handle:
+        return [{k: parse(v) for k, v in row.items()} for row in csv.DictReader(handle)]
+
+
+def read_metrics(run_dir: str | os.PathLike) -> dict[str, list[Any]]:
+    """`metrics.csv` of a run as columns: {column: [value per epoch]}."""
+    path = Path(run_dir) / "metrics.csv"
+    if not path.is_file():
+        raise ValueError(
+            f"run directory: expected {path} to exist (a run's metrics.csv), it does not"
+        )
+    rows = read_csv(path)
+    columns: dict[str, list[Any]] = {}
+    for row in rows:
+        for key, value in row.items():
+            columns.setdefault(key, []).append(value)
+    return columns

@@ -1,0 +1,364 @@
+"""The training loop: one readable loop for CPU, CUDA and Apple MPS.
+
+    summary = train(get_preset("toy-cardiac-descriptors"), out_dir="runs/desc")
+    results = evaluate("runs/desc")
+
+What one epoch does: shuffle the training slices (a seeded generator), augment each batch on the
+data's device (bounds are computed inside the loss from the *augmented* labels), one Adam step per
+batch, then validate (2-D DSC per class, 3-D DSC per volume), keep the best checkpoint by the mean
+validation 2-D DSC over the preset's `selection_classes` (foreground), multiply t once, apply the LR
+rule, append a CSV row and write `checkpoints/last.pt`. After the last epoch the best checkpoint is
+evaluated on the test split (3-D DSC and HD95 per class).
+
+On CUDA: bfloat16 autocast where supported, channels_last, and the whole training set kept on the
+GPU when it fits. A non-finite loss stops the run (`NonFiniteLossError`) before anything is written
+for that epoch, so `last.pt` stays the last good state.
+
+Run directory layout:
+
+    OUT/config.json            the TrainConfig (tutorial_lib.presets.config_to_dict)
+    OUT/metrics.csv            one row per epoch: epoch, t, lr, train_loss, train_dsc_<class>...,
+                               train_dsc_mean, val_dsc2d_<class>..., val_dsc2d_mean,
+                               val_dsc3d_<class>..., val_dsc3d_mean, c_<term>_<stat>...
+                               (descriptor runs: mean constraint violation, fraction violated),
+                               seconds, best (1 on the epochs that improved the best score)
+    OUT/summary.json           status, epochs done, best epoch/score, seconds, device, test results
+    OUT/test.json              test evaluation of the best checkpoint (`evaluate`), per volume too
+    OUT/checkpoints/last.pt    everything to resume exactly (tutorial_lib.checkpoint)
+    OUT/checkpoints/best.pt    the weights with the best validation score
+
+`train(..., resume=True)` continues from `last.pt` and gives the same result as an uninterrupted run
+(bitwise on CPU).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tutorial_lib.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
+from tutorial_lib.device import get_device
+from tutorial_lib.evaluation import (
+    autocast_context,
+    dice_counts,
+    dice_from_counts,
+    evaluate,
+    load_run_config,
+    predict_labels,
+    validation_scores,
+)
+from tutorial_lib.presets import TrainConfig, config_from_dict, config_to_dict
+from tutorial_lib.run_parts import (
+    LRSchedule,
+    amp_dtype,
+    augment,
+    build_loss,
+    build_network,
+    fits_on_device,
+    flat_stats,
+    load_data,
+    resolve_data_root,
+)
+from tutorial_lib.runlog import read_json, write_csv, write_json
+
+__all__ = [
+    "train",
+    "evaluate",
+    "NonFiniteLossError",
+    "LRSchedule",
+    "resolve_data_root",
+    "load_run_config",
+]
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN or infinite; the run stopped and `last.pt` holds the last good epoch."""
+
+
+# --------------------------------------------------------------------------- one epoch
+
+
+@dataclasses.dataclass
+class _Run:
+    """What the loop carries from epoch to epoch (and what a checkpoint restores)."""
+
+    config: TrainConfig
+    device: torch.device
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    lr_schedule: LRSchedule
+    t_schedule: Any
+    loss_fn: Any
+    generators: dict[str, torch.Generator]
+    amp_dtype: torch.dtype | None
+    channels_last: bool
+    class_names: list[str]
+    mean_classes: list[int]
+    epoch: int = 0
+    best_score: float = -math.inf
+    best_epoch: int = 0
+    history: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+
+    @property
+    def t(self) -> float:
+        return float(self.t_schedule.t)
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "epoch": self.epoch,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "lr_schedule": self.lr_schedule.state_dict(),
+            "t_schedule": self.t_schedule.state_dict(),
+            "rng": capture_rng(self.generators),
+            "best": {"score": self.best_score, "epoch": self.best_epoch},
+            "history": self.history,
+            "config": config_to_dict(self.config),
+        }
+
+    def load(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.lr_schedule.load_state_dict(state["lr_schedule"])
+        self.t_schedule.load_state_dict(state["t_schedule"])
+        restore_rng(state["rng"], self.generators)
+        self.epoch = int(state["epoch"])
+        self.best_score = float(state["best"]["score"])
+        self.best_epoch = int(state["best"]["epoch"])
+        self.history = list(state["history"])
+
+
+def _train_epoch(
+    run: _Run, images: torch.Tensor, labels: torch.Tensor, progress: bool
+) -> dict[str, float]:
+    """One pass over the training slices; returns the row entries of the epoch's training part."""
+    from tqdm.auto import tqdm
+
+    cfg, device = run.config, run.device
+    n_classes = len(run.class_names)
+    run.model.train()
+    order = torch.randperm(images.shape[0], generator=run.generators["shuffle"]).to(images.device)
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    counts = torch.zeros(n_classes, dtype=torch.float64, device=device)
+    n_slices, n_steps = 0, 0
+    stats_sum: dict[str, torch.Tensor] = {}
+    t = run.t
+    batches = order.split(cfg.batch_size)
+    for index in tqdm(batches, desc=f"epoch {run.epoch}", leave=False, disable=not progress):
+        x = images[index].to(device, non_blocking=True)
+        y = labels[index].to(device, non_blocking=True).long()
+        x, y = augment(cfg, x, y, run.generators["augment"])
+        if run.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with autocast_context(device, run.amp_dtype):
+            logits = run.model(x)
+        logits = logits.float()
+        if run.loss_fn is None:
+            loss = F.cross_entropy(logits, y)
+        else:
+            loss = run.loss_fn(torch.softmax(logits, dim=1), y, t)
+        if not bool(torch.isfinite(loss)):
+            raise NonFiniteLossError(
+                f"non-finite loss ({float(loss)}) at epoch {run.epoch}, step {n_steps} (t = {t:.4g}, "
+                f"lr = {run.lr_schedule.lr:.4g}); the run stopped, checkpoints/last.pt holds epoch "
+                f"{run.epoch - 1 if run.epoch else 'none'}"
+            )
+        run.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        run.optimizer.step()
+        with torch.no_grad():
+            loss_sum += loss.detach()
+            counts += dice_from_counts(dice_counts(logits.argmax(1), y, n_classes)).sum(0)
+            if run.loss_fn is not None:
+                for key, value in flat_stats(run.loss_fn.last_stats).items():
+                    stats_sum[key] = stats_sum.get(key, 0) + value.to(device)
+        n_slices += x.shape[0]
+        n_steps += 1
+    dsc = (counts / max(n_slices, 1)).cpu()
+    row: dict[str, float] = {"train_loss": float(loss_sum) / max(n_steps, 1)}
+    for k, name in enumerate(run.class_names):
+        row[f"train_dsc_{name}"] = float(dsc[k])
+    row["train_dsc_mean"] = float(dsc[run.mean_classes].mean())
+    row.update({key: float(value) / max(n_steps, 1) for key, value in stats_sum.items()})
+    return row
+
+
+def _validate(run: _Run, val) -> dict[str, float]:
+    pred = predict_labels(
+        run.model,
+        val.images,
+        batch_size=max(run.config.batch_size, 16),
+        device=run.device,
+        amp_dtype=run.amp_dtype,
+        channels_last=run.channels_last,
+    )
+    counts = dice_counts(pred, val.labels.to(pred.device), len(run.class_names))
+    return validation_scores(counts, val.volume_ids, run.class_names, run.mean_classes)
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+def _setup(
+    config: TrainConfig, device: torch.device, class_names: list[str], data_device: torch.device
+) -> _Run:
+    from tutorial_lib.penalties import MultiplyT
+
+    torch.manual_seed(config.seed)
+    channels_last = (
+        config.channels_last if config.channels_last is not None else device.type == "cuda"
+    )
+    model = build_network(config, len(class_names), device, channels_last)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=tuple(config.betas))
+    generators = {
+        "shuffle": torch.Generator().manual_seed(config.seed + 1),
+        "augment": torch.Generator(device=data_device).manual_seed(config.seed + 2),
+    }
+    mean_classes = list(config.selection_classes or range(1, len(class_names)))
+    if any(not 0 <= k < len(class_names) for k in mean_classes):
+        raise ValueError(
+            f"selection_classes: expected indices below {len(class_names)}, got {mean_classes}"
+        )
+    return _Run(
+        config=config,
+        device=device,
+        model=model,
+        optimizer=optimizer,
+        lr_schedule=LRSchedule(config.lr_schedule, config.lr),
+        t_schedule=MultiplyT(t0=config.t0, factor=config.t_factor, max_t=config.t_max),
+        loss_fn=build_loss(config),
+        generators=generators,
+        amp_dtype=amp_dtype(config, device),
+        channels_last=channels_last,
+        class_names=class_names,
+        mean_classes=mean_classes,
+    )
+
+
+def _check_resumable(out: Path, config: TrainConfig, resume: bool) -> dict[str, Any] | None:
+    last = out / "checkpoints" / "last.pt"
+    if not resume:
+        if last.exists():
+            raise ValueError(
+                f"out_dir: expected an empty run directory or resume=True, got an existing run at {out}"
+            )
+        return None
+    if not last.exists():
+        return None
+    state = load_checkpoint(last)
+    saved = config_from_dict(state["config"])
+    if dataclasses.replace(saved, epochs=config.epochs) != config:
+        raise ValueError(
+            f"resume: expected the config saved in {out}/config.json (epochs may differ), got a different one"
+        )
+    return state
+
+
+def train(
+    config: TrainConfig,
+    *,
+    data_root: str | os.PathLike | None = None,
+    out_dir: str | os.PathLike,
+    device: str | torch.device | None = None,
+    resume: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train `config` into `out_dir` (layout in the module docstring); return the run summary.
+
+    Toy datasets are generated (and cached) when `data_root` is None. `resume=True` continues
+    from `out_dir/checkpoints/last.pt` when it exists.
+    """
+    from tqdm.auto import tqdm
+
+    if not isinstance(config, TrainConfig):
+        raise ValueError(
+            f"config: expected a TrainConfig (see tutorial_lib.presets), got {type(config).__name__}"
+        )
+    out = Path(out_dir)
+    device = get_device(str(device)) if device is not None else get_device()
+    state = _check_resumable(out, config, resume)
+    root = resolve_data_root(config, data_root)
+    train_set, val_set = load_data(config, root, "train"), load_data(config, root, "val")
+    keep_on_device = config.data_on_device
+    if keep_on_device is None:
+        keep_on_device = fits_on_device(
+            train_set.images.element_size() * train_set.images.nelement() * 2, device
+        )
+    data_device = device if keep_on_device else torch.device("cpu")
+    images, labels = train_set.images.to(data_device), train_set.labels.to(data_device)
+    if data_device.type == "cpu" and device.type == "cuda":
+        images, labels = images.pin_memory(), labels.pin_memory()
+    run = _setup(config, device, list(train_set.class_names), data_device)
+    if state is not None:
+        run.load(state)
+    write_json(out / "config.json", config_to_dict(config))
+    started = time.perf_counter()
+    summary = {
+        "name": config.name,
+        "status": "running",
+        "device": str(device),
+        "data_root": str(root),
+    }
+    epochs = tqdm(
+        range(run.epoch, config.epochs),
+        desc=config.name,
+        disable=not progress,
+        initial=run.epoch,
+        total=config.epochs,
+    )
+    try:
+        for epoch in epochs:
+            t0 = time.perf_counter()
+            row: dict[str, Any] = {"epoch": epoch, "t": run.t, "lr": run.lr_schedule.lr}
+            row.update(_train_epoch(run, images, labels, progress))
+            row.update(_validate(run, val_set))
+            row["seconds"] = time.perf_counter() - t0
+            improved = row["val_dsc2d_mean"] > run.best_score
+            row["best"] = int(improved)
+            if improved:
+                run.best_score, run.best_epoch = row["val_dsc2d_mean"], epoch
+                save_checkpoint(
+                    out / "checkpoints" / "best.pt",
+                    {
+                        "epoch": epoch,
+                        "model": run.model.state_dict(),
+                        "score": run.best_score,
+                        "config": config_to_dict(config),
+                    },
+                )
+            run.t_schedule.step()
+            run.lr_schedule.step(epoch, run.best_epoch, run.optimizer)
+            run.epoch = epoch + 1
+            run.history.append(row)
+            write_csv(out / "metrics.csv", run.history)
+            save_checkpoint(out / "checkpoints" / "last.pt", run.state())
+            epochs.set_postfix(
+                loss=f"{row['train_loss']:.3g}",
+                val=f"{row['val_dsc2d_mean']:.3f}",
+                best=f"{run.best_score:.3f}",
+            )
+    except NonFiniteLossError as error:
+        summary.update(status="non-finite loss", message=str(error), epochs_done=run.epoch)
+        write_json(out / "summary.json", summary)
+        raise
+    summary.update(
+        status="done",
+        epochs_done=run.epoch,
+        best_epoch=run.best_epoch,
+        best_val_dsc2d_mean=run.best_score,
+        train_seconds=sum(r["seconds"] for r in run.history),
+        wall_seconds_this_call=time.perf_counter() - started,
+        seconds_per_epoch=[r["seconds"] for r in run.history],
+    )
+    write_json(out / "summary.json", summary)
+    summary["test"] = evaluate(out, device=device, data_root=root)
+    summary = read_json(out / "summary.json")
+    return summary
