@@ -9,19 +9,19 @@ Coordinates are array indices in array order ((row, col) or (slice, row, col)), 
 or a tensor of shape ``(n_axes,)`` or ``(B, n_axes)`` (one spacing per image of the batch).
 
 How it stays fast: moments come from 1-D marginals (``p`` summed over the other axes, two passes
-over ``p``), never from coordinate grids; the length is a sum of squared shifted differences, never a
-Laplacian matrix. No loop over batch or class, no ``.item()``, no numpy.
+over ``p``), never from coordinate grids; the length is the graph-Laplacian form computed with
+shifted in-place sums (``tutorial_lib.laplacian``), never a Laplacian matrix. No loop over batch or
+class, no ``.item()``, no numpy.
 """
 
 from __future__ import annotations
 
-import itertools
-import math
 from collections.abc import Callable, Sequence
-from functools import cache
 
 import torch
 from torch import Tensor
+
+from tutorial_lib.laplacian import check_connectivity, laplacian_form
 
 __all__ = [
     "DESCRIPTORS",
@@ -215,65 +215,13 @@ class Geometry:
 
     def length(self, connectivity: int | None = None) -> Tensor:
         return self._cached(
-            ("length", connectivity), lambda: _length(self.p, self.spacing, connectivity)
+            ("length", connectivity), lambda: laplacian_form(self.p, connectivity, self.spacing)
         )
 
 
 def _safe_sqrt(x: Tensor, eps: float = EPS) -> Tensor:
     """sqrt(x + eps): finite value and gradient at 0 (the value moves by at most sqrt(eps))."""
     return (x.clamp_min(0) + eps).sqrt()
-
-
-# ----------------------------------------------------------------------------------------------
-# Length: graph-Laplacian quadratic form as squared shifted differences
-# ----------------------------------------------------------------------------------------------
-_CONNECTIVITY = {2: (4, 8), 3: (6, 18, 26)}
-
-
-@cache
-def _half_offsets(nd: int, connectivity: int) -> tuple[tuple[int, ...], ...]:
-    """One offset per unordered neighbour pair (first non-zero component positive)."""
-    max_l1 = {4: 1, 8: 2, 6: 1, 18: 2, 26: 3}[connectivity]
-    out = []
-    for d in itertools.product((-1, 0, 1), repeat=nd):
-        nz = [v for v in d if v != 0]
-        if nz and nz[0] > 0 and sum(abs(v) for v in d) <= max_l1:
-            out.append(d)
-    return tuple(out)
-
-
-def _check_connectivity(nd: int, connectivity: int | None) -> int:
-    if connectivity is None:
-        return 8 if nd == 2 else 26
-    if connectivity not in _CONNECTIVITY[nd]:
-        raise ValueError(
-            f"connectivity: expected one of {_CONNECTIVITY[nd]} for {nd}-D images, got {connectivity!r}"
-        )
-    return connectivity
-
-
-def _length(p: Tensor, spacing: Tensor | None, connectivity: int | None) -> Tensor:
-    nd = p.ndim - 2
-    conn = _check_connectivity(nd, connectivity)
-    total = None
-    for d in _half_offsets(nd, conn):
-        hi = [slice(None), slice(None)] + [
-            slice(1, None) if v > 0 else slice(None, -1) if v < 0 else slice(None) for v in d
-        ]
-        lo = [slice(None), slice(None)] + [
-            slice(None, -1) if v > 0 else slice(1, None) if v < 0 else slice(None) for v in d
-        ]
-        diff = p[tuple(hi)] - p[tuple(lo)]
-        term = diff.square().sum(tuple(range(2, p.ndim)))[..., None]
-        if spacing is not None:
-            # Each pair weighs voxel volume / physical distance * index distance: a face pair counts
-            # the area of the face it crosses; unit spacing gives the authors' count.
-            idx = torch.tensor(d, dtype=p.dtype, device=p.device)
-            phys = (idx * spacing).norm(dim=-1)  # (B or 1,)
-            w = spacing.prod(-1) / phys * math.sqrt(sum(v * v for v in d))
-            term = term * w[:, None, None]
-        total = term if total is None else total + term
-    return total
 
 
 # ----------------------------------------------------------------------------------------------
@@ -312,7 +260,7 @@ def soft_length(
     With a spacing each pair weighs ``voxel volume * |offset| / |offset in mm|`` (mm in 2-D, mm^2 in 3-D).
     """
     check_probs(p)
-    _check_connectivity(p.ndim - 2, connectivity)
+    check_connectivity(p.ndim - 2, connectivity)
     return Geometry(p, spacing).length(connectivity).to(p.dtype)
 
 
@@ -321,7 +269,7 @@ def soft_compactness(
 ) -> Tensor:
     """Compactness ``L^2 / (S + eps)`` (L: soft_length, S: soft_size): (B, K, 1)."""
     check_probs(p)
-    _check_connectivity(p.ndim - 2, connectivity)
+    check_connectivity(p.ndim - 2, connectivity)
     g = Geometry(p, spacing)
     return _compactness(g, connectivity).to(p.dtype)
 
