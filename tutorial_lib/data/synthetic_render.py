@@ -1,0 +1,99 @@
+"""Vectorised pixel rendering shared by the toy generators (torch, CPU or GPU, seeded).
+
+Everything here works on a batch of N slices at once: shapes are drawn from per-slice
+parameter tensors of shape (N,) broadcast against a (H, W) pixel grid.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+def pixel_grid(size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Row and column index grids of shape (1, size, 1) and (1, 1, size), float32."""
+    ar = torch.arange(size, dtype=torch.float32)
+    return ar.view(1, size, 1), ar.view(1, 1, size)
+
+
+def ellipse_radius(
+    rows: torch.Tensor,
+    cols: torch.Tensor,
+    cy: torch.Tensor,
+    cx: torch.Tensor,
+    semi_u: torch.Tensor,
+    semi_v: torch.Tensor,
+    angle: torch.Tensor,
+    wobble: torch.Tensor | None = None,
+    wobble_phase: torch.Tensor | None = None,
+    harmonic: int = 3,
+) -> torch.Tensor:
+    """Normalised elliptic radius (N, H, W): < 1 inside the ellipse.
+
+    The ellipse has centre (cy, cx), semi-axes `semi_u` along direction `angle` (radians,
+    measured from the column axis towards the row axis) and `semi_v` across it. An optional
+    `wobble` bends the outline: radius scaled by 1 + wobble * cos(harmonic * theta + phase).
+    """
+
+    def col(t: torch.Tensor) -> torch.Tensor:
+        return t.view(-1, 1, 1)
+
+    dy, dx = rows - col(cy), cols - col(cx)
+    cos_a, sin_a = torch.cos(col(angle)), torch.sin(col(angle))
+    u = dx * cos_a + dy * sin_a
+    v = -dx * sin_a + dy * cos_a
+    rho = torch.sqrt((u / col(semi_u)) ** 2 + (v / col(semi_v)) ** 2)
+    if wobble is not None:
+        theta = torch.atan2(v, u)
+        rho = rho / (1 + col(wobble) * torch.cos(harmonic * theta + col(wobble_phase)))
+    return rho
+
+
+def smooth_field(low_res: torch.Tensor, size: int, mode: str = "bicubic") -> torch.Tensor:
+    """Upsample a (N, g, g) low-resolution random field to (N, size, size)."""
+    out = F.interpolate(low_res.unsqueeze(1), size=(size, size), mode=mode, align_corners=False)
+    return out.squeeze(1)
+
+
+def gaussian_blur(images: torch.Tensor, sigmas: torch.Tensor) -> torch.Tensor:
+    """Blur each image of (N, H, W) with its own Gaussian sigma (pixels; 0 = untouched).
+
+    Separable grouped convolution with one kernel per image, reflect padding.
+    """
+    n = images.shape[0]
+    radius = max(1, math.ceil(3 * float(sigmas.max()))) if n else 1
+    offsets = torch.arange(-radius, radius + 1, dtype=images.dtype, device=images.device)
+    s = sigmas.to(images).clamp_min(1e-3).view(n, 1)
+    kernel = torch.exp(-0.5 * (offsets.view(1, -1) / s) ** 2)
+    kernel = kernel / kernel.sum(dim=1, keepdim=True)
+    x = F.pad(images.unsqueeze(0), (radius, radius, radius, radius), mode="reflect")
+    x = F.conv2d(x, kernel.view(n, 1, 1, -1), groups=n)
+    x = F.conv2d(x, kernel.view(n, 1, -1, 1), groups=n)
+    out = x.squeeze(0)
+    return torch.where((sigmas.to(images.device) > 0).view(n, 1, 1), out, images)
+
+
+def rician_noise(
+    images: torch.Tensor, sigma: torch.Tensor, generator: torch.Generator
+) -> torch.Tensor:
+    """Magnitude of the image plus complex Gaussian noise of std `sigma` per image (N,)."""
+    s = sigma.view(-1, 1, 1)
+    real = images + s * torch.randn(images.shape, generator=generator)
+    imag = s * torch.randn(images.shape, generator=generator)
+    return torch.sqrt(real**2 + imag**2)
+
+
+def minmax_per_volume(images: torch.Tensor, volume_index: torch.Tensor) -> torch.Tensor:
+    """Min-max normalise to [0, 1] over each group of slices sharing a `volume_index`."""
+    n_vol = int(volume_index.max()) + 1
+    flat = images.reshape(images.shape[0], -1)
+    lo = torch.full((n_vol,), float("inf")).scatter_reduce(
+        0, volume_index, flat.amin(dim=1), reduce="amin"
+    )
+    hi = torch.full((n_vol,), float("-inf")).scatter_reduce(
+        0, volume_index, flat.amax(dim=1), reduce="amax"
+    )
+    lo, hi = lo[volume_index].view(-1, 1, 1), hi[volume_index].view(-1, 1, 1)
+    return ((images - lo) / (hi - lo).clamp_min(1e-8)).clamp_(0, 1)
