@@ -1,0 +1,235 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 01 · Size and centroid
+#
+# *How much and where: the two simplest descriptors, hard and soft, and the gradients they send.*
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/shape-descriptors-course/shape-descriptors-course/blob/main/notebooks/01_size_and_centroid.ipynb)
+
+# %%
+# Install the course's library only where it is missing (Colab, a bare kernel). torch is never
+# reinstalled: pip keeps the torch that is already there.
+try:
+    import tutorial_lib  # noqa: F401
+except ImportError:
+    import subprocess
+    import sys
+
+    subprocess.check_call(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "git+https://github.com/shape-descriptors-course/shape-descriptors-course",
+        ]
+    )
+
+# %%
+# %matplotlib inline
+import math
+import os
+
+import torch
+
+from tutorial_lib import plots, widgets
+from tutorial_lib.descriptors import soft_centroid, soft_size
+from tutorial_lib.device import get_device, set_cpu_threads
+from tutorial_lib.widgets import make_shape
+
+# %%
+FAST = os.environ.get("TUTORIAL_FAST", "0") == "1"
+SIZE = 64  # image side in pixels
+RADIUS = 12.0
+
+# %%
+device = get_device()
+if device.type == "cpu":
+    set_cpu_threads()
+print(f"device: {device}, fast mode: {FAST}")
+
+# %% [markdown]
+# ## Shapes of `(batch, classes, H, W)`
+#
+# Every descriptor takes probabilities of shape $(B, K, H, W)$ (or $(B, K, D, H, W)$ in 3-D) and
+# returns $(B, K, n)$: one row of $n$ values per image and per class. A single map becomes a batch of
+# one image with one class by `m[None, None]`.
+#
+# `make_shape` draws the test shapes of this course: binary when `softness=0`, otherwise
+# $\sigma(d/\tau)$ where $d$ is the signed distance to the boundary and $\tau$ the softness.
+
+# %%
+disk = make_shape("disk", size=SIZE, radius=RADIUS)
+print(disk.shape, disk.dtype, disk.unique().tolist())
+print(soft_size(disk[None, None]).shape)  # (B, K, 1)
+
+# %% [markdown]
+# ## Size
+#
+# $$S = \sum_{p \in \Omega} s(p)$$
+#
+# On a binary mask this counts the pixels: it **is** the area. On a probability map it is the
+# expected number of foreground pixels.
+
+# %%
+S = soft_size(disk[None, None])[0, 0, 0]
+print(f"size of the binary disk: {S:.0f} pixels;  π r² = {math.pi * RADIUS**2:.1f}")
+assert S == disk.sum()  # the soft size of a binary mask equals its area
+assert (
+    abs(S - math.pi * RADIUS**2) / (math.pi * RADIUS**2) < 0.02
+)  # a pixelated disk is close to π r²
+
+# %% [markdown]
+# ## Centroid
+#
+# $$C_i = \frac{\sum_p p_i\, s(p)}{S}, \qquad i \in \{\text{row}, \text{col}\}$$
+#
+# the probability-weighted mean position. Coordinates are array indices, so the centre of a 64×64
+# image is (31.5, 31.5).
+
+# %%
+C = soft_centroid(disk[None, None])[0, 0]
+print("centroid of the centred disk:", C.tolist())
+assert torch.allclose(C, torch.tensor([31.5, 31.5]), atol=1e-4)
+
+# Moving the shape moves the centroid by the same amount (translation equivariance).
+moved = make_shape("disk", size=SIZE, radius=RADIUS, centre=(20.0, 41.0))
+C_moved = soft_centroid(moved[None, None])[0, 0]
+assert torch.allclose(C_moved, torch.tensor([20.0, 41.0]), atol=1e-4)
+
+# %% [markdown]
+# ## Softness
+#
+# A network never outputs a binary mask. What happens to the descriptors when the boundary is blurred
+# over a few pixels?
+
+# %%
+softness = [0.0, 0.5, 1.0, 2.0, 4.0]
+maps = [
+    make_shape("crescent", size=SIZE, radius=18, softness=tau, dtype=torch.float64)
+    for tau in softness
+]
+batch = torch.stack(maps)[:, None]  # five images, one class: (5, 1, H, W)
+sizes = soft_size(batch)[:, 0, 0]
+centroids = soft_centroid(batch)[:, 0]
+for tau, s, c in zip(softness, sizes, centroids, strict=True):
+    print(f"softness {tau:3.1f}: size {s:7.1f}  centroid ({c[0]:.2f}, {c[1]:.2f})")
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+plots.plot_descriptor_overlays(
+    maps,
+    centroids=centroids,
+    titles=[f"softness {tau:g}" for tau in softness],
+    texts=[f"S={s:.0f}  C_col={c[1]:.1f}" for s, c in zip(sizes, centroids, strict=True)],
+)
+
+# %% [markdown]
+# Two lessons:
+#
+# * the soft size **grows** with the softness: outside a convex boundary there is more room than
+#   inside, so the blurred halo adds more probability than it removes;
+# * the centroid of a **symmetric** shape does not move, but the crescent's centroid drifts towards
+#   its open side, where the halo is.
+#
+# Bounds of ±10 % on the size leave room for this. As the softness goes to 0, the soft values become
+# the hard ones.
+
+# %%
+gaps = (sizes[1:] - sizes[0]).abs()
+assert (gaps[1:] > gaps[:-1]).all()  # farther from the hard value as the softness grows
+assert (centroids[:, 0] - 31.5).abs().max() < 1e-6  # the crescent is symmetric about its row axis
+batch_disks = torch.stack(
+    [make_shape("disk", size=SIZE, radius=RADIUS, softness=tau) for tau in softness]
+)
+assert torch.allclose(soft_centroid(batch_disks[:, None])[:, 0], torch.tensor(31.5), atol=1e-3)
+
+# %% [markdown]
+# ## Gradients: what a network is told
+#
+# Training pushes each pixel's probability along $\partial f / \partial s(p)$. For the size and the
+# centroid these gradients are simple:
+#
+# $$\frac{\partial S}{\partial s(p)} = 1, \qquad
+# \frac{\partial C_i}{\partial s(p)} = \frac{p_i - C_i}{S}.$$
+#
+# The size asks every pixel alike; the centroid asks pixels on one side to grow and on the other to
+# shrink, more strongly the farther they are, a linear ramp through the centroid.
+
+# %%
+soft_disk = make_shape(
+    "disk", size=SIZE, radius=RADIUS, centre=(28.0, 36.0), softness=1.0, dtype=torch.float64
+)
+grads = {
+    name: widgets.descriptor_gradient(soft_disk, name)
+    for name in ("size", "centroid row", "centroid col")
+}
+
+S = soft_size(soft_disk[None, None])[0, 0, 0]
+C = soft_centroid(soft_disk[None, None])[0, 0]
+rows = torch.arange(SIZE, dtype=torch.float64)[:, None].expand(SIZE, SIZE)
+cols = torch.arange(SIZE, dtype=torch.float64)[None, :].expand(SIZE, SIZE)
+assert torch.allclose(grads["size"], torch.ones_like(soft_disk))
+assert torch.allclose(grads["centroid row"], (rows - C[0]) / S, atol=1e-6)
+assert torch.allclose(grads["centroid col"], (cols - C[1]) / S, atol=1e-6)
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+plots.plot_gradient_maps(grads, prob=soft_disk, suptitle="∂ descriptor / ∂ s(p) for a soft disk")
+
+# %% [markdown]
+# Neither gradient knows where the *object* is: they reward probability anywhere on the right side.
+# That is why the centroid alone cannot segment, and why the size, the spread (notebook 02) and the
+# image itself must help.
+
+# %% [markdown]
+# ## Several classes, and physical units
+#
+# With a softmax over $K$ classes, each class has its own descriptors; the background is a class like
+# the others. With a pixel `spacing` (mm per axis) the same functions give mm² and mm, the units in
+# which anatomy is described (notebook 07).
+
+# %%
+fg = make_shape("disk", size=SIZE, radius=RADIUS, softness=1.0)
+probs = torch.stack([1 - fg, fg])[None]  # (1, 2, H, W): background, foreground
+sizes_k = soft_size(probs)[0, :, 0]
+assert torch.allclose(
+    sizes_k.sum(), torch.tensor(float(SIZE * SIZE))
+)  # the classes share the pixels
+spacing = (1.5, 1.5)  # mm per pixel, (row, col)
+size_mm2 = soft_size(probs, spacing=spacing)[0, 1, 0]
+centroid_mm = soft_centroid(probs, spacing=spacing)[0, 1]
+assert torch.allclose(size_mm2, sizes_k[1] * 1.5 * 1.5)
+assert torch.allclose(centroid_mm, soft_centroid(probs)[0, 1] * 1.5)
+print(f"foreground: {sizes_k[1]:.0f} px = {size_mm2:.0f} mm², centroid {centroid_mm.tolist()} mm")
+
+# %% [markdown]
+# ## Explore
+#
+# Move, resize and rotate a shape, change its softness, and pick the descriptor whose gradient you
+# want to see. The table compares the soft values with those of the hard shape. Try the crescent with
+# a large softness, and the gradient of the length (notebook 02).
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+widgets.shape_figure()  # the explorer's figure for its default settings
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+widgets.shape_explorer()
+
+# %% [markdown]
+# **Next:** 02, the spread around the centroid and the boundary length.

@@ -1,0 +1,107 @@
+"""The course's notebooks: each .ipynb is its jupytext .py, without outputs, with the skeleton pieces."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+from pathlib import Path
+
+import jupytext
+import pytest
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+SOURCES = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.py"))
+EXPECTED = [
+    "00_overview",
+    "01_size_and_centroid",
+    "02_spread_and_length",
+    "03_constrained_optimisation",
+    "04_training_with_descriptors",
+    "05_acdc",
+    "06_promise12",
+    "07_anatomical_priors",
+    "08_going_further",
+]
+
+
+def _sync_module():
+    spec = importlib.util.spec_from_file_location("notebook_sync", NOTEBOOKS / "sync.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _ids(paths):
+    return [p.stem for p in paths]
+
+
+def test_every_source_has_its_notebook_and_the_reverse():
+    sources = {p.stem for p in SOURCES}
+    notebooks = {p.stem for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")}
+    assert sources == notebooks, f"unpaired: {sorted(sources ^ notebooks)}"
+    assert sources <= set(EXPECTED), f"unexpected notebooks: {sorted(sources - set(EXPECTED))}"
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=_ids(SOURCES))
+def test_ipynb_matches_its_py(source: Path):
+    sync = _sync_module()
+    target = source.with_suffix(".ipynb")
+    assert target.read_text(encoding="utf-8") == sync.expected_notebook(source), (
+        f"{target.name} is out of date with {source.name}: run `python notebooks/sync.py`"
+    )
+    py_cells = [(c.cell_type, c.source) for c in jupytext.read(source).cells]
+    nb_cells = [(c.cell_type, c.source) for c in jupytext.read(target).cells]
+    assert py_cells == nb_cells
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=_ids(SOURCES))
+def test_no_outputs_committed(source: Path):
+    nb = json.loads(source.with_suffix(".ipynb").read_text(encoding="utf-8"))
+    for i, cell in enumerate(nb["cells"]):
+        if cell["cell_type"] == "code":
+            assert cell["outputs"] == [], f"cell {i} has outputs"
+            assert cell["execution_count"] is None, f"cell {i} has an execution count"
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=_ids(SOURCES))
+def test_skeleton(source: Path):
+    sync = _sync_module()
+    cells = jupytext.read(source).cells
+    head = cells[0]
+    assert head.cell_type == "markdown"
+    title = head.source.splitlines()[0]
+    assert title.startswith("# ") and source.stem[:2] in title, f"title: {title!r}"
+    assert re.search(r"^\*[^*].+\*$", head.source, re.M), "a one-line promise in italics"
+    badge = sync.colab_url(source.with_suffix(".ipynb").name)
+    assert f"]({badge})" in head.source, f"Colab badge must point at {badge}"
+
+    code = [c.source for c in cells if c.cell_type == "code"]
+    install = code[0]
+    assert "import tutorial_lib" in install and "except ImportError" in install
+    assert sync.install_url() in install
+    assert "torch" not in install.replace("pip keeps the torch", ""), (
+        "the install cell must not touch torch"
+    )
+
+    text = "\n".join(code)
+    assert 'FAST = os.environ.get("TUTORIAL_FAST", "0") == "1"' in text
+    assert "device = get_device()" in text
+    assert not re.search(r"""["']cuda""", text), "use get_device(), never a literal 'cuda'"
+    assert "assert " in text, "teaching facts are asserts"
+    for cell in code:
+        lines = [line for line in cell.splitlines() if line.strip() and not line.startswith(" ")]
+        shows = bool(lines) and re.match(
+            r"(plots\.plot_|widgets\.\w+_(figure|explorer)\()", lines[-1]
+        )
+        if shows or "_explorer(" in cell:
+            assert "NBVAL_IGNORE_OUTPUT" in cell, (
+                f"figure/widget cell without NBVAL_IGNORE_OUTPUT:\n{cell}"
+            )
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=_ids(SOURCES))
+def test_widget_cells_also_call_the_function(source: Path):
+    code = "\n".join(c.source for c in jupytext.read(source).cells if c.cell_type == "code")
+    for name in re.findall(r"widgets\.(\w+)_explorer\(", code):
+        assert f"widgets.{name}_figure(" in code, f"{name}_explorer without a call of {name}_figure"
