@@ -89,12 +89,13 @@ def augment_batch(
         return images, labels
     u = _draw(generator, b, images.device)
     do_blur, do_rotate, do_scale = u[0] < p, u[1] < p, u[2] < p
+    do_blur = do_blur & (blur_sigma[1] > 0)
     sigma = blur_sigma[0] + (blur_sigma[1] - blur_sigma[0]) * u[3]
     angle = torch.deg2rad((2 * u[4] - 1) * rotation_deg) * do_rotate
     scale = torch.where(do_scale, scale_range[0] + (scale_range[1] - scale_range[0]) * u[5], 1.0)
 
     out = torch.where(do_blur.view(b, 1, 1, 1), blur_images(images, sigma), images)
-    warp = (do_rotate | do_scale).view(b, 1, 1, 1)
+    warp = ((angle != 0) | (scale != 1)).view(b, 1, 1, 1)  # exact identity otherwise
     theta = affine_matrices(angle, scale).to(images.dtype)
     grid = F.affine_grid(theta, list(images.shape), align_corners=False)
     warped = F.grid_sample(out, grid, mode="bilinear", padding_mode="zeros", align_corners=False)

@@ -234,6 +234,8 @@ def _render_prostate(
     image = _background(rng, patient, z, size, o.background_intensity)
     image = torch.where(_body_mask(rows, cols, size, n), image, torch.tensor(0.03))
     image = torch.where(rectum & ~gland, torch.tensor(o.rectum_intensity), image)
+    capsule = (rho >= 1) & (rho < 1.12) & present
+    image = torch.where(capsule, image * (1 - o.capsule_darkening), image)
     image = torch.where(gland, gland_image, image)
     image = image * _bias(rng, patient, size, o.bias)
     return _finish(rng, image, patient, size, o.blur, o.noise), label, patient, counts

@@ -73,7 +73,7 @@ class ToyProstateOptions:
     """An axial T2 prostate look-alike: a textured ellipsoidal gland (1) in noisy tissue."""
 
     slices: Range = (16, 26)  # slices per volume
-    gland_radius: Range = (0.09, 0.16)  # largest in-plane semi-axis
+    gland_radius: Range = (0.11, 0.18)  # largest in-plane semi-axis
     gland_aspect: Range = (0.7, 0.95)  # other semi-axis / largest
     gland_extent: Range = (0.4, 0.65)  # fraction of the slices the gland spans
     position_jitter: float = 0.06
@@ -82,7 +82,8 @@ class ToyProstateOptions:
     gland_intensity: Range = (0.35, 0.55)
     texture: float = 0.25  # amplitude of the gland's blotchy texture
     rim_brightening: float = 0.12  # brighter peripheral zone
-    background_intensity: Range = (0.1, 0.6)
+    capsule_darkening: float = 0.5  # a thin dark band (capsule, fat) just outside the gland
+    background_intensity: Range = (0.15, 0.55)
     rectum_intensity: float = 0.06  # dark rectum behind the gland
     bias: float = 0.25
     noise: Range = (0.04, 0.08)

@@ -1,0 +1,140 @@
+"""Batched, seeded augmentation: identity cases, probabilities, geometry, alignment, errors."""
+
+import math
+
+import pytest
+import torch
+
+from tutorial_lib.data.augment import augment_batch, blur_images
+
+
+def disk_batch(b=8, size=48, radius=10):
+    rows = torch.arange(size).view(-1, 1).float() - (size - 1) / 2
+    cols = torch.arange(size).view(1, -1).float() - (size - 1) / 2 + 6
+    disk = (rows**2 + cols**2 < radius**2).to(torch.uint8)
+    bar = ((rows.abs() < 3) & (cols.abs() < 16)).to(torch.uint8) * 2
+    labels = torch.maximum(disk, bar).expand(b, size, size).clone()
+    images = labels.float().unsqueeze(1) / 2
+    return images, labels
+
+
+def gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+def test_p_zero_returns_the_inputs_unchanged():
+    images, labels = disk_batch()
+    out, lab = augment_batch(images, labels, gen(), p=0.0)
+    assert torch.equal(out, images) and torch.equal(lab, labels)
+
+
+def test_seeded_generator_repeats_and_another_seed_differs():
+    images, labels = disk_batch(16)
+    a = augment_batch(images, labels, gen(1))
+    b = augment_batch(images, labels, gen(1))
+    c = augment_batch(images, labels, gen(2))
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    assert not torch.equal(a[0], c[0])
+
+
+def test_outputs_keep_dtype_device_range_and_label_set():
+    images, labels = disk_batch(32)
+    out, lab = augment_batch(images.double(), labels.long(), gen(), p=1.0)
+    assert out.dtype == torch.float64 and lab.dtype == torch.long
+    assert out.min() >= 0 and out.max() <= 1 + 1e-9
+    assert set(lab.unique().tolist()) <= {0, 1, 2}
+
+
+def test_no_rotation_no_scaling_and_zero_blur_is_the_identity():
+    images, labels = disk_batch()
+    out, lab = augment_batch(
+        images, labels, gen(), p=1.0, rotation_deg=0.0, scale_range=(1.0, 1.0), blur_sigma=(0, 0)
+    )
+    assert torch.equal(lab, labels)
+    torch.testing.assert_close(out, images, atol=1e-5, rtol=0)
+
+
+def test_scaling_by_1_2_grows_areas_by_1_44():
+    images, labels = disk_batch()
+    _, lab = augment_batch(
+        images, labels, gen(), p=1.0, rotation_deg=0.0, scale_range=(1.2, 1.2), blur_sigma=(0, 0)
+    )
+    ratio = (lab > 0).sum((1, 2)).float() / (labels > 0).sum((1, 2)).float()
+    torch.testing.assert_close(ratio, torch.full_like(ratio, 1.44), atol=0.05, rtol=0)
+
+
+def test_rotation_keeps_areas_and_turns_the_bar_by_at_most_30_degrees():
+    images, labels = disk_batch(64)
+    _, lab = augment_batch(images, labels, gen(3), p=1.0, scale_range=(1, 1), blur_sigma=(0, 0))
+    ratio = (lab == 2).sum((1, 2)).float() / (labels == 2).sum((1, 2)).float()
+    assert ((ratio - 1).abs() < 0.1).all()
+    angles = []
+    for b in range(len(lab)):
+        r, c = torch.nonzero(lab[b] == 2, as_tuple=True)
+        r, c = r.float() - r.float().mean(), c.float() - c.float().mean()
+        angles.append(0.5 * math.degrees(math.atan2(2 * (r * c).mean(), (c**2 - r**2).mean())))
+    angles = torch.tensor(angles)
+    assert angles.abs().max() <= 31 and angles.abs().max() > 15 and angles.std() > 5
+
+
+def test_each_transform_hits_about_half_of_the_samples():
+    images, labels = disk_batch(400, size=24, radius=5)
+    out, lab = augment_batch(images, labels, gen(5), p=0.5, rotation_deg=0.0, scale_range=(1, 1))
+    blurred = (out != images).flatten(1).any(1)
+    assert 160 < int(blurred.sum()) < 240
+    assert torch.equal(lab, labels)  # blur touches the image only
+    _, lab = augment_batch(images, labels, gen(6), p=0.5, blur_sigma=(0, 0))
+    warped = (lab != labels).flatten(1).any(1)
+    # P(rotated or scaled) = 0.75; a few tiny rotations/scales leave the label unchanged
+    assert 250 < int(warped.sum()) < 330
+
+
+def test_images_and_labels_move_together():
+    images, labels = disk_batch(16)
+    out, lab = augment_batch(images, labels, gen(7), p=1.0, blur_sigma=(0, 0))
+    agree = ((out.squeeze(1) * 2).round().to(torch.uint8) == lab).float().mean()
+    assert agree > 0.97
+
+
+def test_blur_preserves_the_mean_and_smooths():
+    images, _ = disk_batch(2)
+    sigma = torch.tensor([0.5, 2.0])
+    out = blur_images(images, sigma)
+    torch.testing.assert_close(out.mean((1, 2, 3)), images.mean((1, 2, 3)), atol=1e-3, rtol=0)
+    grad = lambda x: (x[..., 1:] - x[..., :-1]).abs().sum((1, 2, 3))
+    g_in, g_out = grad(images), grad(out)
+    assert g_out[1] < g_out[0] < g_in[0]
+
+
+@pytest.mark.parametrize(
+    "images, labels, match",
+    [
+        (torch.zeros(2, 8, 8), torch.zeros(2, 8, 8, dtype=torch.long), r"\(B, C, H, W\)"),
+        (torch.zeros(2, 1, 8, 8), torch.zeros(2, 8, 9, dtype=torch.long), r"\(2, 8, 8\)"),
+        (torch.zeros(2, 1, 8, 8), torch.zeros(2, 8, 8), "integer labels"),
+    ],
+)
+def test_bad_inputs_name_what_was_expected(images, labels, match):
+    with pytest.raises(ValueError, match=match):
+        augment_batch(images, labels, gen())
+
+
+def test_bad_settings_are_rejected():
+    images, labels = disk_batch(2)
+    with pytest.raises(ValueError, match="probability"):
+        augment_batch(images, labels, gen(), p=1.5)
+    with pytest.raises(ValueError, match="scale_range"):
+        augment_batch(images, labels, gen(), scale_range=(1.2, 0.8))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_on_gpu_with_a_gpu_generator_matches_the_cpu_geometry():
+    images, labels = disk_batch(8)
+    g = torch.Generator(device="cuda").manual_seed(0)
+    out, lab = augment_batch(images.cuda(), labels.cuda(), g, p=1.0)
+    assert out.device.type == "cuda" and lab.device.type == "cuda"
+    assert set(lab.unique().tolist()) <= {0, 1, 2}
+    cpu_gen = torch.Generator().manual_seed(0)
+    a = augment_batch(images.cuda(), labels.cuda(), cpu_gen, p=1.0, blur_sigma=(0, 0))
+    b = augment_batch(images, labels, torch.Generator().manual_seed(0), p=1.0, blur_sigma=(0, 0))
+    assert (a[1].cpu() != b[1]).float().mean() < 0.01
