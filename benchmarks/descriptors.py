@@ -1,0 +1,280 @@
+"""Time the descriptor loss against the authors' formulation, in the same process.
+
+    python benchmarks/descriptors.py [--device cpu|cuda] [--threads 1] [--quick]
+
+What is timed (forward + backward, best of several runs):
+- ours: ``ShapeDescriptorLoss`` with size (±10 %), centroid (±20 px), spread (±20 px) and length
+  (margin 10, percentage) on every class, log-barrier extension, t = 5. Its bounds are computed
+  *inside* the call from the integer labels (one-hot, four descriptors of the ground truth): more work
+  than the reference does in the timed region.
+- reference: the authors' formulation, re-implemented below from ../shared/reference/METHOD.md:
+  coordinate grids and einsum-style sums in float32, the length as ``x^T L x`` with a sparse float64
+  Laplacian in a Python loop over batch and class, the log barrier evaluated everywhere with NaNs
+  zeroed, bounds (the authors' PreciseBounds) precomputed outside the timed region as in their
+  data loader. The penalty is vectorised here (their loop over elements would be slower still), so
+  the ratio is conservative.
+
+Agreement: both losses are float32 sums of ~B*K*6*2 barrier terms over descriptors that sum 65k
+pixels. float32 summation of N terms carries a relative error of order sqrt(N)*6e-8 (pairwise
+sums: log2(N)*6e-8), ~1e-5 at 256x256, and the two formulations sum in different orders (marginals
+vs grids; Laplacian form vs sparse matmul in float64). The check therefore asks for a relative loss
+difference below 1e-4 and a relative max gradient difference below 1e-3; a formula error would
+show at the 1e-2 level or above. (tests/test_losses.py checks the same equality in float64 to 1e-6.)
+
+3-D: the authors' code is 2-D only; the reference here is their recipe extended to 3-D (grids in
+three axes, the 26-neighbour sparse Laplacian, the same loops), which computes the same quantity as
+ours, so the 3-D ratio is like for like.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tutorial_lib.losses import DescriptorTerm, ShapeDescriptorLoss  # noqa: E402
+
+TERMS = [  # (descriptor, margin, mode): the paper's settings, weight 1e-2 each
+    ("size", 0.1, "percentage"),
+    ("centroid", 20.0, "abs"),
+    ("dist_centroid", 20.0, "abs"),
+    ("length", 10.0, "percentage"),
+]
+WEIGHT = 1e-2
+T = 5.0
+EPS = 1e-10
+
+
+# ----------------------------------------------------------------------------------------------
+# The authors' formulation (re-implemented for comparison; N-D with the same recipe)
+# ----------------------------------------------------------------------------------------------
+_LAPLACIANS: dict = {}
+
+
+def ref_laplacian(shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
+    """Sparse float64 Laplacian of the 8- (2-D) or 26- (3-D) neighbour grid graph."""
+    key = (shape, str(device))
+    if key not in _LAPLACIANS:
+        n = math.prod(shape)
+        index = torch.arange(n).view(shape)
+        rows, cols = [], []
+        for d in itertools.product((-1, 0, 1), repeat=len(shape)):
+            if not any(d):
+                continue
+            src = tuple(slice(max(0, -v), s - max(0, v)) for v, s in zip(d, shape, strict=True))
+            dst = tuple(slice(max(0, v), s - max(0, -v)) for v, s in zip(d, shape, strict=True))
+            rows.append(index[src].flatten())
+            cols.append(index[dst].flatten())
+        r, c = torch.cat(rows), torch.cat(cols)
+        ones = torch.ones(len(r), dtype=torch.float64)
+        adj = torch.sparse_coo_tensor(torch.stack([r, c]), ones, (n, n), check_invariants=False)
+        diag = torch.stack([torch.arange(n), torch.arange(n)])
+        deg = torch.sparse_coo_tensor(
+            diag, torch.bincount(r, minlength=n).double(), (n, n), check_invariants=False
+        )
+        _LAPLACIANS[key] = (deg - adj).coalesce().to(device)
+    return _LAPLACIANS[key]
+
+
+def _grids(shape, device):
+    axes = [torch.arange(n, dtype=torch.float32, device=device) for n in shape]
+    return list(torch.meshgrid(*axes, indexing="ij"))
+
+
+def ref_size(a):
+    return a.float().sum(tuple(range(2, a.ndim)))[..., None]
+
+
+def ref_centroid(a):
+    x = a.float()
+    dims = tuple(range(2, a.ndim))
+    tot = x.sum(dims) + EPS
+    return torch.stack([(x * g).sum(dims) / tot for g in _grids(a.shape[2:], a.device)], dim=2)
+
+
+def ref_dist_centroid(a):
+    x = a.float()
+    b, k, *shape = x.shape
+    dims = tuple(range(2, a.ndim))
+    sizes = x.sum(dims)
+    out = []
+    for g in _grids(shape, a.device):
+        c = (x * g).sum(dims) / (sizes + EPS)
+        diff = g.repeat(b, k, *([1] * len(shape))) - c.view(b, k, *([1] * len(shape)))
+        out.append(((x * diff**2).sum(dims) / (sizes + EPS)).sqrt())
+    return torch.stack(out, dim=2)
+
+
+def ref_length(a):
+    b, k, *shape = a.shape
+    lap = ref_laplacian(tuple(shape), a.device)
+    out = []
+    for i in range(b):
+        row = []
+        for j in range(k):
+            x = a[i, j].flatten()[:, None].double()
+            row.append((x.t() @ torch.sparse.mm(lap, x)).view(1).float())
+        out.append(torch.stack(row))
+    return torch.stack(out)
+
+
+REF = {
+    "size": ref_size,
+    "centroid": ref_centroid,
+    "dist_centroid": ref_dist_centroid,
+    "length": ref_length,
+}
+
+
+def ref_bounds(onehot):
+    out = {}
+    with torch.no_grad():
+        for name, margin, mode in TERMS:
+            v = REF[name](onehot)
+            m = v * margin if mode == "percentage" else torch.ones_like(v) * margin
+            out[name] = torch.stack([v - m, v + m], dim=-1).clamp_min(0)
+    return out
+
+
+def ref_log_barrier(z, t):
+    barrier = -torch.log(-z) / t
+    barrier = torch.where(torch.isnan(barrier), torch.zeros_like(barrier), barrier)
+    return torch.where(z <= -1 / t**2, barrier, t * z - math.log(1 / t**2) / t + 1 / t)
+
+
+def ref_loss(probs, bounds):
+    norm = math.prod(probs.shape[2:])
+    total = 0
+    for name, _, _ in TERMS:
+        f = REF[name](probs)
+        b = bounds[name]
+        total = (
+            total
+            + WEIGHT
+            * (ref_log_barrier(f - b[..., 1], T) + ref_log_barrier(b[..., 0] - f, T)).sum()
+            / norm
+        )
+    return total
+
+
+# ----------------------------------------------------------------------------------------------
+# Inputs, timing
+# ----------------------------------------------------------------------------------------------
+def make_inputs(shape, device, seed=0):
+    """Smooth random softmax maps and labels from another smooth field; the last class is absent
+    from the first image (exercises the paper's empty-class rule)."""
+    g = torch.Generator().manual_seed(seed)
+    b, k, *spatial = shape
+    coarse = [max(2, s // 8) for s in spatial]
+    mode = "bilinear" if len(spatial) == 2 else "trilinear"
+    logits = F.interpolate(4 * torch.randn(b, k, *coarse, generator=g), size=spatial, mode=mode)
+    labels = F.interpolate(
+        4 * torch.randn(b, k, *coarse, generator=g), size=spatial, mode=mode
+    ).argmax(1)
+    labels[0][labels[0] == k - 1] = 0
+    probs = logits.softmax(1).to(device).requires_grad_()
+    return probs, labels.to(device)
+
+
+def timeit(fn, device, repeats, warmup=True):
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    if warmup:  # caches, allocator
+        fn()
+    sync()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def compare(shape, device, repeats_ours, repeats_ref):
+    probs, labels = make_inputs(shape, device)
+    k = shape[1]
+    onehot = F.one_hot(labels, k).movedim(-1, 1).float()
+    bounds = ref_bounds(onehot)
+    ours = ShapeDescriptorLoss(
+        [DescriptorTerm(n, tuple(range(k)), margin=m, mode=mo, weight=WEIGHT) for n, m, mo in TERMS]
+    )
+
+    def run_ours():
+        probs.grad = None
+        loss = ours(probs, labels, T)
+        loss.backward()
+        return loss
+
+    def run_ref():
+        probs.grad = None
+        loss = ref_loss(probs, bounds)
+        loss.backward()
+        return loss
+
+    l_ours = run_ours().detach()
+    g_ours = probs.grad.clone()
+    l_ref = run_ref().detach()
+    g_ref = probs.grad.clone()
+    rel_loss = (abs(l_ours - l_ref) / l_ref.abs().clamp_min(1e-12)).item()
+    rel_grad = ((g_ours - g_ref).abs().max() / g_ref.abs().max().clamp_min(1e-30)).item()
+    ok = rel_loss < 1e-4 and rel_grad < 1e-3
+    t_ours = timeit(run_ours, device, repeats_ours)
+    t_ref = timeit(run_ref, device, repeats_ref, warmup=False)  # the check above warmed it up
+    return {
+        "loss_ours": l_ours.item(),
+        "loss_ref": l_ref.item(),
+        "rel_loss": rel_loss,
+        "rel_grad": rel_grad,
+        "ok": ok,
+        "t_ours": t_ours,
+        "t_ref": t_ref,
+    }
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    default_device = "cuda" if torch.cuda.is_available() else "cpu"
+    parser.add_argument(
+        "--device", default=default_device, help=f"torch device (default: {default_device})"
+    )
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads (default: 1)")
+    parser.add_argument("--quick", action="store_true", help="fewer repeats (a smoke run)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
+    device = torch.device(args.device)
+    name = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"CPU, {args.threads} thread(s)"
+    )
+    print(f"device: {name}; torch {torch.__version__}")
+    reps = (2, 1) if args.quick else (10, 2)
+    failed = False
+    for label, shape in [("2-D", (8, 4, 256, 256)), ("3-D", (2, 4, 16, 128, 128))]:
+        r = compare(shape, device, *reps)
+        failed |= not r["ok"]
+        ratio = r["t_ref"] / r["t_ours"]
+        print(
+            f"{label} B,K,*spatial={shape}: ours {r['t_ours'] * 1e3:8.1f} ms | authors' formulation "
+            f"{r['t_ref'] * 1e3:8.1f} ms | ratio {ratio:6.1f}x | loss {r['loss_ours']:.6g} vs "
+            f"{r['loss_ref']:.6g} (rel. diff {r['rel_loss']:.1e}, grad rel. diff {r['rel_grad']:.1e}) "
+            f"{'OK' if r['ok'] else 'MISMATCH'}"
+        )
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
