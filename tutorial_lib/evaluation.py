@@ -1,8 +1,11 @@
 """Predictions and scores of a trained network: per-epoch validation and the final test evaluation.
 
-DSC convention (the authors'): `(2|P∩G| + ε) / (|P| + |G| + ε)` with ε = 1e-10, so a class absent
-from both prediction and ground truth scores 1. 2-D DSC is averaged over slices, 3-D DSC is computed
-per volume (all slices of a volume pooled) and then averaged over volumes.
+Scores come from `tutorial_lib.metrics` (DSC = 2|P∩G| / (|P| + |G|)). A class absent from both the
+prediction and the ground truth of a slice (or volume) has no DSC (NaN) and is left out of the
+means, rather than scoring 1 as in the authors' code. 2-D DSC is averaged over slices; 3-D DSC pools
+the counts of a volume's slices, then is averaged over volumes. HD95 (mm, with the volume's
+spacing) is infinite where a class is predicted but absent from the ground truth or the reverse;
+means are over the finite values and `<split>_hd95_n_inf` counts the others.
 """
 
 from __future__ import annotations
@@ -19,22 +22,19 @@ from torch import nn
 
 from tutorial_lib.checkpoint import load_checkpoint
 from tutorial_lib.device import get_device
+from tutorial_lib.metrics import dice_counts, dice_from_counts, hd95
 from tutorial_lib.presets import TrainConfig, config_from_dict
 from tutorial_lib.runlog import read_json, write_json
 
 __all__ = [
-    "EPS",
     "autocast_context",
     "predict_labels",
-    "dice_counts",
-    "dice_from_counts",
     "volume_counts",
     "validation_scores",
     "load_run_config",
     "evaluate",
+    "predict_run",
 ]
-
-EPS = 1e-10
 
 
 def autocast_context(device: torch.device, amp_dtype: torch.dtype | None):
@@ -71,27 +71,6 @@ def predict_labels(
     return torch.cat(out) if out else torch.empty(0, *images.shape[2:], dtype=torch.long)
 
 
-def dice_counts(pred: torch.Tensor, target: torch.Tensor, n_classes: int) -> torch.Tensor:
-    """Per-slice, per-class counts (N, K, 3): |P∩G|, |P|, |G| for label maps (N, H, W)."""
-    if pred.shape != target.shape:
-        raise ValueError(
-            f"dice_counts: expected pred and target of one shape, got {tuple(pred.shape)} and {tuple(target.shape)}"
-        )
-    classes = torch.arange(n_classes, device=pred.device).view(
-        1, n_classes, *([1] * (pred.dim() - 1))
-    )
-    p = pred.unsqueeze(1) == classes
-    g = target.long().unsqueeze(1) == classes
-    dims = tuple(range(2, p.dim()))
-    inter = (p & g).sum(dims)
-    return torch.stack([inter, p.sum(dims), g.sum(dims)], dim=-1).double()
-
-
-def dice_from_counts(counts: torch.Tensor) -> torch.Tensor:
-    """DSC (..., K) from counts (..., K, 3), with the convention of this module."""
-    return (2 * counts[..., 0] + EPS) / (counts[..., 1] + counts[..., 2] + EPS)
-
-
 def volume_counts(
     counts: torch.Tensor, volume_ids: Sequence[str]
 ) -> tuple[list[str], torch.Tensor]:
@@ -116,15 +95,13 @@ def validation_scores(
 ) -> dict[str, float]:
     """Row entries `val_dsc2d_<class>`, `val_dsc3d_<class>` and their `_mean` over `mean_classes`."""
     row: dict[str, float] = {}
-    d2 = dice_from_counts(counts).mean(0)
+    d2 = dice_from_counts(counts).nanmean(0)
     _, vol = volume_counts(counts, volume_ids)
-    d3 = dice_from_counts(vol).mean(0)
+    d3 = dice_from_counts(vol).nanmean(0)
     for key, values in (("val_dsc2d", d2), ("val_dsc3d", d3)):
         for k, name in enumerate(class_names):
             row[f"{key}_{name}"] = float(values[k])
-        row[f"{key}_mean"] = (
-            float(values[list(mean_classes)].mean()) if len(mean_classes) else math.nan
-        )
+        row[f"{key}_mean"] = float(values[list(mean_classes)].nanmean())
     return row
 
 
@@ -147,10 +124,9 @@ def evaluate(
 
     Writes `run_dir/<split>.json` and the `test` entry of `summary.json`; returns
     `{"classes", "volumes", "dsc3d": {class: [per volume]}, "hd95": {...}, "test_dsc3d": {class: mean,
-    "mean": ...}, "test_hd95": {...}, "best_epoch"}`. HD95 is NaN where a class is absent from the
-    prediction or the ground truth of a volume; means skip NaNs.
+    "mean": ...}, "test_hd95": {...}, "test_hd95_n_inf": {class: count}, "best_epoch"}` (see the module docstring
+    for the empty-class conventions).
     """
-    from tutorial_lib.metrics import hd95
     from tutorial_lib.run_parts import amp_dtype, build_network, load_data, resolve_data_root
 
     run_dir = Path(run_dir)
@@ -178,19 +154,19 @@ def evaluate(
         channels_last=channels_last,
     ).cpu()
     target = data.labels.cpu().long()
-    ids, vol = volume_counts(dice_counts(pred, target, len(class_names)), data.volume_ids)
+    ids, vol = volume_counts(dice_counts(pred, target, len(class_names)).double(), data.volume_ids)
     dsc = dice_from_counts(vol)
     hd = torch.full_like(dsc, math.nan)
+    slices_of = data.volumes()
     for v, vid in enumerate(ids):
-        rows = [i for i, x in enumerate(data.volume_ids) if x == vid]
+        rows = slices_of[vid]
         spacing = tuple(float(s) for s in data.spacing[rows[0]])
         for k in range(len(class_names)):
-            p, g = pred[rows] == k, target[rows] == k
-            if p.any() and g.any():
-                hd[v, k] = float(hd95(p, g, spacing=spacing))
+            hd[v, k] = float(hd95(pred[rows] == k, target[rows] == k, spacing))
     mean_classes = list(config.selection_classes or range(1, len(class_names)))
 
     def summarise(values: torch.Tensor) -> dict[str, float]:
+        values = torch.where(torch.isinf(values), math.nan, values)
         means = {name: float(values[:, k].nanmean()) for k, name in enumerate(class_names)}
         means["mean"] = float(values[:, mean_classes].nanmean(0).nanmean())
         return means
@@ -205,6 +181,9 @@ def evaluate(
         "hd95": {name: hd[:, k].tolist() for k, name in enumerate(class_names)},
         f"{split}_dsc3d": summarise(dsc),
         f"{split}_hd95": summarise(hd),
+        f"{split}_hd95_n_inf": {
+            name: int(torch.isinf(hd[:, k]).sum()) for k, name in enumerate(class_names)
+        },
     }
     write_json(run_dir / f"{split}.json", result)
     summary_path = run_dir / "summary.json"
@@ -212,3 +191,20 @@ def evaluate(
     summary[split] = {k: result[k] for k in ("best_epoch", f"{split}_dsc3d", f"{split}_hd95")}
     write_json(summary_path, summary)
     return result
+
+
+def predict_run(
+    run_dir: str | os.PathLike, images: torch.Tensor, *, device: str | torch.device | None = None
+) -> torch.Tensor:
+    """Label maps (N, H, W) predicted by `run_dir`'s best checkpoint for images (N, 1, H, W)."""
+    from tutorial_lib.run_parts import amp_dtype, build_network
+
+    config = load_run_config(run_dir)
+    device = get_device(str(device)) if device is not None else get_device()
+    best = load_checkpoint(Path(run_dir) / "checkpoints" / "best.pt")
+    n_classes = len(best["class_names"])
+    model = build_network(config, n_classes, device, channels_last=False)
+    model.load_state_dict(best["model"])
+    return predict_labels(
+        model, images, batch_size=16, device=device, amp_dtype=amp_dtype(config, device)
+    ).cpu()

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -16,7 +14,6 @@ from tutorial_lib.presets import TrainConfig
 
 __all__ = [
     "LRSchedule",
-    "cache_dir",
     "resolve_data_root",
     "load_data",
     "amp_dtype",
@@ -55,12 +52,6 @@ class LRSchedule:
         self.rule, self.lr = state["rule"], float(state["lr"])
 
 
-def cache_dir() -> Path:
-    return Path(
-        os.environ.get("TUTORIAL_DATA_DIR", Path.home() / ".cache" / "tutorial_lib")
-    ).expanduser()
-
-
 def resolve_data_root(config: TrainConfig, data_root: str | os.PathLike | None) -> Path:
     """`data_root` if given; for toy datasets without one, the cached generated dataset."""
     if data_root is not None:
@@ -77,14 +68,10 @@ def resolve_data_root(config: TrainConfig, data_root: str | os.PathLike | None) 
         )
     from tutorial_lib.data.synthetic import ensure_toy_dataset
 
-    options = dict(data.shape_options)
-    key = json.dumps([data.size, data.n_patients, data.generator_seed, options], sort_keys=True)
-    root = cache_dir() / "toy" / f"{data.dataset}-{hashlib.sha1(key.encode()).hexdigest()[:10]}"
-    kwargs: dict[str, Any] = {"size": data.size, "seed": data.generator_seed, **options}
+    kwargs: dict[str, Any] = {"size": data.size, "seed": data.generator_seed}
     if data.n_patients is not None:
         kwargs["n_patients"] = data.n_patients
-    result = ensure_toy_dataset(data.dataset.removeprefix("toy-"), root, **kwargs)
-    return Path(result) if result is not None else root
+    return Path(ensure_toy_dataset(data.dataset, None, **kwargs, **dict(data.shape_options)))
 
 
 def load_data(config: TrainConfig, root: Path, split: str):
@@ -146,13 +133,20 @@ def build_loss(config: TrainConfig):
 
 
 def augment(config: TrainConfig, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator):
+    """The preset's online augmentation of a batch (labels follow the geometric transforms)."""
     if not config.augment.enabled:
         return x, y
     from tutorial_lib.data.augment import augment_batch
 
     a = config.augment
     return augment_batch(
-        x, y, generator, p=a.p, blur_sigma=a.blur_sigma, rotation_deg=a.rotation_deg, scale=a.scale
+        x,
+        y,
+        generator,
+        p=a.p,
+        rotation_deg=a.rotation_deg,
+        scale_range=tuple(a.scale),
+        blur_sigma=tuple(a.blur_sigma),
     )
 
 

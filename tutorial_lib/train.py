@@ -48,13 +48,12 @@ from tutorial_lib.checkpoint import capture_rng, load_checkpoint, restore_rng, s
 from tutorial_lib.device import get_device
 from tutorial_lib.evaluation import (
     autocast_context,
-    dice_counts,
-    dice_from_counts,
     evaluate,
     load_run_config,
     predict_labels,
     validation_scores,
 )
+from tutorial_lib.metrics import dice_counts, dice_from_counts
 from tutorial_lib.presets import TrainConfig, config_from_dict, config_to_dict
 from tutorial_lib.run_parts import (
     LRSchedule,
@@ -147,7 +146,8 @@ def _train_epoch(
     run.model.train()
     order = torch.randperm(images.shape[0], generator=run.generators["shuffle"]).to(images.device)
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-    counts = torch.zeros(n_classes, dtype=torch.float64, device=device)
+    dsc_sum = torch.zeros(n_classes, dtype=torch.float64, device=device)
+    dsc_n = torch.zeros(n_classes, dtype=torch.float64, device=device)
     n_slices, n_steps = 0, 0
     stats_sum: dict[str, torch.Tensor] = {}
     t = run.t
@@ -176,17 +176,19 @@ def _train_epoch(
         run.optimizer.step()
         with torch.no_grad():
             loss_sum += loss.detach()
-            counts += dice_from_counts(dice_counts(logits.argmax(1), y, n_classes)).sum(0)
+            dsc = dice_from_counts(dice_counts(logits.argmax(1), y, n_classes))
+            dsc_sum += dsc.nan_to_num(0.0).sum(0)
+            dsc_n += (~dsc.isnan()).sum(0)
             if run.loss_fn is not None:
                 for key, value in flat_stats(run.loss_fn.last_stats).items():
                     stats_sum[key] = stats_sum.get(key, 0) + value.to(device)
         n_slices += x.shape[0]
         n_steps += 1
-    dsc = (counts / max(n_slices, 1)).cpu()
+    dsc = (dsc_sum / dsc_n).cpu()  # mean over the slices where the class is defined
     row: dict[str, float] = {"train_loss": float(loss_sum) / max(n_steps, 1)}
     for k, name in enumerate(run.class_names):
         row[f"train_dsc_{name}"] = float(dsc[k])
-    row["train_dsc_mean"] = float(dsc[run.mean_classes].mean())
+    row["train_dsc_mean"] = float(dsc[run.mean_classes].nanmean())
     row.update({key: float(value) / max(n_steps, 1) for key, value in stats_sum.items()})
     return row
 
@@ -331,6 +333,7 @@ def train(
                         "epoch": epoch,
                         "model": run.model.state_dict(),
                         "score": run.best_score,
+                        "class_names": run.class_names,
                         "config": config_to_dict(config),
                     },
                 )

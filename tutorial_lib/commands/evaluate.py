@@ -1,0 +1,41 @@
+"""`python -m tutorial_lib evaluate --run DIR`: test 3-D DSC and HD95 of a run's best checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--run", required=True, help="run directory written by `train`")
+    parser.add_argument("--data", default=None, help="prepared dataset folder (default: the run's)")
+    parser.add_argument("--split", default="test", choices=("train", "val", "test"))
+    parser.add_argument(
+        "--device", default=None, help="cpu, cuda, mps (default: the best available)"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=None, help="CPU threads (default: all cores, at most 8)"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from tutorial_lib.device import set_cpu_threads
+    from tutorial_lib.train import evaluate
+
+    set_cpu_threads(args.threads)
+    try:
+        result = evaluate(args.run, device=args.device, data_root=args.data, split=args.split)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    split = result["split"]
+    print(
+        f"{args.run}: best epoch {result['best_epoch']}, {len(result['volumes'])} {split} volumes"
+    )
+    for metric in (f"{split}_dsc3d", f"{split}_hd95"):
+        values = result[metric]
+        print(
+            f"{metric}: "
+            + "  ".join(f"{k} {v:.3f}" if v is not None else f"{k} n/a" for k, v in values.items())
+        )
+    return 0

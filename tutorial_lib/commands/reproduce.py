@@ -1,0 +1,61 @@
+"""`python -m tutorial_lib reproduce --dataset D [--fast] [--seed S] [--out DIR]`: CE vs descriptors."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from tutorial_lib.reproduce import DATASETS
+
+    parser.add_argument("--dataset", required=True, choices=DATASETS)
+    parser.add_argument("--fast", action="store_true", help="the short variant of both presets")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="training seed (and toy data seed), default 0"
+    )
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="output folder (default: runs/reproduce-<dataset>[-fast]-s<seed>)",
+    )
+    parser.add_argument(
+        "--data", default=None, help="prepared dataset folder (needed for acdc, promise12)"
+    )
+    parser.add_argument(
+        "--device", default=None, help="cpu, cuda, mps (default: the best available)"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=None, help="CPU threads (default: all cores, at most 8)"
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def run(args: argparse.Namespace) -> int:
+    from tutorial_lib.device import set_cpu_threads
+    from tutorial_lib.reproduce import format_table, reproduce
+    from tutorial_lib.train import NonFiniteLossError
+
+    set_cpu_threads(args.threads)
+    out = args.out or f"runs/reproduce-{args.dataset}{'-fast' if args.fast else ''}-s{args.seed}"
+    try:
+        summary = reproduce(
+            args.dataset,
+            fast=args.fast,
+            seed=args.seed,
+            out_dir=out,
+            data_root=args.data,
+            device=args.device,
+            progress=not args.quiet,
+        )
+    except NonFiniteLossError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(format_table(summary))
+    print(
+        f"wrote {out}/summary.json and {', '.join(summary['figures'])} in {summary['seconds']:.0f} s"
+    )
+    return 0

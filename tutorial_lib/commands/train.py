@@ -1,0 +1,79 @@
+"""`python -m tutorial_lib train --preset NAME [--data DIR] [--epochs N] [--device D] [--out DIR] [--resume]`."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from tutorial_lib.presets import PRESETS
+
+    parser.add_argument(
+        "--preset",
+        required=True,
+        choices=sorted(PRESETS),
+        help="named settings (tutorial_lib.presets)",
+    )
+    parser.add_argument(
+        "--data", default=None, help="prepared dataset folder (default: generate the toy data)"
+    )
+    parser.add_argument(
+        "--epochs", type=int, default=None, help="override the preset's number of epochs"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=None, help="override the preset's training seed"
+    )
+    parser.add_argument(
+        "--fast", action="store_true", help="the preset's short variant (as reproduce --fast)"
+    )
+    parser.add_argument(
+        "--device", default=None, help="cpu, cuda, cuda:1, mps (default: the best available)"
+    )
+    parser.add_argument("--out", default=None, help="run directory (default: runs/<preset>)")
+    parser.add_argument(
+        "--resume", action="store_true", help="continue the run in --out from its last checkpoint"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=None, help="CPU threads (default: all cores, at most 8)"
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def run(args: argparse.Namespace) -> int:
+    from tutorial_lib.device import set_cpu_threads
+    from tutorial_lib.presets import get_preset
+    from tutorial_lib.train import NonFiniteLossError, train
+
+    set_cpu_threads(args.threads)
+    try:
+        config = get_preset(args.preset, fast=args.fast)
+        changes = {k: v for k, v in (("epochs", args.epochs), ("seed", args.seed)) if v is not None}
+        config = dataclasses.replace(config, **changes)
+        out = args.out or f"runs/{config.name}"
+        summary = train(
+            config,
+            data_root=args.data,
+            out_dir=out,
+            device=args.device,
+            resume=args.resume,
+            progress=not args.quiet,
+        )
+    except NonFiniteLossError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    test = summary.get("test", {})
+    print(
+        f"run: {out}  best epoch {summary['best_epoch']}  val 2-D DSC {summary['best_val_dsc2d_mean']:.3f}"
+    )
+    for metric in ("test_dsc3d", "test_hd95"):
+        values = test.get(metric, {})
+        print(
+            f"{metric}: "
+            + "  ".join(f"{k} {v:.3f}" if v is not None else f"{k} n/a" for k, v in values.items())
+        )
+    return 0

@@ -1,0 +1,191 @@
+"""One-call reproduction: train the CE and the descriptors runs of a dataset, evaluate, draw.
+
+    from tutorial_lib.reproduce import reproduce
+    summary = reproduce("toy-cardiac", fast=True, seed=0, out_dir="runs/toy-cardiac")
+
+Writes into `out_dir`: `ce/` and `descriptors/` (run directories, see tutorial_lib.train),
+`summary.json` =
+`{"dataset", "classes", "fast", "seed", "methods": {"ce": {"test_dsc3d": {<class>: v, ..., "mean": v},
+"test_hd95": {...}, "seconds": s}, "descriptors": {...}}, "ratio_dsc3d_mean": descriptors / ce,
+"seconds": total}` and the figures `training_dsc.png`, `validation_dsc3d.png`,
+`test_dsc3d_boxplot.png`, `constraint_violations.png`, `predictions.png`.
+
+`seed` sets the training seed of both runs and, for the toy datasets, the seed of the generated
+data too (so another seed is another dataset as well as another initialisation).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tutorial_lib.presets import get_preset
+from tutorial_lib.runlog import read_json, write_json
+
+__all__ = ["DATASETS", "METHODS", "reproduce", "format_table", "run_configs"]
+
+DATASETS = ("toy-cardiac", "toy-prostate", "acdc", "promise12")
+METHODS = ("ce", "descriptors")
+
+
+def run_configs(dataset: str, *, fast: bool, seed: int) -> dict[str, Any]:
+    """The two TrainConfigs (`{"ce": ..., "descriptors": ...}`) that `reproduce` trains."""
+    if dataset not in DATASETS:
+        raise ValueError(f"dataset: expected one of {DATASETS}, got {dataset!r}")
+    if not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed: expected an integer >= 0, got {seed!r}")
+    configs = {}
+    for method in METHODS:
+        cfg = get_preset(f"{dataset}-{method}", fast=fast)
+        data = cfg.data
+        if dataset.startswith("toy-"):
+            data = dataclasses.replace(data, generator_seed=seed)
+        configs[method] = dataclasses.replace(cfg, seed=seed, data=data)
+    return configs
+
+
+def _example_slices(labels: torch.Tensor, volume_ids: list[str], n: int = 4) -> list[int]:
+    """Per volume (the first n), the slice showing the most classes, then the largest foreground."""
+    chosen = []
+    for vid in dict.fromkeys(volume_ids):
+        rows = [i for i, v in enumerate(volume_ids) if v == vid]
+        score = [(len(labels[i].unique()), int((labels[i] > 0).sum())) for i in rows]
+        chosen.append(rows[max(range(len(rows)), key=score.__getitem__)])
+        if len(chosen) == n:
+            break
+    return chosen
+
+
+def _figures(
+    out: Path, runs: dict[str, Path], tests: dict[str, dict], classes: list[str], device
+) -> list[str]:
+    from tutorial_lib import plots
+    from tutorial_lib.evaluation import load_run_config, predict_run
+    from tutorial_lib.run_parts import load_data, resolve_data_root
+
+    foreground = classes[1:]
+    written = []
+
+    def save(fig, name: str) -> None:
+        path = out / name
+        tmp = out / f".{name}.tmp.png"
+        fig.savefig(tmp, dpi=110)
+        os.replace(tmp, path)
+        written.append(name)
+
+    save(plots.plot_training_dsc(runs, foreground), "training_dsc.png")
+    save(plots.plot_validation_dsc3d(runs, foreground), "validation_dsc3d.png")
+    scores = {m: tests[m]["dsc3d"] for m in runs}
+    save(plots.plot_test_boxplots(scores, foreground), "test_dsc3d_boxplot.png")
+    save(
+        plots.plot_constraint_violations({"descriptors": runs["descriptors"]}),
+        "constraint_violations.png",
+    )
+    summary = read_json(runs["ce"] / "summary.json")
+    root = resolve_data_root(load_run_config(runs["ce"]), summary.get("data_root"))
+    test = load_data(load_run_config(runs["ce"]), root, "test")
+    rows = _example_slices(test.labels, list(test.volume_ids))
+    images = test.images[rows]
+    preds = {m: predict_run(runs[m], images, device=device) for m in runs}
+    titles = [test.volume_ids[i] for i in rows]
+    save(
+        plots.plot_predictions(images[:, 0], test.labels[rows], preds, classes, titles=titles),
+        "predictions.png",
+    )
+    return written
+
+
+def reproduce(
+    dataset: str,
+    *,
+    fast: bool = False,
+    seed: int = 0,
+    out_dir: str | os.PathLike,
+    data_root: str | os.PathLike | None = None,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train and evaluate the CE and the descriptors presets of `dataset`; write summary + figures.
+
+    A run directory that already holds a finished run with the same configuration is reused
+    (training resumes from its last checkpoint), so a killed `reproduce` can simply be restarted.
+    Returns the `summary.json` dict (see the module docstring).
+    """
+    from tutorial_lib.train import train
+
+    configs = run_configs(dataset, fast=fast, seed=seed)
+    if data_root is None and not dataset.startswith("toy-"):
+        raise ValueError(
+            f"data_root: expected the prepared {dataset} folder (python -m tutorial_lib prepare), got None"
+        )
+    out = Path(out_dir)
+    started = time.perf_counter()
+    runs, tests, methods = {}, {}, {}
+    for method, cfg in configs.items():
+        t0 = time.perf_counter()
+        runs[method] = out / method
+        train(
+            cfg,
+            data_root=data_root,
+            out_dir=runs[method],
+            device=device,
+            resume=True,
+            progress=progress,
+        )
+        tests[method] = read_json(runs[method] / "test.json")
+        methods[method] = {
+            "test_dsc3d": tests[method]["test_dsc3d"],
+            "test_hd95": tests[method]["test_hd95"],
+            "seconds": time.perf_counter() - t0,
+            "best_epoch": tests[method]["best_epoch"],
+            "epochs": cfg.epochs,
+        }
+    classes = list(tests["ce"]["classes"])
+    figures = _figures(out, runs, tests, classes, device)
+    ce_mean = methods["ce"]["test_dsc3d"]["mean"]
+    summary = {
+        "dataset": dataset,
+        "classes": classes,
+        "fast": fast,
+        "seed": seed,
+        "methods": methods,
+        "ratio_dsc3d_mean": methods["descriptors"]["test_dsc3d"]["mean"] / ce_mean
+        if ce_mean > 0
+        else None,
+        "figures": figures,
+        "seconds": time.perf_counter() - started,
+    }
+    write_json(out / "summary.json", summary)
+    return summary
+
+
+def format_table(summary: dict[str, Any]) -> str:
+    """A plain-text comparison table: test 3-D DSC and HD95 per class for each method."""
+    classes = [c for c in summary["classes"][1:]] + ["mean"]
+    width = max(12, *(len(c) + 2 for c in classes))
+    lines = [f"{summary['dataset']} (seed {summary['seed']}{', fast' if summary['fast'] else ''})"]
+    header = (
+        f"{'method':<12}{'metric':<10}"
+        + "".join(f"{c:>{width}}" for c in classes)
+        + f"{'time':>10}"
+    )
+    lines += [header, "-" * len(header)]
+    for method, res in summary["methods"].items():
+        for metric, key, fmt in (
+            ("DSC 3-D", "test_dsc3d", "{:.3f}"),
+            ("HD95 mm", "test_hd95", "{:.2f}"),
+        ):
+            values = "".join(
+                f"{(fmt.format(res[key][c]) if res[key].get(c) is not None else 'n/a'):>{width}}"
+                for c in classes
+            )
+            tail = f"{res['seconds']:>9.0f}s" if metric == "DSC 3-D" else ""
+            lines.append(f"{method:<12}{metric:<10}{values}{tail}")
+    if summary.get("ratio_dsc3d_mean") is not None:
+        lines.append(f"descriptors / CE, mean 3-D DSC: {summary['ratio_dsc3d_mean']:.3f}")
+    return "\n".join(lines)
