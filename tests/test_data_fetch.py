@@ -1,0 +1,187 @@
+"""Downloads against a local HTTP server on 127.0.0.1: checksums, truncation, unsafe archives,
+login pages, caching, the --archive path and the data_fetch.py command line."""
+
+import hashlib
+import io
+import socket
+import tarfile
+import zipfile
+
+import pytest
+from data_http_server import serve
+
+import data_fetch
+from tutorial_lib.data import fetch as fetch_module
+from tutorial_lib.data.archives import unpack_archive
+from tutorial_lib.data.fetch import ChecksumMismatchError, FetchError, Source, fetch
+
+
+def make_zip(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buffer.getvalue()
+
+
+def make_tar(members: dict[str, bytes], links: dict[str, str] | None = None) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tf:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+        for name, target in (links or {}).items():
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname = tarfile.SYMTYPE, target
+            tf.addfile(info)
+    return buffer.getvalue()
+
+
+ARCHIVE = make_zip({"training/patient001/info.txt": b"ED: 1\n", "training/readme.txt": b"hi"})
+
+
+def source_for(url: str, body: bytes, *, algorithm: str = "sha256", filename="data.zip") -> Source:
+    digest = hashlib.new(algorithm, body).hexdigest()
+    return Source("promise12", url, filename, f"{algorithm}:{digest}", "the page", "TERMS", "CITE")
+
+
+def run_fetch(tmp_path, source, logs=None, **kwargs):
+    return fetch(
+        source.name,
+        tmp_path / "raw",
+        cache_dir=tmp_path / "cache",
+        source=source,
+        progress=False,
+        log=(logs.append if logs is not None else lambda _: None),
+        **kwargs,
+    )
+
+
+def test_right_checksum_unpacks_and_a_second_call_downloads_nothing(tmp_path):
+    with serve() as server:
+        url = server.add("/data.zip", ARCHIVE)
+        logs = []
+        dest = run_fetch(tmp_path, source_for(url, ARCHIVE), logs)
+        assert (dest / "training" / "patient001" / "info.txt").read_bytes() == b"ED: 1\n"
+        assert any("TERMS" in line and "CITE" in line for line in logs)
+        again = run_fetch(tmp_path, source_for(url, ARCHIVE))
+        assert again == dest and server.requests["/data.zip"] == 1
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == ["data.zip"]
+
+
+def test_md5_sources_and_tar_archives_work(tmp_path):
+    body = make_tar({"Task05_Prostate/imagesTr/prostate_00.nii.gz": b"x" * 100})
+    with serve() as server:
+        url = server.add("/Task05_Prostate.tar", body)
+        source = source_for(url, body, algorithm="md5", filename="Task05_Prostate.tar")
+        dest = run_fetch(tmp_path, source)
+    assert (dest / "Task05_Prostate" / "imagesTr" / "prostate_00.nii.gz").stat().st_size == 100
+
+
+def test_checksum_mismatch_shows_both_hashes_and_the_flag(tmp_path):
+    with serve() as server:
+        url = server.add("/data.zip", ARCHIVE)
+        wrong = source_for(url, b"something else")
+        with pytest.raises(ChecksumMismatchError) as info:
+            run_fetch(tmp_path, wrong)
+        message = str(info.value)
+        assert hashlib.sha256(ARCHIVE).hexdigest() in message
+        assert wrong.known_hash.split(":")[1] in message and "--accept-checksum" in message
+        assert not (tmp_path / "raw").exists()
+        logs = []
+        dest = run_fetch(tmp_path, wrong, logs, accept_checksum=True)
+        assert (dest / "training" / "readme.txt").exists()
+        assert any("Accepted" in line for line in logs)
+        assert server.requests["/data.zip"] == 1  # the kept download was reused
+
+
+def test_truncated_transfer_keeps_nothing_and_says_so(tmp_path):
+    with serve() as server:
+        url = server.add("/data.zip", ARCHIVE * 50, mode="truncate")
+        with pytest.raises(FetchError, match="cut short"):
+            run_fetch(tmp_path, source_for(url, ARCHIVE * 50))
+    assert not list((tmp_path / "cache").glob("*"))
+    assert not (tmp_path / "raw").exists()
+
+
+def test_login_needed_prints_what_to_download_and_the_archive_flag(tmp_path):
+    with serve() as server:
+        url = server.add("/data.zip", ARCHIVE, mode="forbidden")
+        with pytest.raises(FetchError) as info:
+            run_fetch(tmp_path, source_for(url, ARCHIVE))
+    message = str(info.value)
+    assert "needs a login" in message and url in message
+    assert "--archive /path/to/data.zip" in message and "the page" in message
+
+
+def test_unreachable_host_prints_what_to_download(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    url = f"http://127.0.0.1:{port}/data.zip"
+    with pytest.raises(FetchError, match=r"cannot be reached(.|\n)*--archive"):
+        run_fetch(tmp_path, source_for(url, ARCHIVE))
+
+
+def test_a_login_page_instead_of_the_archive_is_recognised(tmp_path):
+    page = b"<!DOCTYPE html><html><body>Please sign in</body></html>"
+    with serve() as server:
+        url = server.add("/data.zip", page)
+        with pytest.raises(ChecksumMismatchError, match=r"web page(.|\n)*--archive"):
+            run_fetch(tmp_path, source_for(url, ARCHIVE))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        make_zip({"ok.txt": b"1", "../evil.txt": b"2"}),
+        make_zip({"/abs/evil.txt": b"2"}),
+        make_tar({"ok.txt": b"1", "sub/../../evil.txt": b"2"}),
+        make_tar({"ok.txt": b"1"}, links={"link": "../../outside"}),
+    ],
+    ids=["zip-dotdot", "zip-absolute", "tar-dotdot", "tar-symlink"],
+)
+def test_members_escaping_the_target_are_refused_before_writing(tmp_path, body):
+    archive = tmp_path / "bad.archive"
+    archive.write_bytes(body)
+    with pytest.raises(ValueError, match="outside the target"):
+        unpack_archive(archive, tmp_path / "out" / "dest")
+    assert not (tmp_path / "out" / "dest").exists()
+    assert not (tmp_path / "evil.txt").exists() and not (tmp_path / "out" / "evil.txt").exists()
+    assert not list((tmp_path / "out").glob(".*unpacking"))
+
+
+def test_local_archive_needs_no_network_and_a_missing_one_is_named(tmp_path):
+    archive = tmp_path / "ACDC.zip"
+    archive.write_bytes(ARCHIVE)
+    source = source_for("http://127.0.0.1:9/never", ARCHIVE)
+    dest = run_fetch(tmp_path, source, archive=archive)
+    assert (dest / "training" / "readme.txt").exists()
+    with pytest.raises(FileNotFoundError, match="nope.zip"):
+        run_fetch(tmp_path, source, archive=tmp_path / "nope.zip")
+
+
+def test_truncated_local_archive_is_reported(tmp_path):
+    archive = tmp_path / "a.tar"
+    archive.write_bytes(make_tar({"a.txt": b"x" * 5000})[:3000])
+    with pytest.raises(ValueError, match="a.tar"):
+        unpack_archive(archive, tmp_path / "dest")
+    assert not (tmp_path / "dest").exists()
+
+
+def test_command_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TUTORIAL_DATA_DIR", str(tmp_path / "data"))
+    with serve() as server:
+        url = server.add("/data.zip", ARCHIVE)
+        monkeypatch.setitem(fetch_module.SOURCES, "promise12", source_for(url, ARCHIVE))
+        assert data_fetch.main(["promise12", "--no-progress"]) == 0
+        out = capsys.readouterr().out
+        assert "TERMS" in out and "prepare promise12" in out
+        assert (tmp_path / "data" / "raw" / "promise12" / "training" / "readme.txt").exists()
+        assert (tmp_path / "data" / "downloads" / "data.zip").exists()
+        monkeypatch.setitem(fetch_module.SOURCES, "promise12", source_for(url, b"other"))
+        assert data_fetch.main(["promise12", "--no-progress", "--dest", str(tmp_path / "d2")]) == 1
+        assert "--accept-checksum" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        data_fetch.main(["imagenet"])
