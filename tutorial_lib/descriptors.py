@@ -219,9 +219,10 @@ class Geometry:
         )
 
 
-def _safe_sqrt(x: Tensor, eps: float = EPS) -> Tensor:
-    """sqrt(x + eps): finite value and gradient at 0 (the value moves by at most sqrt(eps))."""
-    return (x.clamp_min(0) + eps).sqrt()
+def _safe_sqrt(x: Tensor) -> Tensor:
+    """sqrt(max(x, 0)), exact in value, with gradient 0 (instead of inf) where x <= 0."""
+    positive = x > 0
+    return torch.where(positive, torch.where(positive, x, torch.ones_like(x)).sqrt(), torch.zeros_like(x))
 
 
 # ----------------------------------------------------------------------------------------------

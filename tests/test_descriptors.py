@@ -1,0 +1,260 @@
+"""Descriptors: oracle values (scikit-image, closed forms), the authors' formulation, gradients, errors."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from authors_reference import REF_DESCRIPTORS
+from skimage.draw import disk, ellipse
+from skimage.measure import moments_central, regionprops
+
+from tutorial_lib import descriptors as D
+from tutorial_lib.descriptors import (
+    DESCRIPTORS,
+    soft_centroid,
+    soft_compactness,
+    soft_covariance,
+    soft_dist_centroid,
+    soft_eccentricity,
+    soft_length,
+    soft_orientation,
+    soft_size,
+)
+
+F64 = torch.float64
+
+
+def as_probs(mask: np.ndarray, dtype=F64) -> torch.Tensor:
+    return torch.tensor(mask.astype(np.float64), dtype=dtype)[None, None]
+
+
+def shapes_2d() -> list[np.ndarray]:
+    out = []
+    m = np.zeros((37, 53), np.uint8)
+    rr, cc = disk((17.3, 25.6), 9.2, shape=m.shape)
+    m[rr, cc] = 1
+    out.append(m)
+    m = np.zeros((41, 29), np.uint8)
+    m[5:30, 7:19] = 1
+    out.append(m)
+    for rot in (0.3, -1.1, 1.4):
+        m = np.zeros((45, 60), np.uint8)
+        rr, cc = ellipse(21, 33, 7, 16, rotation=rot, shape=m.shape)
+        m[rr, cc] = 1
+        out.append(m)
+    return out
+
+
+@pytest.mark.parametrize(
+    "mask", shapes_2d(), ids=["disk", "rectangle", "ellipse+0.3", "ellipse-1.1", "ellipse+1.4"]
+)
+def test_2d_oracle_scikit_image(mask):
+    rp = regionprops(mask)[0]
+    p = as_probs(mask)
+    mu = moments_central(mask.astype(np.float64), order=2)
+    torch.testing.assert_close(soft_size(p).flatten(), torch.tensor([rp.area], dtype=F64))
+    torch.testing.assert_close(soft_centroid(p).flatten(), torch.tensor(rp.centroid, dtype=F64))
+    cov = torch.tensor([mu[2, 0], mu[1, 1], mu[0, 2]], dtype=F64) / rp.area
+    torch.testing.assert_close(soft_covariance(p).flatten(), cov)
+    spread = torch.tensor([mu[2, 0], mu[0, 2]], dtype=F64).div(rp.area).sqrt()
+    torch.testing.assert_close(soft_dist_centroid(p).flatten(), spread, atol=1e-8, rtol=1e-8)
+    torch.testing.assert_close(
+        soft_eccentricity(p).flatten(),
+        torch.tensor([rp.eccentricity], dtype=F64),
+        atol=1e-6,
+        rtol=1e-6,
+    )
+    if rp.eccentricity > 0.3:  # orientation is undefined for a disk
+        torch.testing.assert_close(
+            soft_orientation(p).flatten(), torch.tensor([rp.orientation], dtype=F64)
+        )
+
+
+@pytest.mark.parametrize("s", [1, 2, 5, 10])
+def test_square_closed_forms(s):
+    p = torch.zeros(1, 1, s + 6, s + 9, dtype=F64)
+    p[..., 3 : 3 + s, 4 : 4 + s] = 1
+    assert soft_length(p).item() == pytest.approx(12 * s - 4)
+    assert soft_length(p, connectivity=4).item() == pytest.approx(4 * s)
+    expected = math.sqrt((s * s - 1) / 12)
+    torch.testing.assert_close(
+        soft_dist_centroid(p).flatten(), torch.tensor([expected] * 2, dtype=F64), atol=1e-5, rtol=0
+    )
+    assert soft_compactness(p).item() == pytest.approx((12 * s - 4) ** 2 / s**2)
+
+
+def test_3d_balls_and_cube():
+    grid = np.indices((19, 23, 21)).astype(np.float64)
+    centre = np.array([9.3, 11.0, 10.4])[:, None, None, None]
+    ball = (((grid - centre) ** 2).sum(0) <= 6.5**2).astype(np.uint8)
+    rp = regionprops(ball)[0]
+    p = as_probs(ball)
+    mu = moments_central(ball.astype(np.float64), order=2)
+    assert soft_size(p).item() == rp.area
+    torch.testing.assert_close(soft_centroid(p).flatten(), torch.tensor(rp.centroid, dtype=F64))
+    cov = [mu[2, 0, 0], mu[1, 1, 0], mu[1, 0, 1], mu[0, 2, 0], mu[0, 1, 1], mu[0, 0, 2]]
+    torch.testing.assert_close(soft_covariance(p).flatten(), torch.tensor(cov, dtype=F64) / rp.area)
+    assert soft_eccentricity(p).item() < 0.2  # a ball is nearly round
+    r = 6.5  # RMS spread of a ball per axis: r / sqrt(5)
+    assert soft_dist_centroid(p).flatten().tolist() == pytest.approx(
+        [r / math.sqrt(5)] * 3, rel=0.05
+    )
+    cube = torch.zeros(1, 1, 9, 10, 11, dtype=F64)
+    s = 4
+    cube[..., 2 : 2 + s, 3 : 3 + s, 3 : 3 + s] = 1
+    assert soft_length(cube, connectivity=6).item() == 6 * s * s  # one pair per boundary face
+    torch.testing.assert_close(soft_length(cube), REF_DESCRIPTORS["length"](cube, dtype=F64))
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 9, 11), (2, 3, 5, 6, 7)], ids=["2d", "3d"])
+@pytest.mark.parametrize("name", ["size", "centroid", "dist_centroid", "length"])
+def test_equals_authors_formulation_float64(shape, name):
+    g = torch.Generator().manual_seed(3)
+    p = torch.randn(*shape, dtype=F64, generator=g).mul(3).softmax(1)
+    ours = DESCRIPTORS[name](p)
+    ref = REF_DESCRIPTORS[name](p, dtype=F64)
+    torch.testing.assert_close(ours, ref, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("connectivity", [4, 8])
+def test_length_connectivity_matches_sparse_laplacian(connectivity):
+    p = torch.rand(2, 2, 8, 13, dtype=F64)
+    ref = REF_DESCRIPTORS["length"](p, connectivity=connectivity, dtype=F64)
+    torch.testing.assert_close(soft_length(p, connectivity=connectivity), ref, atol=1e-9, rtol=0)
+
+
+@pytest.mark.parametrize("connectivity", [6, 18, 26])
+def test_length_3d_connectivity_matches_sparse_laplacian(connectivity):
+    p = torch.rand(1, 2, 5, 6, 7, dtype=F64)
+    ref = REF_DESCRIPTORS["length"](p, connectivity=connectivity, dtype=F64)
+    torch.testing.assert_close(soft_length(p, connectivity=connectivity), ref, atol=1e-9, rtol=0)
+
+
+@pytest.mark.parametrize("name", sorted(DESCRIPTORS))
+@pytest.mark.parametrize("spatial", [(12, 9), (5, 8, 7)], ids=["2d", "3d"])
+def test_batch_equals_stack_of_items(name, spatial):
+    if name == "orientation" and len(spatial) == 3:
+        pytest.skip("orientation is 2-D only")
+    p = torch.randn(3, 4, *spatial, dtype=F64).softmax(1)
+    fn = DESCRIPTORS[name]
+    whole = fn(p)
+    items = torch.cat([fn(p[i : i + 1]) for i in range(3)])
+    torch.testing.assert_close(whole, items)
+    assert whole.shape[:2] == (3, 4)
+    assert whole.shape[2] == D.descriptor_size(name, len(spatial))
+
+
+@pytest.mark.parametrize("name", sorted(DESCRIPTORS))
+@pytest.mark.parametrize("spatial", [(5, 6), (3, 4, 5)], ids=["2d", "3d"])
+@pytest.mark.parametrize("with_spacing", [False, True])
+def test_gradcheck(name, spatial, with_spacing):
+    if name == "orientation" and len(spatial) == 3:
+        pytest.skip("orientation is 2-D only")
+    g = torch.Generator().manual_seed(1)
+    p = torch.randn(2, 2, *spatial, dtype=F64, generator=g).softmax(1).requires_grad_()
+    spacing = (
+        torch.tensor([[1.5, 0.7, 2.0][: len(spatial)], [0.5, 1.0, 1.2][: len(spatial)]], dtype=F64)
+        if with_spacing
+        else None
+    )
+    assert torch.autograd.gradcheck(lambda x: DESCRIPTORS[name](x, spacing=spacing), (p,))
+
+
+@pytest.mark.parametrize("name", sorted(DESCRIPTORS))
+def test_empty_and_one_pixel_classes_are_finite(name):
+    p = torch.zeros(2, 2, 6, 7, dtype=torch.float32)
+    p[1, 1, 3, 4] = 1.0  # one pixel; everything else empty
+    p.requires_grad_()
+    out = DESCRIPTORS[name](p)
+    assert torch.isfinite(out).all()
+    out.sum().backward()
+    assert torch.isfinite(p.grad).all()
+    if name in ("size", "length", "centroid"):
+        assert out[0].abs().max() == 0  # an empty class has size, length and centroid 0
+
+
+def test_dtype_device_preserved_and_low_precision_accumulates_in_float32():
+    p32 = torch.randn(2, 3, 64, 64).softmax(1)
+    for dtype in (torch.float32, torch.float64, torch.bfloat16, torch.float16):
+        p = p32.to(dtype)
+        for name in ("size", "centroid", "dist_centroid", "length"):
+            out = DESCRIPTORS[name](p)
+            assert out.dtype == dtype and out.device == p.device
+            ref = DESCRIPTORS[name](p.to(torch.float32))
+            # inputs rounded to bf16/fp16, but no accumulation error on top: within a few ulps of the value
+            torch.testing.assert_close(out.float(), ref, rtol=1e-2, atol=1e-2)
+
+
+def test_spacing_units():
+    mask = np.zeros((20, 30), np.uint8)
+    mask[4:12, 5:25] = 1  # 8 rows x 20 cols
+    p = as_probs(mask)
+    sp = (2.0, 0.5)
+    assert soft_size(p, spacing=sp).item() == pytest.approx(160 * 1.0)
+    torch.testing.assert_close(
+        soft_centroid(p, spacing=sp), soft_centroid(p) * torch.tensor(sp, dtype=F64)
+    )
+    torch.testing.assert_close(
+        soft_dist_centroid(p, spacing=sp),
+        soft_dist_centroid(p) * torch.tensor(sp, dtype=F64),
+        atol=1e-5,
+        rtol=0,
+    )
+    # face pairs weigh the length of the face they cross: the perimeter in mm (8 rows x 2 mm, 20 cols x 0.5 mm)
+    assert soft_length(p, spacing=sp, connectivity=4).item() == pytest.approx(2 * 16 + 2 * 10)
+    # isotropic spacing s scales the length by s in 2-D and s^2 in 3-D
+    assert soft_length(p, spacing=(3.0, 3.0)).item() == pytest.approx(3 * soft_length(p).item())
+    q = torch.rand(1, 2, 4, 5, 6, dtype=F64)
+    torch.testing.assert_close(soft_length(q, spacing=(2.0, 2.0, 2.0)), 4 * soft_length(q))
+
+
+def test_per_image_spacing_equals_one_call_per_image():
+    p = torch.randn(3, 2, 10, 12, dtype=F64).softmax(1)
+    sp = torch.tensor([[1.0, 2.0], [0.5, 0.5], [3.0, 1.5]], dtype=F64)
+    for name in sorted(DESCRIPTORS):
+        whole = DESCRIPTORS[name](p, spacing=sp)
+        items = torch.cat(
+            [DESCRIPTORS[name](p[i : i + 1], spacing=sp[i].tolist()) for i in range(3)]
+        )
+        torch.testing.assert_close(whole, items)
+
+
+def test_length_under_autograd_twice_and_noncontiguous_input():
+    base = torch.randn(2, 10, 12, 3, dtype=F64).softmax(-1)
+    p = base.permute(0, 3, 1, 2)  # non-contiguous (channels-last-like) view
+    torch.testing.assert_close(soft_length(p), soft_length(p.contiguous()))
+
+
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (torch.rand(4, 5, 6), "ndim 4 or 5"),
+        (torch.rand(1, 1, 2, 3, 4, 5), "ndim 4 or 5"),
+        (torch.ones(1, 2, 4, 4, dtype=torch.int64), "floating-point"),
+        (torch.full((1, 2, 4, 4), float("nan")), "NaN"),
+        ([[0.5]], "torch.Tensor"),
+    ],
+)
+def test_bad_inputs_raise(bad, match):
+    for fn in DESCRIPTORS.values():
+        with pytest.raises(ValueError, match=match):
+            fn(bad)
+
+
+def test_bad_options_raise():
+    p = torch.rand(1, 2, 5, 5)
+    with pytest.raises(ValueError, match=r"connectivity: expected one of \(4, 8\).*got 6"):
+        soft_length(p, connectivity=6)
+    with pytest.raises(ValueError, match=r"connectivity: expected one of \(6, 18, 26\)"):
+        soft_length(torch.rand(1, 1, 3, 3, 3), connectivity=8)
+    with pytest.raises(ValueError, match=r"spacing: expected 2 values"):
+        soft_size(p, spacing=(1.0, 1.0, 1.0))
+    with pytest.raises(ValueError, match=r"spacing: expected positive"):
+        soft_size(p, spacing=(1.0, -1.0))
+    with pytest.raises(ValueError, match="orientation: expected 2-D"):
+        soft_orientation(torch.rand(1, 1, 3, 3, 3))
+    with pytest.raises(ValueError, match=r"descriptor: expected one of .*got 'perimeter'"):
+        D.check_descriptor_name("perimeter")
