@@ -1,0 +1,64 @@
+"""`python -m tutorial_lib prepare {acdc,promise12,msd-prostate} --src RAW --dest OUT`.
+
+Slices, normalises, resizes and splits a downloaded dataset into the prepared format
+(see tutorial_lib.data.prepare for what is faithful to the authors and what is not).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+DATASETS = ("acdc", "promise12", "msd-prostate")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("dataset", choices=DATASETS)
+    parser.add_argument(
+        "--src", required=True, help="raw data folder (the unpacked archive's top folder is fine)"
+    )
+    parser.add_argument("--dest", required=True, help="output folder (must be absent or empty)")
+    parser.add_argument("--size", type=int, default=256, help="slice side in pixels (default 256)")
+    parser.add_argument(
+        "--val", type=int, default=None, help="validation patients (ACDC 10, PROMISE12 5, MSD 3)"
+    )
+    parser.add_argument(
+        "--test", type=int, default=None, help="test patients (ACDC 20, PROMISE12 10, MSD 6)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="split seed (authors: 0)")
+    parser.add_argument(
+        "--label-quirk",
+        action="store_true",
+        help="resize labels bilinear then truncate, like the authors' PROMISE12 script "
+        "(slightly erodes the masks); default: nearest",
+    )
+    parser.add_argument(
+        "--include-testing",
+        action="store_true",
+        help="ACDC: also use patients below a 'testing' folder (the authors used training only)",
+    )
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --dest")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    from tutorial_lib.data.prepare import prepare_dataset
+
+    try:
+        prepare_dataset(
+            args.dataset,
+            args.src,
+            args.dest,
+            size=args.size,
+            n_val=args.val,
+            n_test=args.test,
+            seed=args.seed,
+            label_quirk=args.label_quirk,
+            include_testing=args.include_testing,
+            overwrite=args.overwrite,
+            progress=not args.no_progress,
+        )
+    except (ValueError, FileNotFoundError, FileExistsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
