@@ -1,0 +1,279 @@
+"""ShapeDescriptorLoss and the cross-entropy baseline: the authors' loss, policies, priors, errors."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from authors_reference import ref_loss
+
+from tutorial_lib.descriptors import soft_size
+from tutorial_lib.losses import (
+    DescriptorTerm,
+    ShapeDescriptorLoss,
+    cross_entropy_loss,
+    paper_loss,
+    paper_terms,
+)
+from tutorial_lib.penalties import log_barrier_extension
+
+F64 = torch.float64
+ALL_TERMS = [
+    ("size", (0, 1, 2, 3), 0.1, "percentage", 1e-2),
+    ("centroid", (1, 2, 3), 20, "abs", 1e-2),
+    ("dist_centroid", (1, 3), 20, "abs", 1e-2),
+    ("length", (1, 2, 3), 10, "percentage", 1e-2),
+]
+
+
+def make_batch(shape=(3, 4, 12, 10), seed=0, dtype=F64):
+    g = torch.Generator().manual_seed(seed)
+    b, k, *spatial = shape
+    probs = torch.randn(*shape, generator=g, dtype=dtype).mul(2).softmax(1)
+    target = torch.randint(0, k, (b, *spatial), generator=g)
+    target[1][target[1] == 3] = 0  # class 3 absent from image 1
+    return probs, target
+
+
+def ours(terms=ALL_TERMS, **kwargs):
+    return ShapeDescriptorLoss(
+        [DescriptorTerm(n, c, margin=m, mode=mo, weight=w) for n, c, m, mo, w in terms], **kwargs
+    )
+
+
+@pytest.mark.parametrize("t", [0.5, 1.0, 5.0, 100.0])
+@pytest.mark.parametrize("shape", [(3, 4, 12, 10), (2, 4, 4, 6, 5)], ids=["2d", "3d"])
+def test_equals_authors_loss_and_gradient_float64(t, shape):
+    probs, target = make_batch(shape)
+    probs.requires_grad_()
+    onehot = F.one_hot(target, 4).movedim(-1, 1).to(F64)
+    ref = ref_loss(probs, onehot, ALL_TERMS, t, dtype=F64)
+    out = ours()(probs, target, t)
+    torch.testing.assert_close(out, ref, atol=1e-6, rtol=1e-6)
+    (g_ref,) = torch.autograd.grad(ref, probs)
+    (g_out,) = torch.autograd.grad(out, probs)
+    torch.testing.assert_close(g_out, g_ref, atol=1e-6, rtol=1e-6)
+
+
+def test_gradcheck_full_loss():
+    probs, target = make_batch((2, 3, 5, 6))
+    logits = probs.log().requires_grad_()
+    loss = ours(
+        [
+            ("size", (0, 1, 2), 0.1, "percentage", 1.0),
+            ("centroid", (1, 2), 1, "abs", 1.0),
+            ("dist_centroid", (1,), 1, "abs", 1.0),
+            ("length", (1, 2), 0.2, "percentage", 1.0),
+        ]
+    )
+    assert torch.autograd.gradcheck(lambda x: loss(x.softmax(1), target, 3.0), (logits,))
+
+
+def test_paper_terms():
+    acdc = paper_terms("acdc")
+    assert [(t.descriptor, t.classes, t.margin, t.mode, t.weight) for t in acdc] == [
+        ("size", (1, 2, 3), 0.1, "percentage", 1e-2),
+        ("centroid", (1, 2, 3), 20, "abs", 1e-2),
+        ("dist_centroid", (1, 2, 3), 20, "abs", 1e-2),
+        ("length", (1, 2, 3), 10, "percentage", 1e-2),
+    ]
+    prom = paper_terms("promise12")
+    assert [t.classes for t in prom] == [(0, 1), (1,), (1,), (1,)]
+    assert paper_loss("acdc").empty_policy == "paper"
+    with pytest.raises(ValueError, match="dataset: expected 'acdc' or 'promise12'"):
+        paper_terms("brats")
+
+
+def test_empty_policies():
+    probs, target = make_batch((3, 4, 60, 50))  # stray class-3 mass centred near (30, 25) px
+    cen = [("centroid", (3,), 20, "abs", 1.0)]
+    paper = ours(cen, empty_policy="paper")
+    fixed = ours(cen, empty_policy="corrected")
+    paper(probs, target, 1.0)
+    fixed(probs, target, 1.0)
+    # "corrected": the absent class of image 1 is unconstrained, so image 1 contributes nothing
+    only_present = ours(cen, empty_policy="corrected")(probs[[0, 2]], target[[0, 2]], 1.0)
+    torch.testing.assert_close(fixed(probs, target, 1.0), only_present)
+    # "paper": image 1's stray class-3 probability is pulled to [0, 20] px: positive violation
+    assert paper.last_stats["centroid/frac_violated"] > fixed.last_stats["centroid/frac_violated"]
+
+
+def test_size_of_absent_class_is_pushed_to_zero_in_both_policies():
+    probs, target = make_batch()
+    for policy in ("paper", "corrected"):
+        loss = ours([("size", (3,), 0.1, "percentage", 1.0)], empty_policy=policy)
+        p = probs.clone().requires_grad_()
+        loss(p, target, 1.0).backward()
+        assert p.grad[1, 3].min() > 0  # gradient descent lowers class 3 everywhere in image 1
+
+
+def test_constant_bounds_in_mm_hand_computed():
+    probs = torch.full(
+        (2, 2, 4, 5), 0.5, dtype=F64
+    )  # size of each class: 10 px = 22.5 mm^2 at 1.5 x 1.5 mm
+    target = torch.zeros(2, 4, 5, dtype=torch.long)
+    target[:, 0, 0] = 1
+    term = DescriptorTerm("size", (1,), lower=30.0, upper=100.0, weight=0.5, physical=True)
+    loss = ShapeDescriptorLoss([term])
+    out = loss(probs, target, 2.0, spacing=(1.5, 1.5))
+    z_lo = torch.tensor(30.0 - 22.5, dtype=F64)
+    z_hi = torch.tensor(22.5 - 100.0, dtype=F64)
+    expected = 2 * 0.5 * (log_barrier_extension(z_lo, 2.0) + log_barrier_extension(z_hi, 2.0)) / 20
+    torch.testing.assert_close(out, expected)
+    assert loss.last_stats["size/frac_violated"].item() == pytest.approx(0.5)  # lower side violated
+    assert loss.last_stats["size/violation"].item() == pytest.approx(7.5 / 2)
+    per_image = torch.tensor([[1.0, 1.0], [2.0, 2.0]])  # (B, n_axes) spacing, one per image
+    out2 = loss(probs, target, 2.0, spacing=per_image)
+    sizes = soft_size(probs, spacing=per_image)[:, 1, 0]
+    z = torch.stack([30.0 - sizes, sizes - 100.0])
+    torch.testing.assert_close(out2, 0.5 * log_barrier_extension(z, 2.0).sum() / 20)
+
+
+def test_constant_bounds_per_class_and_one_sided_without_target():
+    probs, _ = make_batch()
+    term = DescriptorTerm("size", (1, 2), lower=[5.0, 10.0], upper=None)  # at least 5 and 10 px
+    loss = ShapeDescriptorLoss([term], penalty="quadratic")
+    assert loss(probs, None, 1.0).item() == 0.0  # every class is larger: feasible
+    assert loss.last_stats["size/frac_violated"].item() == 0.0
+    tight = ShapeDescriptorLoss(
+        [DescriptorTerm("size", (1, 2), lower=[500.0, 10.0])], penalty="quadratic"
+    )
+    sizes = soft_size(probs)[:, 1, 0]
+    torch.testing.assert_close(tight(probs, None, 1.0), 1e-2 * (500.0 - sizes).square().sum() / 120)
+
+
+def test_constant_bounds_follow_the_corrected_policy():
+    probs, target = make_batch()
+    term = DescriptorTerm("centroid", (3,), lower=[[2.0, 2.0]], upper=[[8.0, 8.0]], weight=1.0)
+    fixed = ShapeDescriptorLoss([term], empty_policy="corrected")
+    only_present = fixed(probs[[0, 2]], target[[0, 2]], 1.0)
+    torch.testing.assert_close(fixed(probs, target, 1.0), only_present)
+
+
+def test_normalisation_and_stats():
+    probs, target = make_batch()
+    paper = ours()
+    mean = ours(normalisation="batch_mean")
+    torch.testing.assert_close(mean(probs, target, 2.0), paper(probs, target, 2.0) / 3)
+    stats = paper.last_stats
+    assert set(stats) == {
+        f"{n}/{s}" for n, *_ in ALL_TERMS for s in ("loss", "violation", "frac_violated")
+    } | {"total"}
+    assert all(not v.requires_grad and v.ndim == 0 for v in stats.values())
+    assert all(0 <= stats[f"{n}/frac_violated"] <= 1 for n, *_ in ALL_TERMS)
+    torch.testing.assert_close(sum(stats[f"{n}/loss"] for n, *_ in ALL_TERMS), stats["total"])
+
+
+def test_duplicate_labels_are_made_unique():
+    loss = ShapeDescriptorLoss([DescriptorTerm("size", (0,)), DescriptorTerm("size", (1,))])
+    assert loss.labels == ["size", "size[1]"]
+
+
+def test_tensor_t_low_precision_and_autocast():
+    probs, target = make_batch(dtype=torch.float32)
+    loss = paper_loss("acdc")
+    ref = loss(probs, target, 3.0)
+    torch.testing.assert_close(loss(probs, target, torch.tensor(3.0)), ref)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = loss(probs.bfloat16(), target, 3.0)
+    assert low.dtype == torch.float32
+    torch.testing.assert_close(low, ref, rtol=0.05, atol=1e-4)
+
+
+def test_other_descriptors_and_options_as_terms():
+    probs, target = make_batch()
+    terms = [
+        DescriptorTerm("length", (1,), margin=0.1, options={"connectivity": 4}),
+        DescriptorTerm("compactness", (2,), margin=0.5),
+        DescriptorTerm("eccentricity", (1, 2), margin=0.1, mode="abs"),
+        DescriptorTerm("orientation", (1,), margin=0.3, mode="abs"),
+        DescriptorTerm("covariance", (3, 1), margin=0.2),  # non-contiguous classes
+    ]
+    out = ShapeDescriptorLoss(terms)(probs.requires_grad_(), target, 2.0)
+    out.backward()
+    assert torch.isfinite(out) and torch.isfinite(probs.grad).all()
+
+
+def test_penalty_is_finite_when_prediction_equals_ground_truth():
+    _, target = make_batch()
+    onehot = F.one_hot(target, 4).movedim(-1, 1).to(F64).requires_grad_()
+    loss = ours(margin_zero := [(n, c, 0.0, mo, w) for n, c, _, mo, w in ALL_TERMS])
+    out = loss(onehot, target, 10.0)  # z = 0 exactly on every constraint
+    out.backward()
+    assert margin_zero and torch.isfinite(out) and torch.isfinite(onehot.grad).all()
+
+
+def test_cross_entropy():
+    logits = torch.randn(2, 3, 5, 6)
+    target = torch.randint(0, 3, (2, 5, 6))
+    torch.testing.assert_close(cross_entropy_loss(logits, target), F.cross_entropy(logits, target))
+    with pytest.raises(ValueError, match=r"logits: expected a floating tensor"):
+        cross_entropy_loss(torch.randn(2, 3, 5), target)
+    with pytest.raises(
+        ValueError, match=r"target: expected integer labels of shape \(2, 5, 6\), got \(2, 6\)"
+    ):
+        cross_entropy_loss(logits, target[:, 0])
+
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda: DescriptorTerm("area", (1,)), "descriptor: expected one of"),
+        (lambda: DescriptorTerm("size", ()), "classes: expected a non-empty"),
+        (lambda: DescriptorTerm("size", (1, 1)), "distinct"),
+        (lambda: DescriptorTerm("size", (-1,)), "class indices >= 0"),
+        (lambda: DescriptorTerm("size", (1,), mode="relative"), "mode: expected one of"),
+        (lambda: DescriptorTerm("size", (1,), margin=-1), "margin"),
+        (lambda: DescriptorTerm("size", (1,), weight=math.nan), "weight"),
+        (lambda: DescriptorTerm("size", (1,), lower=10.0, upper=5.0), "lower <= upper"),
+        (
+            lambda: DescriptorTerm("size", (1, 2), lower=[1.0, 2.0, 3.0]),
+            r"one value per class \(2\)",
+        ),
+        (lambda: ShapeDescriptorLoss([]), "terms: expected a non-empty"),
+        (
+            lambda: ShapeDescriptorLoss(paper_terms("acdc"), penalty="hinge"),
+            "penalty: expected one of",
+        ),
+        (
+            lambda: ShapeDescriptorLoss(paper_terms("acdc"), normalisation="mean"),
+            "normalisation: expected one of",
+        ),
+        (
+            lambda: ShapeDescriptorLoss(paper_terms("acdc"), empty_policy="skip"),
+            "empty_policy: expected one of",
+        ),
+    ],
+)
+def test_bad_configuration_raises(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (lambda p, y: (p[0], y), "ndim 4 or 5"),
+        (lambda p, y: (p[:, :3], y), r"class 3, so expected K > 3 channels, got K = 3"),
+        (lambda p, y: (p, y.float()), "integer label tensor"),
+        (lambda p, y: (p, y[:, :5]), r"expected shape \(3, 12, 10\).*got \(3, 5, 10\)"),
+        (lambda p, y: (p, None), "target: expected integer labels"),
+        (lambda p, y: (p.clone().index_fill_(0, torch.tensor([0]), math.nan), y), "NaN"),
+        (lambda p, y: (p, y + 4), r"labels in \[0, 3\]"),
+    ],
+)
+def test_bad_inputs_raise(args, match):
+    probs, target = make_batch()
+    with pytest.raises(ValueError, match=match):
+        paper_loss("acdc")(*args(probs, target), 1.0)
+
+
+def test_bad_t_and_missing_spacing_raise():
+    probs, target = make_batch()
+    with pytest.raises(ValueError, match="t: expected a positive"):
+        paper_loss("acdc")(probs, target, 0.0)
+    prior = ShapeDescriptorLoss([DescriptorTerm("size", (1,), lower=1.0, upper=2.0, physical=True)])
+    with pytest.raises(ValueError, match="spacing: expected mm per axis"):
+        prior(probs, target, 1.0)
