@@ -258,3 +258,13 @@ def test_bad_options_raise():
         soft_orientation(torch.rand(1, 1, 3, 3, 3))
     with pytest.raises(ValueError, match=r"descriptor: expected one of .*got 'perimeter'"):
         D.check_descriptor_name("perimeter")
+
+
+def test_demo_command_runs(capsys):
+    from tutorial_lib.cli import main
+
+    assert main(["demo", "--spacing", "1.5", "1.5"]) == 0
+    out = capsys.readouterr().out
+    assert "dist_centroid" in out and "Log-barrier" in out
+    assert main(["demo", "--height", "3"]) == 2
+    assert "expected at least 8 px" in capsys.readouterr().err

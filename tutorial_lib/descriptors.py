@@ -222,7 +222,9 @@ class Geometry:
 def _safe_sqrt(x: Tensor) -> Tensor:
     """sqrt(max(x, 0)), exact in value, with gradient 0 (instead of inf) where x <= 0."""
     positive = x > 0
-    return torch.where(positive, torch.where(positive, x, torch.ones_like(x)).sqrt(), torch.zeros_like(x))
+    return torch.where(
+        positive, torch.where(positive, x, torch.ones_like(x)).sqrt(), torch.zeros_like(x)
+    )
 
 
 # ----------------------------------------------------------------------------------------------
