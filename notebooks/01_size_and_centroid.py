@@ -58,7 +58,7 @@ RADIUS = 12.0
 # %%
 device = get_device()
 if device.type == "cpu":
-    set_cpu_threads()
+    set_cpu_threads(1)  # the tensors here are small: one thread is the fastest
 print(f"device: {device}, fast mode: {FAST}")
 
 # %% [markdown]

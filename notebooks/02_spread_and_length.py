@@ -66,7 +66,7 @@ DTYPE = torch.float64  # exact comparisons below
 # %%
 device = get_device()
 if device.type == "cpu":
-    set_cpu_threads()
+    set_cpu_threads(1)  # the tensors here are small: one thread is the fastest
 print(f"device: {device}, fast mode: {FAST}")
 
 # %% [markdown]

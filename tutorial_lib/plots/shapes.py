@@ -317,6 +317,7 @@ def plot_penalty_curves(
     ylim: tuple[float, float] | None = None,
     slope_ylim: tuple[float, float] | None = None,
     title: str | None = None,
+    xlabel: str = "z = f(s) − bound",
 ) -> Figure:
     """Penalties ψ(z) of a constraint z ≤ 0 (feasible side shaded), and optionally ψ'(z).
 
@@ -345,7 +346,7 @@ def plot_penalty_curves(
                 ax.annotate(
                     name, (x, 0), xytext=(2, 6 + 12 * k), textcoords="offset points", fontsize=8
                 )
-        ax.set_xlabel("z = f(s) − bound")
+        ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         if ylim is not None and j == 0:
             ax.set_ylim(*ylim)
