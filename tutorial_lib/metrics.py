@@ -171,7 +171,11 @@ def _check_masks(
     spacing: Sequence[float] | torch.Tensor | None,
 ) -> tuple[torch.Tensor, torch.Tensor, list[float]]:
     """Validated boolean masks of one shape and a spacing list (1 mm per axis by default)."""
-    p, g, spacing = _check_masks(pred_mask, target_mask, spacing)
+    p, g = _check_mask(pred_mask, "pred_mask"), _check_mask(target_mask, "target_mask")
+    if p.shape != g.shape:
+        raise ValueError(
+            f"hd95: expected masks of one shape, got {tuple(p.shape)} and {tuple(g.shape)}"
+        )
     if p.device != g.device:
         raise ValueError(f"hd95: pred_mask on {p.device} and target_mask on {g.device}")
     if spacing is None:
