@@ -23,20 +23,21 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from tutorial_lib.bounds import (
+    SIGNED,
     BoundValue,
-    apply_empty_policy,
-    bounds_from_values,
     check_mode,
     check_policy,
     constant_table,
     labels_to_onehot,
 )
 from tutorial_lib.descriptors import (
+    EXTENSIVE,
     GEOMETRY_FNS,
     Geometry,
     SpacingLike,
     check_descriptor_name,
     check_probs,
+    descriptor_size,
 )
 from tutorial_lib.penalties import PENALTIES, check_penalty_name
 
@@ -242,11 +243,67 @@ class ShapeDescriptorLoss(nn.Module):
             self._device_cache[key] = torch.tensor(classes, device=x.device)
         return x.index_select(1, self._device_cache[key])
 
-    def _table(self, i: int, dtype: torch.dtype, device: torch.device) -> Tensor:
-        key = ("table", i, dtype, device)
-        if key not in self._device_cache:
-            self._device_cache[key] = self._tables[i].to(dtype=dtype, device=device)
-        return self._device_cache[key]
+    def _columns(self, nd: int, dtype: torch.dtype, device: torch.device) -> dict[str, Any]:
+        """Per-column constants (one column per term, class and descriptor value), cached."""
+        key = ("columns", nd, dtype, device)
+        if key in self._device_cache:
+            return self._device_cache[key]
+        rows: list[tuple] = []
+        for i, term in enumerate(self.terms):
+            n = descriptor_size(term.descriptor, nd)
+            table = None
+            if term.is_constant:
+                table = self._tables[i]
+                if table.shape[1] not in (1, n):
+                    raise ValueError(
+                        f"term {self.labels[i]!r}: expected bounds with {n} values per class for "
+                        f"{nd}-D images, got {table.shape[1]}"
+                    )
+                table = table.expand(len(term.classes), n, 2)
+            for ci, c in enumerate(term.classes):
+                for j in range(n):
+                    lo, hi = (
+                        (0.0, 0.0)
+                        if table is None
+                        else (float(table[ci, j, 0]), float(table[ci, j, 1]))
+                    )
+                    rows.append(
+                        (
+                            term.weight,
+                            term.margin,
+                            term.mode == "percentage",
+                            term.descriptor not in SIGNED,
+                            term.descriptor in EXTENSIVE,
+                            term.is_constant,
+                            lo,
+                            hi,
+                            c,
+                            i,
+                        )
+                    )
+        cols = list(zip(*rows, strict=True))
+
+        def tensor(values, dt=dtype):
+            return torch.tensor(values, dtype=dt, device=device)
+
+        out = {
+            "weight": tensor(cols[0]),
+            "margin": tensor(cols[1]),
+            "pct": tensor(cols[2], torch.bool),
+            "clamp": tensor(cols[3], torch.bool),
+            "extensive": tensor(cols[4], torch.bool),
+            "constant": tensor(cols[5], torch.bool),
+            "lower": tensor(cols[6]),
+            "upper": tensor(cols[7]),
+            "cls": tensor(cols[8], torch.long),
+            "term": tensor(cols[9], torch.long),
+            "sign": tensor([-1.0, 1.0]),
+            "all_clamp": all(cols[3]),
+            "any_constant": any(cols[5]),
+            "all_constant": all(cols[5]),
+        }
+        self._device_cache[key] = out
+        return out
 
     # -- forward --------------------------------------------------------------------------------
     def forward(
@@ -259,70 +316,114 @@ class ShapeDescriptorLoss(nn.Module):
     def _loss(
         self, probs: Tensor, target: Tensor | None, t: float | Tensor, spacing: SpacingLike
     ) -> Tensor:
+        """All terms at once: descriptor values and bounds are laid out as (B, columns)."""
         p = probs if probs.dtype in (torch.float32, torch.float64) else probs.float()
         B, K, *spatial = p.shape
-        norm = math.prod(spatial) * (B if self.normalisation == "batch_mean" else 1)
-        pen = PENALTIES[self.penalty]
-        pred_geo: dict[bool, Geometry] = {}
-        true_geo: dict[bool, Geometry] = {}
+        cols = self._columns(len(spatial), p.dtype, p.device)
+        geos: dict[tuple[bool, bool], Geometry] = {}
+
+        def geo(truth: bool, physical: bool) -> Geometry:
+            if (truth, physical) not in geos:
+                x = onehot if truth else p
+                geos[truth, physical] = Geometry(x, spacing if physical else None)
+            return geos[truth, physical]
+
         onehot = None if target is None else labels_to_onehot(target, K, p.dtype)
-
-        def geo(cache: dict[bool, Geometry], x: Tensor, physical: bool) -> Geometry:
-            if physical not in cache:
-                cache[physical] = Geometry(x, spacing if physical else None)
-            return cache[physical]
-
-        total = p.new_zeros(())
-        stats: dict[str, Tensor] = {}
-        for i, term in enumerate(self.terms):
-            f = self._select(
-                GEOMETRY_FNS[term.descriptor](geo(pred_geo, p, term.physical), **term.options),
-                term.classes,
-            )
-            with torch.no_grad():
-                present = None
-                if onehot is not None:
-                    g_true = geo(true_geo, onehot, term.physical)
-                    present = self._select(g_true.mass()[..., 0], term.classes) > 0
-                if term.is_constant:
-                    table = self._table(i, f.dtype, f.device)
-                    bounds = table.expand(B, len(term.classes), f.shape[-1], 2)
-                    if present is not None:
-                        bounds = apply_empty_policy(
-                            bounds, present, term.descriptor, self.empty_policy
-                        )
-                else:
-                    values = self._select(
-                        GEOMETRY_FNS[term.descriptor](g_true, **term.options), term.classes
-                    )
-                    bounds = bounds_from_values(
-                        values,
-                        present,
-                        descriptor=term.descriptor,
-                        margin=term.margin,
-                        mode=term.mode,
-                        policy=self.empty_policy,
-                    )
-                active = torch.isfinite(bounds)
-            z = torch.stack([bounds[..., 0] - f, f - bounds[..., 1]], dim=-1)
-            z_safe = torch.where(active, z, -torch.ones((), dtype=z.dtype, device=z.device))
-            psi = torch.where(
-                active, pen(z_safe, t), torch.zeros((), dtype=z.dtype, device=z.device)
-            )
-            term_loss = psi.sum() * (term.weight / norm)
-            total = total + term_loss
-            if self.collect_stats:
-                with torch.no_grad():
-                    n_active = active.sum().clamp_min(1)
-                    violated = (z_safe > 0) & active
-                    label = self.labels[i]
-                    stats[f"{label}/loss"] = term_loss.detach()
-                    stats[f"{label}/violation"] = (torch.relu(z_safe) * active).sum() / n_active
-                    stats[f"{label}/frac_violated"] = violated.sum() / n_active
+        f = torch.cat(
+            [
+                self._select(
+                    GEOMETRY_FNS[term.descriptor](geo(False, term.physical), **term.options),
+                    term.classes,
+                ).flatten(1)
+                for term in self.terms
+            ],
+            dim=1,
+        )
+        with torch.no_grad():
+            lower, upper = self._bounds(cols, geo if onehot is not None else None, f)
+            bounds = torch.stack([lower, upper], dim=-1)  # (B, columns, 2)
+            active = torch.isfinite(bounds)
+        z = (f[..., None] - bounds) * cols["sign"]  # [lower - f, f - upper]
+        z_safe = torch.where(active, z, -torch.ones((), dtype=z.dtype, device=z.device))
+        psi = PENALTIES[self.penalty](z_safe, t)
+        psi = torch.where(active, psi, torch.zeros((), dtype=z.dtype, device=z.device))
+        norm = math.prod(spatial) * (B if self.normalisation == "batch_mean" else 1)
+        per_column = psi.sum((0, 2)) * (cols["weight"] / norm)
+        total = per_column.sum()
         if self.collect_stats:
-            stats["total"] = total.detach()
-            self.last_stats = stats
+            self._record_stats(cols, per_column.detach(), z_safe.detach(), active, total.detach())
         return total
+
+    def _bounds(self, cols: dict[str, Any], geo, f: Tensor) -> tuple[Tensor, Tensor]:
+        """Lower and upper bounds (B, columns), with the empty-class policy applied."""
+        zero = torch.zeros((), dtype=f.dtype, device=f.device)
+        if geo is None:  # constant bounds only, no target
+            return cols["lower"].expand_as(f), cols["upper"].expand_as(f)
+        present = (geo(True, False).mass()[..., 0] > 0).index_select(1, cols["cls"])
+        nd = geo(True, False).nd
+        if cols["all_constant"]:
+            values = torch.zeros_like(f)
+        else:
+            values = torch.cat(
+                [
+                    f.new_zeros(
+                        f.shape[0], len(term.classes) * descriptor_size(term.descriptor, nd)
+                    )
+                    if term.is_constant
+                    else self._select(
+                        GEOMETRY_FNS[term.descriptor](geo(True, term.physical), **term.options),
+                        term.classes,
+                    ).flatten(1)
+                    for term in self.terms
+                ],
+                dim=1,
+            )
+        if self.empty_policy == "paper":
+            values = torch.where(present, values, zero)
+        margin = torch.where(cols["pct"], values.abs() * cols["margin"], cols["margin"])
+        lower, upper = values - margin, values + margin
+        if cols["all_clamp"]:
+            lower, upper = lower.clamp_min(0), upper.clamp_min(0)
+        else:
+            lower = torch.where(cols["clamp"], lower.clamp_min(0), lower)
+            upper = torch.where(cols["clamp"], upper.clamp_min(0), upper)
+        if cols["any_constant"]:
+            lower = torch.where(cols["constant"], cols["lower"], lower)
+            upper = torch.where(cols["constant"], cols["upper"], upper)
+        if self.empty_policy == "corrected":
+            absent = ~present
+            to_zero = absent & cols["extensive"]
+            free = absent & ~cols["extensive"]
+            inf = torch.full((), math.inf, dtype=f.dtype, device=f.device)
+            lower = torch.where(to_zero, zero, torch.where(free, -inf, lower))
+            upper = torch.where(to_zero, zero, torch.where(free, inf, upper))
+        return lower, upper
+
+    def _record_stats(
+        self, cols: dict[str, Any], per_column: Tensor, z: Tensor, active: Tensor, total: Tensor
+    ) -> None:
+        """``last_stats``: per-term sums over columns with one index_add (no read-back)."""
+        per_col = torch.stack(
+            [
+                per_column,
+                torch.relu(z).sum((0, 2)),  # inactive constraints hold z = -1: no violation
+                (z > 0).sum((0, 2)).to(z.dtype),
+                active.sum((0, 2)).to(z.dtype),
+            ],
+            dim=1,
+        )
+        sums = torch.zeros(len(self.terms), 4, dtype=z.dtype, device=z.device)
+        sums.index_add_(0, cols["term"], per_col)
+        n_active = sums[:, 3].clamp_min(1)
+        violation = sums[:, 1] / n_active
+        fraction = sums[:, 2] / n_active
+        stats: dict[str, Tensor] = {}
+        for i, label in enumerate(self.labels):
+            stats[f"{label}/loss"] = sums[i, 0]
+            stats[f"{label}/violation"] = violation[i]
+            stats[f"{label}/frac_violated"] = fraction[i]
+        stats["total"] = total
+        self.last_stats = stats
 
 
 def _unique_labels(terms: Sequence[DescriptorTerm]) -> list[str]:
