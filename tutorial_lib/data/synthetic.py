@@ -46,7 +46,7 @@ from tutorial_lib.data.synthetic_render import (
     smooth_field,
 )
 
-GENERATOR_VERSION = 1  # bump when the generated pixels change, so caches are refreshed
+GENERATOR_VERSION = 2  # bump when the generated pixels change, so caches are refreshed
 CHUNK_PIXELS = 4_000_000  # slices are rendered in chunks of about this many pixels
 FIELD_GRID = 6  # low-resolution grid of the smooth background fields
 
@@ -84,11 +84,23 @@ def _slice_positions(rng: np.random.Generator, n_patients: int, slices: tuple) -
 
 
 def _background(
-    rng: np.random.Generator, patient: np.ndarray, z: np.ndarray, size: int, low_high: tuple
+    rng: np.random.Generator,
+    patient: np.ndarray,
+    z: np.ndarray,
+    size: int,
+    tissue: tuple,
+    dark: tuple = (0.0, 0.0),
+    dark_fraction: float = 0.0,
 ) -> torch.Tensor:
-    """Smooth tissue field (N, H, W) that changes gently along each patient's slices."""
+    """Smooth field (N, H, W) that changes gently along each patient's slices.
+
+    Each point of a coarse grid is tissue (intensity drawn in `tissue`) or, with probability
+    `dark_fraction`, dark like lung or air (intensity in `dark`); bicubic upsampling blends them.
+    """
     n_patients = int(patient.max()) + 1
-    ends = rng.uniform(low_high[0], low_high[1], (2, n_patients, FIELD_GRID, FIELD_GRID))
+    shape = (2, n_patients, FIELD_GRID, FIELD_GRID)
+    ends = rng.uniform(tissue[0], tissue[1], shape)
+    ends = np.where(rng.random(shape) < dark_fraction, rng.uniform(dark[0], dark[1], shape), ends)
     zz = z[:, None, None]
     low = ends[0][patient] * (1 - zz) + ends[1][patient] * zz
     return smooth_field(torch.from_numpy(low.astype(np.float32)), size)
@@ -172,7 +184,9 @@ def _render_cardiac(
     jitter = torch.from_numpy(rng.uniform(0.97, 1.03, (2, n)).astype(np.float32)).view(2, n, 1, 1)
     blood = torch.from_numpy(per_patient(o.blood_intensity).astype(np.float32)).view(n, 1, 1)
     muscle = torch.from_numpy(per_patient(o.myo_intensity).astype(np.float32)).view(n, 1, 1)
-    image = _background(rng, patient, z, size, o.background_intensity)
+    image = _background(
+        rng, patient, z, size, o.background_intensity, o.lung_intensity, o.lung_fraction
+    )
     image = torch.where(_body_mask(rows, cols, size, n), image, torch.tensor(0.03))
     image = torch.where(rv, blood * 0.95 * jitter[0], image)
     image = torch.where(lv, blood * jitter[0], image)
