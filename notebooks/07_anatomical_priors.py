@@ -1,0 +1,331 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 07 · Anatomical priors
+#
+# *Bounds known from anatomy instead of measured on each image: constant per-class bounds in mm, what they keep and what they lose.*
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/shape-descriptors-course/shape-descriptors-course/blob/main/notebooks/07_anatomical_priors.ipynb)
+
+# %%
+# Install the course's library only where it is missing (Colab, a bare kernel). torch is never
+# reinstalled: pip keeps the torch that is already there.
+try:
+    import tutorial_lib  # noqa: F401
+except ImportError:
+    import subprocess
+    import sys
+
+    subprocess.check_call(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "git+https://github.com/shape-descriptors-course/shape-descriptors-course",
+        ]
+    )
+
+# %%
+# %matplotlib inline
+import math
+import os
+
+import torch
+
+from tutorial_lib import plots, widgets
+from tutorial_lib.bounds import labels_to_onehot
+from tutorial_lib.data.datasets import load_split
+from tutorial_lib.data.synthetic import ensure_toy_dataset
+from tutorial_lib.descriptors import DESCRIPTORS, soft_size
+from tutorial_lib.device import get_device, set_cpu_threads
+from tutorial_lib.losses import DescriptorTerm, ShapeDescriptorLoss
+from tutorial_lib.widgets import make_shape
+
+# %%
+FAST = os.environ.get("TUTORIAL_FAST", "0") == "1"
+IMAGE_SIZE = 64 if FAST else 128  # pixels per side of the toy images
+N_PATIENTS = 30 if FAST else 60
+SEED = 0
+
+# %%
+device = get_device()
+if device.type == "cpu":
+    set_cpu_threads(1)  # the tensors here are small: one thread is the fastest
+print(f"device: {device}, fast mode: {FAST}")
+
+# %% [markdown]
+# ## From "this image's numbers" to "what anatomy allows"
+#
+# So far every bound came from the ground truth of the same image, $[v - m, v + m]$: someone still
+# had to measure each training image. The paper's second claim is that descriptors can also carry
+# **anatomical priors**: a left-ventricular cavity is never smaller than this nor larger than that,
+# and it is round. Such knowledge gives **constant** per-class bounds, the same for every image:
+#
+# $$a_k \le f_k(s) \le b_k \quad \text{for every image,}$$
+#
+# with $[a_k, b_k]$ taken from textbooks or from the statistics of a population. (The authors' code has
+# such a `ConstantBounds` class, unused in their experiments.)
+#
+# Anatomy is measured in **millimetres**, not pixels. With the pixel spacing the descriptors come out
+# in mm² and mm, so one prior holds across scanners and resolutions:
+
+# %%
+# The same 20 mm disk imaged at 1 mm and at 0.5 mm per pixel: different pixel counts, the same mm².
+coarse = make_shape("disk", size=64, radius=20.0, softness=0.5)
+fine = make_shape("disk", size=128, radius=40.0, softness=1.0)
+area_coarse = soft_size(coarse[None, None], spacing=(1.0, 1.0))[0, 0, 0]
+area_fine = soft_size(fine[None, None], spacing=(0.5, 0.5))[0, 0, 0]
+print(f"{coarse.sum():.0f} px = {area_coarse:.0f} mm²;  {fine.sum():.0f} px = {area_fine:.0f} mm²")
+assert fine.sum() > 3.5 * coarse.sum()
+assert abs(area_fine - area_coarse) / area_coarse < 0.02
+assert abs(area_fine - math.pi * 20**2) / (math.pi * 20**2) < 0.05
+
+# %% [markdown]
+# ## A population
+#
+# The toy cardiac dataset (notebook 04) stands in for a cohort: short-axis slices of several
+# patients, from base to apex, with the RV, the myocardium and the LV cavity. We measure every
+# training slice's descriptors in mm.
+
+# %%
+root = ensure_toy_dataset("toy-cardiac", size=IMAGE_SIZE, n_patients=N_PATIENTS, seed=SEED)
+train = load_split(root, "train")
+test = load_split(root, "test")
+CLASSES = train.class_names
+print(f"{len(train)} training slices, {len(test)} test slices, classes {CLASSES}")
+print(f"pixel spacing: {train.spacing[0, 1:].tolist()} mm")
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+pick = torch.linspace(0, len(train) - 1, 6).long()
+plots.plot_label_overlays(
+    [train.images[i, 0] for i in pick],
+    [train.labels[i] for i in pick],
+    class_names=CLASSES,
+    titles=[f"{train.volume_ids[i]} #{int(train.slice_indices[i])}" for i in pick],
+)
+
+# %%
+NAMES = ("size", "dist_centroid", "length", "compactness", "centroid")
+
+
+def measure(split) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """Descriptors in mm of every slice's ground truth, (N, K, n) each, and presence (N, K)."""
+    onehot = labels_to_onehot(split.labels.long(), len(split.class_names))
+    spacing = split.spacing[:, 1:]  # (row, col) mm per pixel, one row per slice
+    values = {name: DESCRIPTORS[name](onehot, spacing=spacing) for name in NAMES}
+    return values, onehot.sum(dim=(2, 3)) > 0
+
+
+values_train, present_train = measure(train)
+values_test, present_test = measure(test)
+for k in (1, 2, 3):
+    print(f"{CLASSES[k]:11s} present on {present_train[:, k].float().mean():.0%} of the slices")
+
+# %% [markdown]
+# ## Constant bounds from the population
+#
+# For each class and descriptor take the range seen in the training population (where the class is
+# present), widened by a margin:
+# $[a_k, b_k] = [\min_i v_{ik}\,(1 - m),\; \max_i v_{ik}\,(1 + m)]$.
+
+# %%
+MARGIN = 0.10
+FG = (1, 2, 3)
+
+
+def population_bounds(values, present, margin: float = MARGIN) -> dict[str, torch.Tensor]:
+    """Per descriptor a (3 classes, n values, 2) table of [min (1 - m), max (1 + m)]."""
+    out = {}
+    for name in ("size", "dist_centroid", "length", "compactness"):
+        rows = []
+        for k in FG:
+            v = values[name][present[:, k], k]  # (N_k, n)
+            rows.append(
+                torch.stack([v.min(0).values * (1 - margin), v.max(0).values * (1 + margin)], -1)
+            )
+        out[name] = torch.stack(rows)
+    return out
+
+
+prior = population_bounds(values_train, present_train)
+for name, table in prior.items():
+    print(
+        name,
+        {
+            CLASSES[k]: [[round(x) for x in row] for row in table[i].tolist()]
+            for i, k in enumerate(FG)
+        },
+    )
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+size_by_class = {CLASSES[k]: values_train["size"][present_train[:, k], k, 0] for k in FG}
+plots.plot_population_bounds(
+    size_by_class,
+    {CLASSES[k]: tuple(prior["size"][i, 0].tolist()) for i, k in enumerate(FG)},
+    xlabel="size (mm²)",
+    title="size of each structure over the training slices",
+)
+
+# %% [markdown]
+# Compactness $L^2/S$ has no unit: it describes the **shape**, not the scale. The LV cavity, round
+# like a disk, has a tight range; the myocardial ring, whose boundary has two sides, a wide one.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+compact_by_class = {CLASSES[k]: values_train["compactness"][present_train[:, k], k, 0] for k in FG}
+plots.plot_population_bounds(
+    compact_by_class,
+    {CLASSES[k]: tuple(prior["compactness"][i, 0].tolist()) for i, k in enumerate(FG)},
+    xlabel="compactness L²/S",
+    title="compactness: a shape prior",
+)
+
+# %% [markdown]
+# Choose the margin, and trim the extreme slices with a quantile, and see how much of the population
+# the bounds cover (here the LV cavity's size):
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+widgets.bounds_figure(size_by_class, margin=MARGIN, xlabel="size (mm²)")
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+widgets.bounds_explorer(size_by_class, xlabel="size (mm²)")
+
+# %% [markdown]
+# ## Do the priors hold on unseen patients?
+#
+# The test patients were not used to choose the bounds. Their ground truth should still satisfy them.
+
+# %%
+coverage = {}
+for name, table in prior.items():
+    inside = []
+    for i, k in enumerate(FG):
+        v = values_test[name][present_test[:, k], k]
+        inside.append(((v >= table[i, :, 0]) & (v <= table[i, :, 1])).all(-1).float())
+    coverage[name] = torch.cat(inside).mean().item()
+print({name: f"{c:.1%}" for name, c in coverage.items()})
+assert all(c >= 0.9 for c in coverage.values())
+
+# %% [markdown]
+# ## What is kept, what is lost
+#
+# The prior is **much looser** than per-image bounds: the LV size interval covers the whole range from
+# base to apex, where the paper's ±10 % around each image's size is a narrow window.
+
+# %%
+lv = FG.index(3)
+width_prior = (prior["size"][lv, 0, 1] - prior["size"][lv, 0, 0]).item()
+width_precise = (0.2 * values_train["size"][present_train[:, 3], 3, 0]).median().item()
+print(
+    f"LV size: constant bounds {width_prior:.0f} mm² wide; ±10 % per image: {width_precise:.0f} mm² (median)"
+)
+assert width_prior > 4 * width_precise
+
+# %% [markdown]
+# The loss makes this concrete. Two losses on the same test slices, both the library's
+# `ShapeDescriptorLoss` with the log-barrier extension:
+#
+# * **precise**: the paper's per-image bounds (size ±10 %, centroid and spread ±3 px, length ±25 %);
+# * **prior**: constant bounds in mm (`lower`/`upper`, `physical=True`) on size, spread, length and
+#   compactness; no centroid, since anatomy does not say where the heart sits in the image.
+#
+# The empty-class policy `"corrected"` uses one bit per class and image (is it there?), an
+# image-level tag, so that absent classes are pushed to zero instead of into the prior's range.
+#
+# We score three "predictions" of the RV, myocardium and LV: the ground truth itself, the ground truth
+# **shifted** by a fifth of the image, and the ground truth with the LV cavity swallowing the
+# myocardium.
+
+# %%
+precise_loss = ShapeDescriptorLoss(
+    [
+        DescriptorTerm("size", FG, margin=0.10),
+        DescriptorTerm("centroid", FG, margin=3.0, mode="abs"),
+        DescriptorTerm("dist_centroid", FG, margin=3.0, mode="abs"),
+        DescriptorTerm("length", FG, margin=0.25),
+    ],
+    empty_policy="corrected",
+)
+prior_loss = ShapeDescriptorLoss(
+    [
+        DescriptorTerm(
+            name, FG, lower=prior[name][..., 0], upper=prior[name][..., 1], physical=True
+        )
+        for name in ("size", "dist_centroid", "length", "compactness")
+    ],
+    empty_policy="corrected",
+)
+
+labels = test.labels.long()
+spacing = test.spacing[0, 1:]
+shift = IMAGE_SIZE // 5
+swollen = torch.where(labels == 2, 3, labels)  # the LV cavity swallows its wall
+predictions = {
+    "ground truth": labels,
+    "shifted": torch.roll(labels, shifts=(shift, shift), dims=(1, 2)),
+    "LV over the wall": swollen,
+}
+
+
+def violated(loss_fn: ShapeDescriptorLoss, prediction: torch.Tensor) -> float:
+    """Fraction of active constraints that a one-hot `prediction` breaks (t does not matter here)."""
+    onehot = labels_to_onehot(prediction, len(CLASSES))
+    loss_fn(onehot, labels, 5.0, spacing)
+    stats = loss_fn.last_stats
+    fracs = [v for k, v in stats.items() if k.endswith("frac_violated")]
+    return float(torch.stack(fracs).mean())
+
+
+table = {
+    name: (violated(precise_loss, p), violated(prior_loss, p)) for name, p in predictions.items()
+}
+print(f"{'prediction':14s}{'precise':>10s}{'prior':>10s}   (fraction of constraints violated)")
+for name, (a, b) in table.items():
+    print(f"{name:14s}{a:10.1%}{b:10.1%}")
+
+# %%
+# The truth satisfies the prior almost everywhere, and the per-image bounds everywhere.
+assert table["ground truth"][0] == 0.0 and table["ground truth"][1] < 0.05
+# A shifted heart breaks the per-image bounds (centroid) but not the prior: position is lost.
+assert table["shifted"][0] > 0.1 and table["shifted"][1] < 0.05
+# An LV that swallows its wall is caught by both: size and shape are kept.
+assert table["LV over the wall"][1] > table["ground truth"][1] + 0.2
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+i = int(torch.nonzero(present_test[:, 3] & present_test[:, 1])[len(test) // 4])
+plots.plot_label_overlays(
+    [test.images[i, 0]] * 3,
+    [p[i] for p in predictions.values()],
+    class_names=CLASSES,
+    titles=[f"{n}\nprecise {a:.0%} · prior {b:.0%} violated" for n, (a, b) in table.items()],
+    panel=3.2,
+)
+
+# %% [markdown]
+# **Kept:** how big each structure is, how far it spreads, how long and how round its boundary is,
+# in physical units that transfer across scanners. **Lost:** *where* it is and its exact size on this
+# slice; the network has to find those in the image. A prior alone supervises less than per-image
+# descriptors, but it costs nothing per image: it is a statement about anatomy, written once.
+#
+# **Exercise.** Build the prior with `population_bounds(values_train, present_train, margin=0.0)` and
+# recompute the coverage on the test patients. Which descriptor loses coverage first, and why?
+#
+# **Next:** 08, going further: 3-D descriptors, other descriptors, exercises.
