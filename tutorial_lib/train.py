@@ -41,7 +41,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from tutorial_lib.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
@@ -53,6 +52,7 @@ from tutorial_lib.evaluation import (
     predict_labels,
     validation_scores,
 )
+from tutorial_lib.losses import cross_entropy_loss
 from tutorial_lib.metrics import dice_counts, dice_from_counts
 from tutorial_lib.presets import TrainConfig, config_from_dict, config_to_dict
 from tutorial_lib.run_parts import (
@@ -76,6 +76,9 @@ __all__ = [
     "resolve_data_root",
     "load_run_config",
 ]
+
+
+CHECK_EVERY = 20  # steps between two non-finite checks on an accelerator
 
 
 class NonFiniteLossError(RuntimeError):
@@ -135,57 +138,77 @@ class _Run:
         self.history = list(state["history"])
 
 
+def _step(
+    run: _Run, x: torch.Tensor, y: torch.Tensor, t: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimisation step on an (augmented) batch; returns the detached loss and logits."""
+    if run.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    with autocast_context(run.device, run.amp_dtype):
+        logits = run.model(x)
+    logits = logits.float()
+    if run.loss_fn is None:
+        loss = cross_entropy_loss(logits, y)
+    else:
+        loss = run.loss_fn(torch.softmax(logits, dim=1), y, t)
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    run.optimizer.step()
+    return loss.detach(), logits.detach()
+
+
+def _raise_non_finite(run: _Run, loss: torch.Tensor, n_steps: int) -> None:
+    raise NonFiniteLossError(
+        f"non-finite loss ({float(loss)}) at epoch {run.epoch}, by step {n_steps} (t = {run.t:.4g}, "
+        f"lr = {run.lr_schedule.lr:.4g}); the run stopped, checkpoints/last.pt holds "
+        + (f"the end of epoch {run.epoch - 1}" if run.epoch else "nothing yet (first epoch)")
+    )
+
+
 def _train_epoch(
     run: _Run, images: torch.Tensor, labels: torch.Tensor, progress: bool
 ) -> dict[str, float]:
-    """One pass over the training slices; returns the row entries of the epoch's training part."""
+    """One pass over the training slices; returns the row entries of the epoch's training part.
+
+    The loss is checked for NaN/inf after every step on the CPU; on CUDA every `CHECK_EVERY` steps
+    and at the end (a check waits for the GPU), before anything of the epoch is saved.
+    """
     from tqdm.auto import tqdm
 
-    cfg, device = run.config, run.device
-    n_classes = len(run.class_names)
+    cfg, device, n_classes = run.config, run.device, len(run.class_names)
+    check_every = 1 if device.type == "cpu" else CHECK_EVERY
     run.model.train()
     order = torch.randperm(images.shape[0], generator=run.generators["shuffle"]).to(images.device)
-    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-    dsc_sum = torch.zeros(n_classes, dtype=torch.float64, device=device)
-    dsc_n = torch.zeros(n_classes, dtype=torch.float64, device=device)
-    n_slices, n_steps = 0, 0
+    sums = {
+        "loss": torch.zeros((), dtype=torch.float64, device=device),
+        "dsc": torch.zeros(n_classes, dtype=torch.float64, device=device),
+        "dsc_n": torch.zeros(n_classes, dtype=torch.float64, device=device),
+    }
+    bad = torch.zeros((), dtype=torch.bool, device=device)
     stats_sum: dict[str, torch.Tensor] = {}
-    t = run.t
+    n_steps, t = 0, run.t
     batches = order.split(cfg.batch_size)
     for index in tqdm(batches, desc=f"epoch {run.epoch}", leave=False, disable=not progress):
         x = images[index].to(device, non_blocking=True)
         y = labels[index].to(device, non_blocking=True).long()
         x, y = augment(cfg, x, y, run.generators["augment"])
-        if run.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with autocast_context(device, run.amp_dtype):
-            logits = run.model(x)
-        logits = logits.float()
-        if run.loss_fn is None:
-            loss = F.cross_entropy(logits, y)
-        else:
-            loss = run.loss_fn(torch.softmax(logits, dim=1), y, t)
-        if not bool(torch.isfinite(loss)):
-            raise NonFiniteLossError(
-                f"non-finite loss ({float(loss)}) at epoch {run.epoch}, step {n_steps} (t = {t:.4g}, "
-                f"lr = {run.lr_schedule.lr:.4g}); the run stopped, checkpoints/last.pt holds epoch "
-                f"{run.epoch - 1 if run.epoch else 'none'}"
-            )
-        run.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        run.optimizer.step()
+        loss, logits = _step(run, x, y, t)
+        n_steps += 1
         with torch.no_grad():
-            loss_sum += loss.detach()
+            bad |= ~torch.isfinite(loss)
+            if n_steps % check_every == 0 and bool(bad):
+                _raise_non_finite(run, loss, n_steps)
+            sums["loss"] += loss
             dsc = dice_from_counts(dice_counts(logits.argmax(1), y, n_classes))
-            dsc_sum += dsc.nan_to_num(0.0).sum(0)
-            dsc_n += (~dsc.isnan()).sum(0)
+            sums["dsc"] += dsc.nan_to_num(0.0).sum(0)
+            sums["dsc_n"] += (~dsc.isnan()).sum(0)
             if run.loss_fn is not None:
                 for key, value in flat_stats(run.loss_fn.last_stats).items():
-                    stats_sum[key] = stats_sum.get(key, 0) + value.to(device)
-        n_slices += x.shape[0]
-        n_steps += 1
-    dsc = (dsc_sum / dsc_n).cpu()  # mean over the slices where the class is defined
-    row: dict[str, float] = {"train_loss": float(loss_sum) / max(n_steps, 1)}
+                    stats_sum[key] = stats_sum.get(key, 0) + value
+    if bool(bad):
+        _raise_non_finite(run, sums["loss"], n_steps)
+    dsc = (sums["dsc"] / sums["dsc_n"]).cpu()  # mean over the slices where the class is defined
+    row: dict[str, float] = {"train_loss": float(sums["loss"]) / max(n_steps, 1)}
     for k, name in enumerate(run.class_names):
         row[f"train_dsc_{name}"] = float(dsc[k])
     row["train_dsc_mean"] = float(dsc[run.mean_classes].nanmean())

@@ -1,0 +1,135 @@
+"""Time one ACDC-sized training epoch (CE and descriptors) with the real loop, extrapolate 200 epochs.
+
+    python benchmarks/epoch_time.py --device cuda --slices 1900 --size 256 --model enet --batch 8
+
+What runs: `tutorial_lib.train.train` itself, with the acdc-ce and acdc-descriptors presets
+(network, batch size, augmentation and descriptor terms of the paper; on CUDA bfloat16 autocast,
+channels_last and the data kept on the GPU), for 2 epochs each, on synthetic cardiac slices written
+in the prepared format: `--slices` training slices (toy-cardiac volumes repeated, so generation
+stays cheap), about 10 % as many validation slices (ACDC: 10 patients ~ 190 slices) and 2 test
+volumes. The first epoch includes warm-up (cuDNN autotuning, allocator); the second is the
+steady-state epoch time (training pass + validation), which is multiplied by 200.
+Target (issue): 200 epochs of both runs in at most 45 minutes on one modern GPU.
+
+CPU smoke run: `--device cpu --slices 32 --size 64 --model small_unet --batch 8`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+
+def write_dataset(root: Path, *, slices: int, size: int, seed: int) -> dict[str, int]:
+    """A prepared-format folder with `slices` training slices; returns slice counts per split."""
+    from tutorial_lib.data.storage import VolumeRecord, write_manifest, write_volume
+    from tutorial_lib.data.synthetic import generate_toy
+
+    n_val = max(8, round(0.1 * slices))
+    base = generate_toy("toy-cardiac", size=size, n_patients=24, seed=seed)
+    records, counts = [], {"train": 0, "val": 0, "test": 0}
+    wanted = {"train": slices, "val": n_val, "test": 1}
+    i = 0
+    for split in ("train", "val", "test"):
+        n_volumes = 0
+        while counts[split] < wanted[split] or (split == "test" and n_volumes < 2):
+            v = base[i % len(base)]
+            vid = f"{split}{n_volumes:04d}"
+            write_volume(root / split, vid, v.image, v.label, v.spacing)
+            records.append(
+                VolumeRecord(vid, vid, split, len(v.image), list(v.image.shape), list(v.spacing))
+            )
+            counts[split] += len(v.image)
+            n_volumes += 1
+            i += 1
+    write_manifest(root, "acdc", ["background", "rv", "myocardium", "lv"], size, records)
+    return counts
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--slices", type=int, default=1900)
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--model", default="enet")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=200, help="epochs to extrapolate to")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--json", default=None, help="also write the results to this JSON file")
+    args = parser.parse_args()
+
+    from tutorial_lib.device import get_device, set_cpu_threads
+    from tutorial_lib.presets import get_preset
+    from tutorial_lib.runlog import read_metrics
+    from tutorial_lib.train import train
+
+    set_cpu_threads(args.threads)
+    try:
+        device = get_device(args.device)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    name = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"{device.type} ({torch.get_num_threads()} threads)"
+    )
+    results: dict[str, object] = {"device": name, "torch": torch.__version__, **vars(args)}
+    with tempfile.TemporaryDirectory(prefix="epoch_time_") as tmp:
+        tmp = Path(tmp)
+        start = time.perf_counter()
+        counts = write_dataset(tmp / "data", slices=args.slices, size=args.size, seed=0)
+        results["slices"] = counts
+        results["data_seconds"] = time.perf_counter() - start
+        print(f"{name}: data {counts} written in {results['data_seconds']:.1f} s", flush=True)
+        for method in ("ce", "descriptors"):
+            preset = get_preset(f"acdc-{method}")
+            cfg = dataclasses.replace(
+                preset,
+                name=f"epoch-time-{method}",
+                model=args.model,
+                batch_size=args.batch,
+                epochs=2,
+                data=dataclasses.replace(preset.data, size=args.size, max_train_slices=args.slices),
+            )
+            start = time.perf_counter()
+            train(cfg, data_root=tmp / "data", out_dir=tmp / method, device=device, progress=False)
+            seconds = read_metrics(tmp / method)["seconds"]
+            steady = float(seconds[-1])
+            results[method] = {
+                "epoch_seconds": [float(s) for s in seconds],
+                "steady_epoch_seconds": steady,
+                "steps_per_second": math.ceil(counts["train"] / args.batch) / steady,
+                "extrapolated_minutes": steady * args.epochs / 60,
+                "call_seconds": time.perf_counter() - start,
+            }
+            print(
+                f"  {method:<12} epochs {', '.join(f'{s:.1f}' for s in seconds)} s; steady {steady:.2f} s/epoch "
+                f"-> {args.epochs} epochs {steady * args.epochs / 60:.1f} min",
+                flush=True,
+            )
+    total = results["ce"]["extrapolated_minutes"] + results["descriptors"]["extrapolated_minutes"]
+    results["both_minutes"] = total
+    ratio = results["descriptors"]["steady_epoch_seconds"] / results["ce"]["steady_epoch_seconds"]
+    results["descriptors_over_ce"] = ratio
+    print(
+        f"  both runs, {args.epochs} epochs: {total:.1f} min (target <= 45 min: {'met' if total <= 45 else 'NOT met'}); descriptors / CE epoch: {ratio:.2f}"
+    )
+    if device.type == "cuda":
+        results["max_memory_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
+        print(f"  peak GPU memory {results['max_memory_gib']:.2f} GiB")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,128 @@
+"""Preset fidelity: the paper presets carry exactly the values of METHOD.md §4-5."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from tutorial_lib.losses import paper_terms
+from tutorial_lib.presets import (
+    FAST_OVERRIDES,
+    PRESETS,
+    AugmentConfig,
+    TermConfig,
+    config_from_dict,
+    config_to_dict,
+    corrected,
+    get_preset,
+)
+from tutorial_lib.run_parts import build_loss
+
+SHARED = dict(lr=5e-4, betas=(0.9, 0.99), t0=1.0, t_factor=1.1, t_max=None, penalty="log_barrier")
+
+
+@pytest.mark.parametrize(
+    ("name", "model", "batch", "epochs", "size_classes", "other_classes"),
+    [
+        ("acdc-descriptors", "enet", 8, 200, (1, 2, 3), (1, 2, 3)),
+        ("promise12-descriptors", "residual_unet", 4, 300, (0, 1), (1,)),
+    ],
+)
+def test_paper_descriptor_presets(name, model, batch, epochs, size_classes, other_classes):
+    cfg = get_preset(name)
+    assert cfg.method == "descriptors"
+    assert (cfg.model, cfg.batch_size, cfg.epochs) == (model, batch, epochs)
+    for key, value in SHARED.items():
+        assert getattr(cfg, key) == value, key
+    assert cfg.data.size == 256
+    assert cfg.augment == AugmentConfig(
+        enabled=True, p=0.5, blur_sigma=(0.5, 2.0), rotation_deg=30.0, scale=(0.8, 1.2)
+    )
+    # the quirks, faithfully
+    assert cfg.lr_schedule == "paper" and cfg.empty_policy == "paper"
+    assert cfg.normalisation == "paper"
+    assert cfg.terms == (
+        TermConfig("size", size_classes, 0.10, "percentage", 1e-2),
+        TermConfig("centroid", other_classes, 20.0, "abs", 1e-2),
+        TermConfig("dist_centroid", other_classes, 20.0, "abs", 1e-2),
+        TermConfig("length", other_classes, 10.0, "percentage", 1e-2),
+    )
+    assert cfg.selection_classes == other_classes
+
+
+@pytest.mark.parametrize("dataset", ["acdc", "promise12"])
+def test_paper_presets_agree_with_the_core_paper_terms(dataset):
+    loss = build_loss(get_preset(f"{dataset}-descriptors"))
+    ref = paper_terms(dataset)
+    got = [(t.descriptor, t.classes, t.margin, t.mode, t.weight) for t in loss.terms]
+    assert got == [(t.descriptor, t.classes, t.margin, t.mode, t.weight) for t in ref]
+    assert (loss.penalty, loss.empty_policy, loss.normalisation) == (
+        "log_barrier",
+        "paper",
+        "paper",
+    )
+
+
+@pytest.mark.parametrize("dataset", ["acdc", "promise12"])
+def test_ce_presets_share_everything_but_the_loss(dataset):
+    ce, desc = get_preset(f"{dataset}-ce"), get_preset(f"{dataset}-descriptors")
+    assert ce.method == "ce" and ce.terms == ()
+    assert dataclasses.replace(ce, name=desc.name, method=desc.method, terms=desc.terms) == desc
+
+
+@pytest.mark.parametrize("dataset", ["acdc", "promise12"])
+def test_corrected_presets_switch_exactly_the_three_quirks(dataset):
+    paper = get_preset(f"{dataset}-descriptors")
+    fixed = get_preset(f"{dataset}-descriptors-corrected")
+    assert fixed == corrected(paper)
+    assert fixed.lr_schedule == "paper-skip-epoch0" and fixed.empty_policy == "corrected"
+    length = [t for t in fixed.terms if t.descriptor == "length"]
+    assert [t.margin for t in length] == [0.10]
+    same = dataclasses.replace(
+        fixed, name=paper.name, lr_schedule="paper", empty_policy="paper", terms=paper.terms
+    )
+    assert same == paper
+
+
+def test_toy_presets_pair_up_on_the_same_data():
+    for dataset in ("toy-cardiac", "toy-prostate"):
+        for fast in (False, True):
+            ce = get_preset(f"{dataset}-ce", fast=fast)
+            desc = get_preset(f"{dataset}-descriptors", fast=fast)
+            assert ce.data == desc.data and ce.data.dataset == dataset
+            assert ce.method == "ce" and desc.method == "descriptors" and desc.terms
+            assert ce.epochs <= desc.epochs
+
+
+def test_every_preset_round_trips_through_json():
+    for name, cfg in PRESETS.items():
+        again = config_from_dict(json.loads(json.dumps(config_to_dict(cfg))))
+        assert again == cfg, name
+
+
+def test_fast_overrides_name_existing_presets_and_fields():
+    fields = {f.name for f in dataclasses.fields(PRESETS["acdc-ce"])}
+    for name, changes in FAST_OVERRIDES.items():
+        assert name in PRESETS
+        assert set(changes) <= fields
+        assert get_preset(name, fast=True) == dataclasses.replace(PRESETS[name], **changes)
+
+
+def test_errors_name_what_was_expected():
+    with pytest.raises(ValueError, match="preset: expected one of .* got 'acdc'"):
+        get_preset("acdc")
+    cfg = get_preset("toy-cardiac-ce")
+    with pytest.raises(ValueError, match="method: expected one of"):
+        dataclasses.replace(cfg, method="dice")
+    with pytest.raises(ValueError, match="lr_schedule: expected one of"):
+        dataclasses.replace(cfg, lr_schedule="cosine")
+    with pytest.raises(ValueError, match="epochs: expected an integer >= 1"):
+        dataclasses.replace(cfg, epochs=0)
+    with pytest.raises(ValueError, match="at least one descriptor term"):
+        dataclasses.replace(cfg, method="descriptors", terms=())
+    with pytest.raises(ValueError, match="term mode"):
+        dataclasses.replace(cfg, terms=(TermConfig("size", (1,), 0.1, "relative"),))
+    with pytest.raises(ValueError, match="unknown"):
+        config_from_dict({**config_to_dict(cfg), "learning_rate": 1})

@@ -1,0 +1,188 @@
+"""`reproduce` and the train / evaluate / reproduce commands, end to end on tiny presets."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from tutorial_lib import presets
+from tutorial_lib.cli import main
+from tutorial_lib.reproduce import format_table, run_configs
+
+
+@pytest.fixture
+def tiny_presets(monkeypatch, tmp_path_factory):
+    """Shrink the toy-cardiac presets to seconds-long runs (32x32, 5 patients, 2 epochs)."""
+    monkeypatch.setenv("TUTORIAL_DATA_DIR", str(tmp_path_factory.getbasetemp() / "data-cache"))
+    data = presets.DataConfig("toy-cardiac", size=32, n_patients=5, generator_seed=0)
+    for method in ("ce", "descriptors"):
+        name = f"toy-cardiac-{method}"
+        small = dataclasses.replace(
+            presets.PRESETS[name], data=data, epochs=2, model_options={"base": 4, "depth": 2}
+        )
+        monkeypatch.setitem(presets.PRESETS, name, small)
+        monkeypatch.setitem(presets.FAST_OVERRIDES, name, {"epochs": 1})
+
+
+def test_reproduce_command_writes_summary_and_figures(tiny_presets, tmp_path, capsys):
+    out = tmp_path / "rep"
+    rc = main(
+        [
+            "reproduce",
+            "--dataset",
+            "toy-cardiac",
+            "--fast",
+            "--seed",
+            "2",
+            "--out",
+            str(out),
+            "--quiet",
+            "--threads",
+            "1",
+        ]
+    )
+    assert rc == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["dataset"] == "toy-cardiac" and summary["seed"] == 2 and summary["fast"] is True
+    assert summary["classes"] == ["background", "rv", "myocardium", "lv"]
+    for method in ("ce", "descriptors"):
+        entry = summary["methods"][method]
+        assert set(entry["test_dsc3d"]) == {"background", "rv", "myocardium", "lv", "mean"}
+        assert set(entry["test_hd95"]) == set(entry["test_dsc3d"])
+        assert entry["seconds"] > 0 and entry["epochs"] == 1
+        config = json.loads((out / method / "config.json").read_text())
+        assert config["seed"] == 2 and config["data"]["generator_seed"] == 2
+    for name in (
+        "training_dsc.png",
+        "validation_dsc3d.png",
+        "test_dsc3d_boxplot.png",
+        "predictions.png",
+    ):
+        assert (out / name).stat().st_size > 1000, name
+    printed = capsys.readouterr().out
+    assert "DSC 3-D" in printed and "descriptors / CE" in printed
+
+    # evaluate on the finished run prints the same test mean
+    assert main(["evaluate", "--run", str(out / "ce"), "--threads", "1"]) == 0
+    mean = summary["methods"]["ce"]["test_dsc3d"]["mean"]
+    assert f"mean {mean:.3f}" in capsys.readouterr().out
+
+    # a restarted reproduce reuses the finished runs (nothing retrained)
+    before = (out / "ce" / "metrics.csv").read_text()
+    assert (
+        main(
+            [
+                "reproduce",
+                "--dataset",
+                "toy-cardiac",
+                "--fast",
+                "--seed",
+                "2",
+                "--out",
+                str(out),
+                "--quiet",
+                "--threads",
+                "1",
+            ]
+        )
+        == 0
+    )
+    assert (out / "ce" / "metrics.csv").read_text() == before
+
+
+def test_train_command(tiny_presets, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert (
+        main(
+            [
+                "train",
+                "--preset",
+                "toy-cardiac-ce",
+                "--epochs",
+                "1",
+                "--out",
+                str(out),
+                "--quiet",
+                "--threads",
+                "1",
+            ]
+        )
+        == 0
+    )
+    assert "test_dsc3d" in capsys.readouterr().out
+    assert json.loads((out / "config.json").read_text())["epochs"] == 1
+    # an existing run without --resume is refused with a message, not a traceback
+    assert (
+        main(
+            [
+                "train",
+                "--preset",
+                "toy-cardiac-ce",
+                "--epochs",
+                "1",
+                "--out",
+                str(out),
+                "--quiet",
+                "--threads",
+                "1",
+            ]
+        )
+        == 2
+    )
+    assert "resume" in capsys.readouterr().err
+    assert (
+        main(
+            [
+                "train",
+                "--preset",
+                "toy-cardiac-ce",
+                "--epochs",
+                "2",
+                "--out",
+                str(out),
+                "--resume",
+                "--quiet",
+                "--threads",
+                "1",
+            ]
+        )
+        == 0
+    )
+    assert len((out / "metrics.csv").read_text().splitlines()) == 3
+
+
+def test_errors(tmp_path, capsys):
+    assert (
+        main(
+            ["reproduce", "--dataset", "acdc", "--out", str(tmp_path), "--quiet", "--threads", "1"]
+        )
+        == 2
+    )
+    assert "prepared" in capsys.readouterr().err
+    assert main(["evaluate", "--run", str(tmp_path / "none"), "--threads", "1"]) == 2
+    with pytest.raises(ValueError, match="dataset: expected one of"):
+        run_configs("cardiac", fast=True, seed=0)
+    with pytest.raises(ValueError, match="seed: expected an integer >= 0"):
+        run_configs("toy-cardiac", fast=True, seed=-1)
+
+
+def test_format_table_handles_missing_values():
+    summary = {
+        "dataset": "toy-prostate",
+        "seed": 0,
+        "fast": True,
+        "classes": ["background", "prostate"],
+        "ratio_dsc3d_mean": 0.5,
+        "methods": {
+            m: {
+                "test_dsc3d": {"background": 0.9, "prostate": v, "mean": v},
+                "test_hd95": {"background": None, "prostate": None, "mean": None},
+                "seconds": 3.0,
+            }
+            for m, v in (("ce", 0.8), ("descriptors", 0.4))
+        },
+    }
+    text = format_table(summary)
+    assert "n/a" in text and "0.400" in text and "0.500" in text
