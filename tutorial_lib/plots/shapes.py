@@ -437,7 +437,7 @@ def plot_label_overlays(
         else 1 + max(int(_np(lab).max()) for lab in (labels or [np.zeros(1)]))
     )
     cmap = _label_cmap(max(n_classes, 2))
-    fig = _figure(len(images), panel=panel, rows=rows)
+    fig = _figure(len(images), panel=panel, rows=rows, extra_h=0.9 if class_names else 0.5)
     cols = math.ceil(len(images) / rows)
     for i, img in enumerate(images):
         ax = fig.add_subplot(rows, cols, i + 1)
@@ -509,11 +509,12 @@ def plot_volume_descriptors(
         xs = c[2] + 2 * d[2] * np.cos(u) * np.sin(v)
         ys = c[1] + 2 * d[1] * np.sin(u) * np.sin(v)
         zs = c[0] + 2 * d[0] * np.cos(v)
-        ax.plot_surface(xs, ys, zs, color=colour, alpha=0.35, linewidth=0)
+        ax.plot_wireframe(xs, ys, zs, color=colour, alpha=0.45, linewidth=0.6)
         ax.scatter([c[2]], [c[1]], [c[0]], color=colour, s=30, label=name)
     ax.set_xlabel("col")
     ax.set_ylabel("row")
     ax.set_zlabel("slice")
+    ax.set_aspect("equal")
     ax.legend(fontsize=8)
     if title:
         ax.set_title(title)

@@ -1,0 +1,300 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 08 · Going further
+#
+# *Descriptors in 3-D, descriptors of your own, the invariance hypothesis, and exercises that check themselves.*
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/shape-descriptors-course/shape-descriptors-course/blob/main/notebooks/08_going_further.ipynb)
+
+# %%
+# Install the course's library only where it is missing (Colab, a bare kernel). torch is never
+# reinstalled: pip keeps the torch that is already there.
+try:
+    import tutorial_lib  # noqa: F401
+except ImportError:
+    import subprocess
+    import sys
+
+    subprocess.check_call(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "git+https://github.com/shape-descriptors-course/shape-descriptors-course",
+        ]
+    )
+
+# %%
+# %matplotlib inline
+import math
+import os
+
+import torch
+import torch.nn.functional as F
+
+from tutorial_lib import plots
+from tutorial_lib.bounds import labels_to_onehot, precise_bounds
+from tutorial_lib.data.datasets import load_split
+from tutorial_lib.data.storage import read_manifest, read_volume
+from tutorial_lib.data.synthetic import ensure_toy_dataset
+from tutorial_lib.descriptors import (
+    soft_centroid,
+    soft_dist_centroid,
+    soft_length,
+    soft_size,
+)
+from tutorial_lib.device import get_device, set_cpu_threads
+from tutorial_lib.penalties import log_barrier_extension
+
+# %%
+FAST = os.environ.get("TUTORIAL_FAST", "0") == "1"
+IMAGE_SIZE = 64 if FAST else 128
+N_PATIENTS = 30
+SEED = 0
+DTYPE = torch.float64
+
+# %%
+device = get_device()
+if device.type == "cpu":
+    set_cpu_threads(1)  # the tensors here are small: one thread is the fastest
+print(f"device: {device}, fast mode: {FAST}")
+
+# %% [markdown]
+# ## 1. Descriptors in 3-D
+#
+# The paper works slice by slice, as the authors' code does (2-D only). Nothing in the definitions is
+# 2-D: with voxel coordinates $(z, y, x)$ the same sums give a volume, a 3-D centroid, three spreads,
+# and a surface. The library's functions accept $(B, K, D, H, W)$.
+#
+# Facts to check:
+#
+# * a ball of radius $r$: volume $\frac43\pi r^3$, spread $r/\sqrt5$ per axis (for a uniform ball
+#   $\mathbb{E}[x^2] = r^2/5$, against $r^2/4$ for a disk);
+# * an $s \times s \times s$ cube with 6-neighbours: each face is crossed $s^2$ times, so $L = 6s^2$ (the
+#   3-D version of the square's $4s$).
+
+# %%
+r = 16
+n = 2 * r + 6
+axis = torch.arange(n, dtype=DTYPE) - (n - 1) / 2
+ball = (
+    (axis[:, None, None] ** 2 + axis[None, :, None] ** 2 + axis[None, None, :] ** 2) <= r * r
+).to(DTYPE)
+ball = ball[None, None]  # (B=1, K=1, D, H, W)
+volume = soft_size(ball)[0, 0, 0]
+spread = soft_dist_centroid(ball)[0, 0]
+print(
+    f"ball: volume {volume:.0f} (4/3 π r³ = {4 / 3 * math.pi * r**3:.0f}), spread {spread.tolist()}"
+)
+assert abs(volume - 4 / 3 * math.pi * r**3) / (4 / 3 * math.pi * r**3) < 0.01
+assert torch.allclose(spread, torch.full((3,), r / math.sqrt(5), dtype=DTYPE), rtol=0.01)
+
+s = 6
+cube = torch.zeros(1, 1, 12, 12, 12, dtype=DTYPE)
+cube[..., 3 : 3 + s, 3 : 3 + s, 3 : 3 + s] = 1
+assert soft_length(cube, connectivity=6)[0, 0, 0] == 6 * s**2
+
+# %% [markdown]
+# ### A toy patient in 3-D, in mm
+#
+# Stack the slices of one toy patient into a volume and use its spacing (slice thickness 10 mm, a
+# few mm in plane): the centroid and spread of each structure become an ellipsoid in mm, like the
+# authors' figure of the RV, myocardium and LV at systole and diastole.
+
+# %%
+root = ensure_toy_dataset("toy-cardiac", size=IMAGE_SIZE, n_patients=N_PATIENTS, seed=SEED)
+manifest = read_manifest(root)
+record = next(v for v in manifest["volumes"] if v["split"] == "train")
+vol = read_volume(root, "train", record["id"])
+label = torch.from_numpy(vol["label"]).long()  # (S, H, W)
+spacing3d = tuple(float(x) for x in vol["spacing"])  # (slice, row, col) mm
+onehot = labels_to_onehot(label[None], len(manifest["classes"]), DTYPE)  # (1, K, S, H, W)
+centroids = soft_centroid(onehot, spacing=spacing3d)[0]
+spreads = soft_dist_centroid(onehot, spacing=spacing3d)[0]
+volumes_ml = soft_size(onehot, spacing=spacing3d)[0, :, 0] / 1000  # mm³ -> mL
+names = manifest["classes"]
+for k in (1, 2, 3):
+    print(
+        f"{names[k]:11s} {volumes_ml[k]:6.1f} mL, centroid {[round(x) for x in centroids[k].tolist()]} mm"
+    )
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+plots.plot_volume_descriptors(
+    {names[k]: centroids[k] for k in (1, 2, 3)},
+    {names[k]: spreads[k] for k in (1, 2, 3)},
+    title=f"{record['id']}: centroid and 2·spread ellipsoids (mm)",
+)
+
+# %% [markdown]
+# ## 2. Descriptors of your own
+#
+# Any differentiable function of the probabilities is a candidate, as long as it is cheap, defined on
+# soft maps, and known (or bounded) without pixel labels. An example that anatomy gives for free: the
+# heart lies inside the body. The **fraction of a class inside a region** $R$
+#
+# $$\rho = \frac{\sum_p s(p)\,R(p)}{\sum_p s(p)}$$
+#
+# should be close to 1; a lower bound $\rho \ge 0.95$ is a constraint like the others, and the
+# log-barrier extension turns it into a loss. It is scale-free and needs neither the size nor the
+# position of the structure.
+
+
+# %%
+def fraction_inside(p: torch.Tensor, region: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:
+    """ρ = Σ p·R / Σ p per image and class: (B, K, 1), for p (B, K, H, W) and a region (H, W) in [0, 1]."""
+    inside = (p * region).sum(dim=(-2, -1))
+    return (inside / (p.sum(dim=(-2, -1)) + eps))[..., None]
+
+
+train = load_split(root, "train")
+body = (train.images[:, 0] > 0.02).to(DTYPE)  # a rough body mask from the image itself
+body = (F.max_pool2d(body[:, None], 5, 1, 2)[:, 0] > 0).to(DTYPE)  # close small holes
+truth = labels_to_onehot(train.labels[:8].long(), 4, DTYPE)
+rho = torch.stack([fraction_inside(truth[i : i + 1], body[i]) for i in range(8)])[:, 0, 1:, 0]
+rho_present = rho[truth[:, 1:].sum(dim=(-2, -1)) > 0]  # classes present on these slices
+print(f"fraction of RV, myocardium and LV inside the body: at least {rho_present.min():.3f}")
+assert (rho_present > 0.99).all()
+
+# A soft map is pushed inside: the barrier's gradient is zero deep inside the feasible set and points
+# towards the region elsewhere. gradcheck confirms the descriptor and the penalty are differentiable.
+probe = torch.rand(1, 1, 12, 12, dtype=DTYPE, requires_grad=True)
+region = torch.zeros(12, 12, dtype=DTYPE)
+region[3:9, 3:9] = 1
+assert torch.autograd.gradcheck(
+    lambda q: log_barrier_extension(0.95 - fraction_inside(q, region), 5.0), (probe,)
+)
+
+# %% [markdown]
+# ## 3. The invariance hypothesis
+#
+# A mask depends on the image; its descriptors, measured in mm, describe the **anatomy**. The same
+# heart imaged by another scanner, another protocol, another modality (MRI, CT, ultrasound) has a
+# different appearance and the same size, spread and boundary length. The hypothesis the paper
+# raises: bounds on descriptors, and anatomical priors in particular, transfer across modalities where
+# pixel labels and appearance do not, so one description of the anatomy could supervise networks for
+# all of them.
+#
+# What can be checked here is the part that does not need a second modality: descriptors in mm do not
+# depend on the **resolution** at which the anatomy is sampled.
+
+# %%
+lab = labels_to_onehot(train.labels[:16].long(), 4, DTYPE)  # (16, K, H, W)
+sp = train.spacing[0, 1:].to(DTYPE)
+half = lab[..., ::2, ::2]  # the same anatomy sampled at half the resolution
+size_full = soft_size(lab, spacing=sp)[:, 1:, 0]
+size_half = soft_size(half, spacing=2 * sp)[:, 1:, 0]
+present = size_full > 0
+rel = ((size_half - size_full).abs() / size_full.clamp_min(1))[present]
+shift = (soft_centroid(half, spacing=2 * sp) - soft_centroid(lab, spacing=sp))[:, 1:][present].abs()
+print(
+    f"size in mm²: {rel.median():.1%} median change; centroid: {shift.median():.2f} mm median change"
+)
+assert rel.median() < 0.05  # the area in mm² barely changes
+assert shift.median() < sp[0]  # and the centroid moves by less than a pixel
+# (a half-resolution grid starts half a coarse pixel off: the positions are offset by sp/2)
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+i = int(torch.nonzero(present.all(dim=1))[0])
+image = train.images[i, 0]
+plots.plot_label_overlays(
+    [image, 1 - image**0.7, image[::2, ::2]],
+    [train.labels[i], train.labels[i], train.labels[i, ::2, ::2]],
+    class_names=names,
+    titles=["MRI-like", "another contrast", "half resolution"],
+)
+
+# %% [markdown]
+# ## 4. Exercises
+#
+# Each exercise has a cell for your code (it holds one solution: replace it by your own) and a cell
+# that checks it.
+#
+# **Exercise 1: bounds by hand.** Write `percentage_bounds(values, margin)`, returning
+# $[v - m|v|,\, v + m|v|]$ clamped below at 0, stacked on a last axis of size 2 (the authors'
+# `PreciseBounds` in percentage mode).
+
+
+# %%
+def percentage_bounds(values: torch.Tensor, margin: float) -> torch.Tensor:
+    m = margin * values.abs()
+    return torch.stack([values - m, values + m], dim=-1).clamp_min(0)
+
+
+# %%
+probe_values = torch.randn(4, 3, 2, dtype=DTYPE) * 50
+for margin in (0.0, 0.1, 10.0):
+    assert torch.allclose(
+        percentage_bounds(probe_values, margin), precise_bounds(probe_values, margin)
+    )
+print("exercise 1: correct")
+
+# %% [markdown]
+# **Exercise 2: a volume in mL.** The volume of a structure is the sum of its slices' areas times the
+# slice thickness. Write `volume_ml(label, k, spacing)` for an integer label volume (S, H, W), a class
+# `k` and a (slice, row, col) spacing in mm, **using only 2-D descriptors** (one slice at a time).
+
+
+# %%
+def volume_ml(label: torch.Tensor, k: int, spacing: tuple[float, float, float]) -> float:
+    slices = (label == k).to(DTYPE)[:, None]  # (S, 1, H, W): each slice is an image
+    areas = soft_size(slices, spacing=spacing[1:])[:, 0, 0]  # mm² per slice
+    return float(areas.sum() * spacing[0] / 1000)
+
+
+# %%
+for k in (1, 2, 3):
+    assert math.isclose(volume_ml(label, k, spacing3d), float(volumes_ml[k]), rel_tol=1e-9)
+print("exercise 2: correct")
+
+# %% [markdown]
+# **Exercise 3: the 26-neighbour cube.** With all 26 neighbours (each pair counted once: 3 face
+# offsets like $(1,0,0)$, 6 edge offsets like $(1,1,0)$, 4 corner offsets like $(1,1,1)$), how long
+# is an $s \times s \times s$ cube? Hint: a pair $(p, p + o)$ crosses when exactly one end is inside,
+# and the cube overlaps its copy shifted by $o$ in $\prod_i (s - |o_i|)$ voxels. (In 2-D the same
+# count gives the square's $12s - 4$.)
+
+
+# %%
+def cube_length_26(s: int) -> int:
+    def crossings(n_nonzero: int) -> int:  # pairs (p, p + o) leaving the cube, both ways
+        return 2 * (s**3 - s ** (3 - n_nonzero) * (s - 1) ** n_nonzero)
+
+    return 3 * crossings(1) + 6 * crossings(2) + 4 * crossings(3)  # = 54 s² − 36 s + 8
+
+
+# %%
+for s in (1, 2, 5, 8):
+    cube = torch.zeros(1, 1, s + 4, s + 4, s + 4, dtype=DTYPE)
+    cube[..., 2 : 2 + s, 2 : 2 + s, 2 : 2 + s] = 1
+    assert soft_length(cube)[0, 0, 0] == cube_length_26(s)
+print("exercise 3: correct")
+
+# %% [markdown]
+# **Exercise 4 (open).** Notebook 03 optimised a free mask from four descriptors of a tilted ellipse.
+# Add a `DescriptorTerm("covariance", (1,), margin=3.0, mode="abs")` or an `"eccentricity"` term and
+# compare the Dice. Then try the crescent: which descriptor would tell a crescent from a blob?
+#
+# ## Where to go from here
+#
+# * Kervadec et al., *Constrained deep networks: Lagrangian optimization via log-barrier extensions*
+#   (2019), for the barrier;
+# * Kervadec et al., *Bounding boxes for weakly supervised segmentation: global constraints get close
+#   to full supervision* (MIDL 2020), for constraints from boxes;
+# * the authors' code, github.com/HKervadec/shape_descriptors, to compare with this library's
+#   corrected options (notebooks 05 and 06).
