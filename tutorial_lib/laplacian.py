@@ -75,8 +75,9 @@ def _axis_slices(ndim: int, axis: int, sl: slice) -> tuple[slice, ...]:
 def _add_axis_neighbours_(out: Tensor, src: Tensor, axis: int) -> Tensor:
     """out += src shifted by +1 and by -1 along ``axis`` (zero outside the grid), in place."""
     n = src.ndim
-    out[_axis_slices(n, axis, slice(1, None))] += src[_axis_slices(n, axis, slice(None, -1))]
-    out[_axis_slices(n, axis, slice(None, -1))] += src[_axis_slices(n, axis, slice(1, None))]
+    # add_ on the view itself: `out[sl] += x` would also copy the view back onto itself
+    out[_axis_slices(n, axis, slice(1, None))].add_(src[_axis_slices(n, axis, slice(None, -1))])
+    out[_axis_slices(n, axis, slice(None, -1))].add_(src[_axis_slices(n, axis, slice(1, None))])
     return out
 
 
@@ -126,8 +127,8 @@ def laplacian_apply(
         diff = p[hi] - p[lo]
         if spacing is not None:
             diff = diff * _pair_weight(d, spacing).view(-1, *([1] * (p.ndim - 1)))
-        out[hi] += diff
-        out[lo] -= diff
+        out[hi].add_(diff)
+        out[lo].sub_(diff)
     return out
 
 
