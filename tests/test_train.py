@@ -188,3 +188,20 @@ def test_lr_rule_follows_the_best_epoch():
     schedule = LRSchedule("paper", 1.0)
     fired = [e for e in range(1, 60) if schedule.step(e, 5, opt)]
     assert fired == [25, 50]  # epoch % (best_epoch + 20) == 0
+
+
+def test_init_bias_from_sizes_sets_centred_log_proportions():
+    from tutorial_lib.models import build_model
+    from tutorial_lib.run_parts import init_bias_from_sizes
+
+    model = build_model("small_unet", 1, 3, base=4, depth=2)
+    labels = torch.tensor([[[0, 0, 0, 0], [0, 0, 1, 2]]])  # proportions 6/8, 1/8, 1/8
+    init_bias_from_sizes(model, labels, 3)
+    bias = model.head.bias.detach().double()
+    expected = torch.log(torch.tensor([6 / 8, 1 / 8, 1 / 8], dtype=torch.float64))
+    assert torch.allclose(bias, expected - expected.mean(), atol=1e-6)
+    assert torch.allclose(
+        torch.softmax(bias, 0), torch.tensor([0.75, 0.125, 0.125], dtype=torch.float64), atol=1e-6
+    )
+    with pytest.raises(ValueError, match="output convolution with 5 channels"):
+        init_bias_from_sizes(model, labels, 5)

@@ -45,6 +45,7 @@ __all__ = [
 METHODS = ("ce", "descriptors")
 LR_SCHEDULES = ("paper", "paper-skip-epoch0", "constant")
 AMP_CHOICES = ("auto", "off", "bf16")
+INIT_BIAS = ("default", "class_sizes")
 DATASETS = ("toy-cardiac", "toy-prostate", "acdc", "promise12")
 MARGIN_MODES = ("percentage", "abs")
 
@@ -106,6 +107,9 @@ class TrainConfig:
         amp: "auto" (bfloat16 autocast on CUDA when supported), "off", "bf16".
         channels_last: None = on CUDA only.
         data_on_device: None = keep the whole training set on the device when it fits.
+        init_bias: "default" (the network's own initialisation) or "class_sizes" (output bias =
+            log of the mean class proportions of the training set, i.e. the mean of the size
+            descriptor: no pixel label is used).
     """
 
     name: str
@@ -127,6 +131,7 @@ class TrainConfig:
     t_factor: float = 1.1
     t_max: float | None = None
     selection_classes: tuple[int, ...] | None = None
+    init_bias: str = "default"
     seed: int = 0
     amp: str = "auto"
     channels_last: bool | None = None
@@ -148,6 +153,7 @@ def validate_config(cfg: TrainConfig) -> None:
         cfg.lr_schedule in LR_SCHEDULES, "lr_schedule", f"one of {LR_SCHEDULES}", cfg.lr_schedule
     )
     _check(cfg.amp in AMP_CHOICES, "amp", f"one of {AMP_CHOICES}", cfg.amp)
+    _check(cfg.init_bias in INIT_BIAS, "init_bias", f"one of {INIT_BIAS}", cfg.init_bias)
     _check(cfg.data.dataset in DATASETS, "data.dataset", f"one of {DATASETS}", cfg.data.dataset)
     for name in ("batch_size", "epochs"):
         value = getattr(cfg, name)

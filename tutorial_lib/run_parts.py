@@ -22,6 +22,7 @@ __all__ = [
     "build_loss",
     "augment",
     "flat_stats",
+    "init_bias_from_sizes",
 ]
 
 
@@ -157,3 +158,26 @@ def flat_stats(stats: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         for key, value in stats.items()
         if key != "total" and isinstance(value, torch.Tensor)
     }
+
+
+@torch.no_grad()
+def init_bias_from_sizes(model: nn.Module, labels: torch.Tensor, n_classes: int) -> None:
+    """Set the output layer's bias to log(mean class size / image size), centred.
+
+    At initialisation every pixel then predicts the average class proportions, so the summed
+    probabilities start near the true sizes instead of H·W/K each. Only the mean of the size
+    descriptor over the training set is used (no pixel label). The output layer is the last
+    Conv2d / ConvTranspose2d with `n_classes` output channels and a bias.
+    """
+    last = None
+    for module in model.modules():
+        if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)) and module.bias is not None:
+            if module.out_channels == n_classes:
+                last = module
+    if last is None:
+        raise ValueError(
+            f"init_bias: expected an output convolution with {n_classes} channels and a bias, found none"
+        )
+    counts = torch.bincount(labels.reshape(-1).long(), minlength=n_classes)[:n_classes]
+    log_prior = torch.log(counts.double().clamp_min(1) / counts.sum())
+    last.bias.copy_((log_prior - log_prior.mean()).to(last.bias))

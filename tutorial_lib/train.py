@@ -63,6 +63,7 @@ from tutorial_lib.run_parts import (
     build_network,
     fits_on_device,
     flat_stats,
+    init_bias_from_sizes,
     load_data,
     resolve_data_root,
 )
@@ -233,7 +234,7 @@ def _validate(run: _Run, val) -> dict[str, float]:
 
 
 def _setup(
-    config: TrainConfig, device: torch.device, class_names: list[str], data_device: torch.device
+    config: TrainConfig, device: torch.device, class_names: list[str], labels: torch.Tensor
 ) -> _Run:
     from tutorial_lib.penalties import MultiplyT
 
@@ -242,6 +243,9 @@ def _setup(
         config.channels_last if config.channels_last is not None else device.type == "cuda"
     )
     model = build_network(config, len(class_names), device, channels_last)
+    if config.init_bias == "class_sizes":
+        init_bias_from_sizes(model, labels, len(class_names))
+    data_device = labels.device
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=tuple(config.betas))
     generators = {
         "shuffle": torch.Generator().manual_seed(config.seed + 1),
@@ -321,7 +325,7 @@ def train(
     images, labels = train_set.images.to(data_device), train_set.labels.to(data_device)
     if data_device.type == "cpu" and device.type == "cuda":
         images, labels = images.pin_memory(), labels.pin_memory()
-    run = _setup(config, device, list(train_set.class_names), data_device)
+    run = _setup(config, device, list(train_set.class_names), labels)
     if state is not None:
         run.load(state)
     write_json(out / "config.json", config_to_dict(config))
