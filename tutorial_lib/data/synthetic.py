@@ -38,15 +38,18 @@ from tutorial_lib.data.synthetic_options import (
     make_options,
 )
 from tutorial_lib.data.synthetic_render import (
+    ellipse_frame,
     ellipse_radius,
     gaussian_blur,
+    inside_ellipse,
     minmax_per_volume,
     pixel_grid,
     rician_noise,
     smooth_field,
+    wobble_factor,
 )
 
-GENERATOR_VERSION = 2  # bump when the generated pixels change, so caches are refreshed
+GENERATOR_VERSION = 3  # bump when the generated pixels change, so caches are refreshed
 CHUNK_PIXELS = 4_000_000  # slices are rendered in chunks of about this many pixels
 FIELD_GRID = 6  # low-resolution grid of the smooth background fields
 
@@ -112,10 +115,12 @@ def _bias(rng: np.random.Generator, patient: np.ndarray, size: int, amplitude: f
     return 1 + amplitude * smooth_field(torch.from_numpy(low), size, mode="bilinear")
 
 
-def _body_mask(rows, cols, size: int, n: int) -> torch.Tensor:
-    half = torch.full((n,), 0.47 * size)
-    centre = torch.full((n,), (size - 1) / 2)
-    return ellipse_radius(rows, cols, centre, centre, half, half * 0.9, torch.zeros(n)) < 1
+def _body_mask(rows, cols, size: int) -> torch.Tensor:
+    """The body outline (1, H, W): an ellipse filling most of the image (outside: air)."""
+    half = torch.full((1,), 0.47 * size)
+    centre = torch.full((1,), (size - 1) / 2)
+    u, v = ellipse_frame(rows, cols, centre, centre, torch.zeros(1))
+    return inside_ellipse(u, v, half, half * 0.9)
 
 
 def _render_cardiac(
@@ -165,15 +170,14 @@ def _render_cardiac(
         ).items()
     }
     rows, cols = pixel_grid(size)
-    args = (t["angle"], t["wobble"], t["phase"])
-    lv = ellipse_radius(rows, cols, t["cy"], t["cx"], t["a"], t["b"], *args) < 1
-    epi_mask = (
-        ellipse_radius(
-            rows, cols, t["cy"], t["cx"], t["a"] + t["thick"], t["b"] + t["thick"], *args
-        )
-        < 1
-    )
-    rv = ellipse_radius(rows, cols, t["rv_cy"], t["rv_cx"], t["rv_u"], t["rv_v"], t["rv_dir"]) < 1
+    u, v = ellipse_frame(rows, cols, t["cy"], t["cx"], t["angle"])
+    shape = wobble_factor(u, v, t["wobble"], t["phase"])
+    lv = inside_ellipse(u, v, t["a"], t["b"], shape)
+    epi_mask = inside_ellipse(u, v, t["a"] + t["thick"], t["b"] + t["thick"], shape)
+    del u, v, shape
+    u, v = ellipse_frame(rows, cols, t["rv_cy"], t["rv_cx"], t["rv_dir"])
+    rv = inside_ellipse(u, v, t["rv_u"], t["rv_v"])
+    del u, v
     rv &= ~epi_mask & torch.from_numpy(has_rv).view(-1, 1, 1)
     lv &= torch.from_numpy(has_lv).view(-1, 1, 1)
     myo = epi_mask & ~lv
@@ -187,7 +191,7 @@ def _render_cardiac(
     image = _background(
         rng, patient, z, size, o.background_intensity, o.lung_intensity, o.lung_fraction
     )
-    image = torch.where(_body_mask(rows, cols, size, n), image, torch.tensor(0.03))
+    image = torch.where(_body_mask(rows, cols, size), image, torch.tensor(0.03))
     image = torch.where(rv, blood * 0.95 * jitter[0], image)
     image = torch.where(lv, blood * jitter[0], image)
     image = torch.where(myo, muscle * jitter[1], image)
@@ -233,12 +237,9 @@ def _render_prostate(
     )
     present = torch.from_numpy(section > 0).view(-1, 1, 1)
     gland = (rho < 1) & present
-    rectum = (
-        ellipse_radius(
-            rows, cols, t["rect_cy"], t["cx"], t["rect_r"] * 1.3, t["rect_r"], torch.zeros(n)
-        )
-        < 1
-    )
+    u, v = ellipse_frame(rows, cols, t["rect_cy"], t["cx"], torch.zeros(n))
+    rectum = inside_ellipse(u, v, t["rect_r"] * 1.3, t["rect_r"])
+    del u, v
     label = gland.to(torch.uint8)
 
     texture_low = torch.from_numpy(rng.uniform(-0.5, 0.5, (n, 24, 24)).astype(np.float32))
@@ -246,7 +247,7 @@ def _render_prostate(
     level = torch.from_numpy(per_patient(o.gland_intensity).astype(np.float32)).view(n, 1, 1)
     gland_image = level + o.texture * texture + o.rim_brightening * (rho > 0.75).float()
     image = _background(rng, patient, z, size, o.background_intensity)
-    image = torch.where(_body_mask(rows, cols, size, n), image, torch.tensor(0.03))
+    image = torch.where(_body_mask(rows, cols, size), image, torch.tensor(0.03))
     image = torch.where(rectum & ~gland, torch.tensor(o.rectum_intensity), image)
     capsule = (rho >= 1) & (rho < 1.12) & present
     image = torch.where(capsule, image * (1 - o.capsule_darkening), image)

@@ -51,9 +51,45 @@ def ellipse_radius(
     return rho
 
 
+def ellipse_frame(
+    rows: torch.Tensor, cols: torch.Tensor, cy: torch.Tensor, cx: torch.Tensor, angle: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Coordinates (N, H, W) along (u) and across (v) the direction `angle` about (cy, cx)."""
+    dy, dx = rows - cy.view(-1, 1, 1), cols - cx.view(-1, 1, 1)
+    cos_a, sin_a = torch.cos(angle).view(-1, 1, 1), torch.sin(angle).view(-1, 1, 1)
+    return dx * cos_a + dy * sin_a, dy * cos_a - dx * sin_a
+
+
+def wobble_factor(
+    u: torch.Tensor, v: torch.Tensor, wobble: torch.Tensor, phase: torch.Tensor, harmonic: int = 3
+) -> torch.Tensor:
+    """1 + wobble * cos(harmonic * theta + phase), theta the polar angle of (u, v)."""
+    theta = torch.atan2(v, u)
+    return 1 + wobble.view(-1, 1, 1) * torch.cos(harmonic * theta + phase.view(-1, 1, 1))
+
+
+def inside_ellipse(
+    u: torch.Tensor,
+    v: torch.Tensor,
+    semi_u: torch.Tensor,
+    semi_v: torch.Tensor,
+    factor: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Boolean mask (u / semi_u)^2 + (v / semi_v)^2 < factor^2 (factor: a wobble, or 1)."""
+    q = (u / semi_u.view(-1, 1, 1)).square_() + (v / semi_v.view(-1, 1, 1)).square_()
+    return q < (1 if factor is None else factor.square())
+
+
 def smooth_field(low_res: torch.Tensor, size: int, mode: str = "bicubic") -> torch.Tensor:
-    """Upsample a (N, g, g) low-resolution random field to (N, size, size)."""
-    out = F.interpolate(low_res.unsqueeze(1), size=(size, size), mode=mode, align_corners=False)
+    """Upsample a (N, g, g) low-resolution random field to (N, size, size).
+
+    Above 64 pixels the field is made at 64 and then enlarged bilinearly: it is smooth at
+    that scale, and bicubic interpolation costs four times as much per pixel.
+    """
+    step = min(size, 64)
+    out = F.interpolate(low_res.unsqueeze(1), size=(step, step), mode=mode, align_corners=False)
+    if step < size:
+        out = F.interpolate(out, size=(size, size), mode="bilinear", align_corners=False)
     return out.squeeze(1)
 
 
