@@ -20,6 +20,7 @@ import pooch
 import requests
 
 from tutorial_lib.data.archives import unpack_archive
+from tutorial_lib.data.storage import data_dir
 
 MARKER = ".tutorial_fetch.json"  # written inside an unpacked folder: which archive it came from
 
@@ -81,12 +82,6 @@ class FetchError(RuntimeError):
 
 class ChecksumMismatchError(ValueError):
     """The archive's hash differs from the published one."""
-
-
-def data_dir() -> Path:
-    """$TUTORIAL_DATA_DIR, or the user cache folder (e.g. ~/.cache/tutorial_lib)."""
-    env = os.environ.get("TUTORIAL_DATA_DIR")
-    return Path(env) if env else Path(pooch.os_cache("tutorial_lib"))
 
 
 def get_source(name: str) -> Source:

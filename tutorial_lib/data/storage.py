@@ -27,6 +27,12 @@ SPLITS = ("train", "val", "test")
 MANIFEST = "manifest.json"
 
 
+def data_dir() -> Path:
+    """Where downloads, raw and toy data go: $TUTORIAL_DATA_DIR, else ~/.cache/tutorial_lib."""
+    env = os.environ.get("TUTORIAL_DATA_DIR")
+    return Path(env) if env else Path.home() / ".cache" / "tutorial_lib"
+
+
 @dataclass
 class VolumeRecord:
     """One volume's entry in the manifest."""

@@ -28,6 +28,7 @@ from tutorial_lib.data.storage import (
     MANIFEST,
     VolumeRecord,
     atomic_directory,
+    data_dir,
     write_manifest,
     write_volume,
 )
@@ -364,8 +365,7 @@ def make_toy_dataset(
 
 def default_cache_dir() -> Path:
     """$TUTORIAL_DATA_DIR/toy, or ~/.cache/tutorial_lib/toy when the variable is unset."""
-    base = os.environ.get("TUTORIAL_DATA_DIR") or Path.home() / ".cache" / "tutorial_lib"
-    return Path(base) / "toy"
+    return data_dir() / "toy"
 
 
 def ensure_toy_dataset(
