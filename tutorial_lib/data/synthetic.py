@@ -32,27 +32,16 @@ from tutorial_lib.data.storage import (
     write_manifest,
     write_volume,
 )
+from tutorial_lib.data.synthetic_anatomy import RENDERERS
 from tutorial_lib.data.synthetic_options import (
     CLASSES,
     ToyCardiacOptions,
     ToyProstateOptions,
     make_options,
 )
-from tutorial_lib.data.synthetic_render import (
-    ellipse_frame,
-    ellipse_radius,
-    gaussian_blur,
-    inside_ellipse,
-    minmax_per_volume,
-    pixel_grid,
-    rician_noise,
-    smooth_field,
-    wobble_factor,
-)
 
 GENERATOR_VERSION = 3  # bump when the generated pixels change, so caches are refreshed
 CHUNK_PIXELS = 4_000_000  # slices are rendered in chunks of about this many pixels
-FIELD_GRID = 6  # low-resolution grid of the smooth background fields
 
 
 @dataclass
@@ -71,203 +60,6 @@ def toy_spacing(name: str, size: int) -> tuple[float, float, float]:
     if name == "toy-cardiac":
         return (10.0, 1.5625 * 256 / size, 1.5625 * 256 / size)
     return (3.6, 0.625 * 256 / size, 0.625 * 256 / size)
-
-
-def _uniform(rng: np.random.Generator, bounds: tuple[float, float], n: int) -> np.ndarray:
-    return rng.uniform(bounds[0], bounds[1], n)
-
-
-def _slice_positions(rng: np.random.Generator, n_patients: int, slices: tuple) -> tuple:
-    """Per-slice patient index and position z in [0, 1] along the volume."""
-    counts = rng.integers(int(slices[0]), int(slices[1]) + 1, n_patients)
-    patient = np.repeat(np.arange(n_patients), counts)
-    starts = np.repeat(np.cumsum(counts) - counts, counts)
-    index = np.arange(patient.size) - starts
-    z = index / np.maximum(counts[patient] - 1, 1)
-    return counts, patient, index, z
-
-
-def _background(
-    rng: np.random.Generator,
-    patient: np.ndarray,
-    z: np.ndarray,
-    size: int,
-    tissue: tuple,
-    dark: tuple = (0.0, 0.0),
-    dark_fraction: float = 0.0,
-) -> torch.Tensor:
-    """Smooth field (N, H, W) that changes gently along each patient's slices.
-
-    Each point of a coarse grid is tissue (intensity drawn in `tissue`) or, with probability
-    `dark_fraction`, dark like lung or air (intensity in `dark`); bicubic upsampling blends them.
-    """
-    n_patients = int(patient.max()) + 1
-    shape = (2, n_patients, FIELD_GRID, FIELD_GRID)
-    ends = rng.uniform(tissue[0], tissue[1], shape)
-    ends = np.where(rng.random(shape) < dark_fraction, rng.uniform(dark[0], dark[1], shape), ends)
-    zz = z[:, None, None]
-    low = ends[0][patient] * (1 - zz) + ends[1][patient] * zz
-    return smooth_field(torch.from_numpy(low.astype(np.float32)), size)
-
-
-def _bias(rng: np.random.Generator, patient: np.ndarray, size: int, amplitude: float):
-    n_patients = int(patient.max()) + 1
-    low = rng.uniform(-1, 1, (n_patients, 3, 3))[patient].astype(np.float32)
-    return 1 + amplitude * smooth_field(torch.from_numpy(low), size, mode="bilinear")
-
-
-def _body_mask(rows, cols, size: int) -> torch.Tensor:
-    """The body outline (1, H, W): an ellipse filling most of the image (outside: air)."""
-    half = torch.full((1,), 0.47 * size)
-    centre = torch.full((1,), (size - 1) / 2)
-    u, v = ellipse_frame(rows, cols, centre, centre, torch.zeros(1))
-    return inside_ellipse(u, v, half, half * 0.9)
-
-
-def _render_cardiac(
-    rng: np.random.Generator, n_patients: int, size: int, o: ToyCardiacOptions
-) -> tuple[torch.Tensor, torch.Tensor, np.ndarray, np.ndarray]:
-    """Images (N, H, W) before normalisation, labels (N, H, W), patient index, slice counts."""
-    counts, patient, _, z = _slice_positions(rng, n_patients, o.slices)
-    n = patient.size
-
-    def per_patient(bounds):
-        return _uniform(rng, bounds, n_patients)[patient]
-
-    scale = 1 - (1 - per_patient(o.apex_scale)) * z**1.5
-    radius = per_patient(o.lv_radius) * size * scale
-    elong = np.sqrt(per_patient(o.lv_elongation))
-    thick = per_patient(o.myo_thickness) * size * (1 + 0.15 * z)
-    drift = rng.uniform(-0.02, 0.02, (2, n_patients))[:, patient] * size * z
-    cy = (0.5 + rng.uniform(-1, 1, n_patients) * o.position_jitter)[patient] * size + drift[0]
-    cx = (0.55 + rng.uniform(-1, 1, n_patients) * o.position_jitter)[patient] * size + drift[1]
-    turn = np.deg2rad(rng.uniform(-1, 1, n_patients) * o.rotation_deg)[patient]
-    ellipse_angle = rng.uniform(0, np.pi, n_patients)[patient] + 0.2 * z
-    wobble, phase = per_patient(o.wobble), rng.uniform(0, 2 * np.pi, n_patients)[patient]
-    has_rv = z <= per_patient(o.rv_extent)
-    is_apex = z >= 1
-    has_lv = ~(is_apex & (rng.random(n_patients)[patient] < o.apex_lv_absent_prob))
-
-    epi = (radius * (elong + 1 / elong) / 2) + thick  # mean epicardial radius
-    rv_dir = np.pi + turn + 0.1 * z
-    rv_size = 1 - 0.35 * z
-    rv_off = per_patient(o.rv_offset) * epi
-    t = {  # per-slice parameters as float32 tensors
-        k: torch.from_numpy(np.asarray(v, dtype=np.float32))
-        for k, v in dict(
-            cy=cy,
-            cx=cx,
-            a=radius * elong,
-            b=radius / elong,
-            thick=thick,
-            angle=ellipse_angle,
-            wobble=wobble,
-            phase=phase,
-            rv_cy=cy + rv_off * np.sin(rv_dir),
-            rv_cx=cx + rv_off * np.cos(rv_dir),
-            rv_u=per_patient(o.rv_depth) * epi * rv_size,
-            rv_v=per_patient(o.rv_width) * epi * rv_size,
-            rv_dir=rv_dir,
-        ).items()
-    }
-    rows, cols = pixel_grid(size)
-    u, v = ellipse_frame(rows, cols, t["cy"], t["cx"], t["angle"])
-    shape = wobble_factor(u, v, t["wobble"], t["phase"])
-    lv = inside_ellipse(u, v, t["a"], t["b"], shape)
-    epi_mask = inside_ellipse(u, v, t["a"] + t["thick"], t["b"] + t["thick"], shape)
-    del u, v, shape
-    u, v = ellipse_frame(rows, cols, t["rv_cy"], t["rv_cx"], t["rv_dir"])
-    rv = inside_ellipse(u, v, t["rv_u"], t["rv_v"])
-    del u, v
-    rv &= ~epi_mask & torch.from_numpy(has_rv).view(-1, 1, 1)
-    lv &= torch.from_numpy(has_lv).view(-1, 1, 1)
-    myo = epi_mask & ~lv
-
-    label = torch.zeros((n, size, size), dtype=torch.uint8)
-    label[rv], label[myo], label[lv] = 1, 2, 3
-
-    jitter = torch.from_numpy(rng.uniform(0.97, 1.03, (2, n)).astype(np.float32)).view(2, n, 1, 1)
-    blood = torch.from_numpy(per_patient(o.blood_intensity).astype(np.float32)).view(n, 1, 1)
-    muscle = torch.from_numpy(per_patient(o.myo_intensity).astype(np.float32)).view(n, 1, 1)
-    image = _background(
-        rng, patient, z, size, o.background_intensity, o.lung_intensity, o.lung_fraction
-    )
-    image = torch.where(_body_mask(rows, cols, size), image, torch.tensor(0.03))
-    image = torch.where(rv, blood * 0.95 * jitter[0], image)
-    image = torch.where(lv, blood * jitter[0], image)
-    image = torch.where(myo, muscle * jitter[1], image)
-    image = image * _bias(rng, patient, size, o.bias)
-    return _finish(rng, image, patient, size, o.blur, o.noise), label, patient, counts
-
-
-def _render_prostate(
-    rng: np.random.Generator, n_patients: int, size: int, o: ToyProstateOptions
-) -> tuple[torch.Tensor, torch.Tensor, np.ndarray, np.ndarray]:
-    counts, patient, _, z = _slice_positions(rng, n_patients, o.slices)
-    n = patient.size
-
-    def per_patient(bounds):
-        return _uniform(rng, bounds, n_patients)[patient]
-
-    half = per_patient(o.gland_extent) / 2
-    z_mid = 0.5 + rng.uniform(-0.1, 0.1, n_patients)[patient]
-    section = np.sqrt(np.clip(1 - ((z - z_mid) / half) ** 2, 0, None))
-    section = np.where(section > 0.3, section, 0.0)
-    radius = per_patient(o.gland_radius) * size * np.maximum(section, 1e-3)
-    aspect = per_patient(o.gland_aspect)
-    cy = (0.52 + rng.uniform(-1, 1, n_patients) * o.position_jitter)[patient] * size
-    cx = (0.5 + rng.uniform(-1, 1, n_patients) * o.position_jitter)[patient] * size
-    angle = np.deg2rad(rng.uniform(-1, 1, n_patients) * o.rotation_deg)[patient]
-    t = {
-        k: torch.from_numpy(np.asarray(v, dtype=np.float32))
-        for k, v in dict(
-            cy=cy,
-            cx=cx,
-            a=radius,
-            b=radius * aspect,
-            angle=angle,
-            wobble=per_patient(o.wobble),
-            phase=rng.uniform(0, 2 * np.pi, n_patients)[patient],
-            rect_cy=cy + per_patient(o.gland_radius) * size * 1.35,
-            rect_r=0.05 * size + 0 * cy,
-        ).items()
-    }
-    rows, cols = pixel_grid(size)
-    rho = ellipse_radius(
-        rows, cols, t["cy"], t["cx"], t["a"], t["b"], t["angle"], t["wobble"], t["phase"], 2
-    )
-    present = torch.from_numpy(section > 0).view(-1, 1, 1)
-    gland = (rho < 1) & present
-    u, v = ellipse_frame(rows, cols, t["rect_cy"], t["cx"], torch.zeros(n))
-    rectum = inside_ellipse(u, v, t["rect_r"] * 1.3, t["rect_r"])
-    del u, v
-    label = gland.to(torch.uint8)
-
-    texture_low = torch.from_numpy(rng.uniform(-0.5, 0.5, (n, 24, 24)).astype(np.float32))
-    texture = smooth_field(texture_low, size)
-    level = torch.from_numpy(per_patient(o.gland_intensity).astype(np.float32)).view(n, 1, 1)
-    gland_image = level + o.texture * texture + o.rim_brightening * (rho > 0.75).float()
-    image = _background(rng, patient, z, size, o.background_intensity)
-    image = torch.where(_body_mask(rows, cols, size), image, torch.tensor(0.03))
-    image = torch.where(rectum & ~gland, torch.tensor(o.rectum_intensity), image)
-    capsule = (rho >= 1) & (rho < 1.12) & present
-    image = torch.where(capsule, image * (1 - o.capsule_darkening), image)
-    image = torch.where(gland, gland_image, image)
-    image = image * _bias(rng, patient, size, o.bias)
-    return _finish(rng, image, patient, size, o.blur, o.noise), label, patient, counts
-
-
-def _finish(rng, image, patient, size, blur, noise) -> torch.Tensor:
-    """Blur (partial volume), Rician noise, then min-max per volume like the real data."""
-    n = image.shape[0]
-    sigma = torch.from_numpy((_uniform(rng, blur, n) * size).astype(np.float32))
-    image = gaussian_blur(image, sigma)
-    gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
-    image = rician_noise(image, torch.from_numpy(_uniform(rng, noise, n).astype(np.float32)), gen)
-    return minmax_per_volume(image, torch.from_numpy(patient))
-
-
-RENDERERS = {"toy-cardiac": _render_cardiac, "toy-prostate": _render_prostate}
 
 
 def generate_toy(
