@@ -89,6 +89,8 @@ def test_shape_options_change_the_shapes_and_bad_options_are_rejected():
         ToyCardiacOptions(lv_radius=(0.2, 0.1))
     with pytest.raises(ValueError, match="probability"):
         ToyCardiacOptions(apex_lv_absent_prob=1.5)
+    with pytest.raises(ValueError, match="lung_fraction.*probability.*1.5"):
+        ToyCardiacOptions(lung_fraction=1.5)
     with pytest.raises(ValueError, match="toy dataset name.*'toy-brain'"):
         generate_toy("toy-brain", size=32, n_patients=2)
     with pytest.raises(ValueError, match="size >= 16"):
