@@ -272,6 +272,35 @@ def _setup(
     )
 
 
+def _run_epoch(
+    run: _Run, images: torch.Tensor, labels: torch.Tensor, val_set, out: Path, progress: bool
+) -> dict[str, Any]:
+    """Train, validate, keep the best weights, step t and the LR rule, write CSV and last.pt."""
+    epoch, start = run.epoch, time.perf_counter()
+    row: dict[str, Any] = {"epoch": epoch, "t": run.t, "lr": run.lr_schedule.lr}
+    row.update(_train_epoch(run, images, labels, progress))
+    row.update(_validate(run, val_set))
+    row["seconds"] = time.perf_counter() - start
+    row["best"] = int(row["val_dsc2d_mean"] > run.best_score)
+    if row["best"]:
+        run.best_score, run.best_epoch = row["val_dsc2d_mean"], epoch
+        best = {
+            "epoch": epoch,
+            "model": run.model.state_dict(),
+            "score": run.best_score,
+            "class_names": run.class_names,
+            "config": config_to_dict(run.config),
+        }
+        save_checkpoint(out / "checkpoints" / "best.pt", best)
+    run.t_schedule.step()
+    run.lr_schedule.step(epoch, run.best_epoch, run.optimizer)
+    run.epoch = epoch + 1
+    run.history.append(row)
+    write_csv(out / "metrics.csv", run.history)
+    save_checkpoint(out / "checkpoints" / "last.pt", run.state())
+    return row
+
+
 def _check_resumable(out: Path, config: TrainConfig, resume: bool) -> dict[str, Any] | None:
     last = out / "checkpoints" / "last.pt"
     if not resume:
@@ -344,32 +373,8 @@ def train(
         total=config.epochs,
     )
     try:
-        for epoch in epochs:
-            t0 = time.perf_counter()
-            row: dict[str, Any] = {"epoch": epoch, "t": run.t, "lr": run.lr_schedule.lr}
-            row.update(_train_epoch(run, images, labels, progress))
-            row.update(_validate(run, val_set))
-            row["seconds"] = time.perf_counter() - t0
-            improved = row["val_dsc2d_mean"] > run.best_score
-            row["best"] = int(improved)
-            if improved:
-                run.best_score, run.best_epoch = row["val_dsc2d_mean"], epoch
-                save_checkpoint(
-                    out / "checkpoints" / "best.pt",
-                    {
-                        "epoch": epoch,
-                        "model": run.model.state_dict(),
-                        "score": run.best_score,
-                        "class_names": run.class_names,
-                        "config": config_to_dict(config),
-                    },
-                )
-            run.t_schedule.step()
-            run.lr_schedule.step(epoch, run.best_epoch, run.optimizer)
-            run.epoch = epoch + 1
-            run.history.append(row)
-            write_csv(out / "metrics.csv", run.history)
-            save_checkpoint(out / "checkpoints" / "last.pt", run.state())
+        for _ in epochs:
+            row = _run_epoch(run, images, labels, val_set, out, progress)
             epochs.set_postfix(
                 loss=f"{row['train_loss']:.3g}",
                 val=f"{row['val_dsc2d_mean']:.3f}",
