@@ -35,13 +35,18 @@ def _draw(generator: torch.Generator, n: int, device: torch.device) -> torch.Ten
     return torch.rand(6, n, generator=generator, device=generator.device).to(device)
 
 
-def blur_images(images: torch.Tensor, sigmas: torch.Tensor) -> torch.Tensor:
+def blur_images(
+    images: torch.Tensor, sigmas: torch.Tensor, max_sigma: float | None = None
+) -> torch.Tensor:
     """Blur sample b of (B, C, H, W) with a Gaussian of std sigmas[b] pixels (edge replicated).
 
-    One separable grouped convolution; the kernel radius is ceil(3 * max sigma).
+    One separable grouped convolution; the kernel radius is ceil(3 * max_sigma). Give
+    `max_sigma` (an upper bound of `sigmas`) to avoid reading `sigmas` back from the GPU.
     """
     b, c, h, w = images.shape
-    radius = max(1, math.ceil(3 * float(sigmas.max()))) if b else 1
+    if max_sigma is None:
+        max_sigma = float(sigmas.max()) if b else 0.0
+    radius = max(1, math.ceil(3 * max_sigma))
     offsets = torch.arange(-radius, radius + 1, device=images.device, dtype=images.dtype)
     s = sigmas.to(images.dtype).clamp_min(1e-3).repeat_interleave(c).view(-1, 1)
     kernel = torch.exp(-0.5 * (offsets.view(1, -1) / s) ** 2)
@@ -94,7 +99,8 @@ def augment_batch(
     angle = torch.deg2rad((2 * u[4] - 1) * rotation_deg) * do_rotate
     scale = torch.where(do_scale, scale_range[0] + (scale_range[1] - scale_range[0]) * u[5], 1.0)
 
-    out = torch.where(do_blur.view(b, 1, 1, 1), blur_images(images, sigma), images)
+    blurred = blur_images(images, sigma, max_sigma=blur_sigma[1])
+    out = torch.where(do_blur.view(b, 1, 1, 1), blurred, images)
     warp = ((angle != 0) | (scale != 1)).view(b, 1, 1, 1)  # exact identity otherwise
     theta = affine_matrices(angle, scale).to(images.dtype)
     grid = F.affine_grid(theta, list(images.shape), align_corners=False)
