@@ -1,6 +1,6 @@
 """Time the descriptor loss against the authors' formulation, in the same process.
 
-    python benchmarks/descriptors.py [--device cpu|cuda] [--threads 1] [--quick]
+    python benchmarks/descriptors.py [--device cpu|cuda] [--threads 1] [--quick] [--step-cost]
 
 What is timed (forward + backward, best of several runs):
 - ours: ``ShapeDescriptorLoss`` with size (±10 %), centroid (±20 px), spread (±20 px) and length
@@ -243,6 +243,53 @@ def compare(shape, device, repeats_ours, repeats_ref):
     }
 
 
+def _step_time(
+    model, opt, x, y, loss_fn, descriptors: bool, device, amp: bool, steps: int
+) -> float:
+    """Seconds per training step (forward, loss, backward, Adam), best of 3 runs of ``steps``."""
+    from tutorial_lib.losses import cross_entropy_loss
+
+    def run() -> None:
+        for _ in range(steps):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                logits = model(x)
+            logits = logits.float()
+            if descriptors:
+                loss = loss_fn(logits.softmax(1), y, T)
+            else:
+                loss = cross_entropy_loss(logits, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+    return min(timeit(run, device, 1) for _ in range(3)) / steps
+
+
+def step_costs(device, amp: bool, steps: int = 20) -> None:
+    """Training-loop step with cross-entropy vs with the paper's loss, same network (target <= 1.15x)."""
+    from tutorial_lib.losses import paper_loss
+    from tutorial_lib.models import build_model
+
+    for model_name, k, b, dataset in [("enet", 4, 8, "acdc"), ("residual_unet", 2, 4, "promise12")]:
+        torch.manual_seed(0)
+        fmt = torch.channels_last if device.type == "cuda" else torch.contiguous_format
+        model = build_model(model_name, 1, k).to(device).to(memory_format=fmt)
+        opt = torch.optim.Adam(model.parameters(), 5e-4, betas=(0.9, 0.99))
+        x = torch.randn(b, 1, 256, 256, device=device).contiguous(memory_format=fmt)
+        y = torch.randint(0, k, (b, 256, 256), device=device)
+        loss_fn = paper_loss(dataset)
+        loss_fn.check_inputs = False  # as the training loop does
+        times = {}
+        for descriptors in (False, True, False, True):  # interleaved against drift
+            t = _step_time(model, opt, x, y, loss_fn, descriptors, device, amp, steps)
+            times[descriptors] = min(t, times.get(descriptors, math.inf))
+        ce, de = times[False], times[True]
+        print(
+            f"step cost {model_name} B={b} K={k} 256x256 (bf16 autocast={amp}): cross-entropy "
+            f"{ce * 1e3:.2f} ms, descriptors {de * 1e3:.2f} ms, ratio {de / ce:.3f} (target <= 1.15)"
+        )
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     default_device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -251,6 +298,11 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--threads", type=int, default=1, help="CPU threads (default: 1)")
     parser.add_argument("--quick", action="store_true", help="fewer repeats (a smoke run)")
+    parser.add_argument(
+        "--step-cost",
+        action="store_true",
+        help="also time a training step (ENet, residual U-Net) with CE vs the paper's loss",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
@@ -273,6 +325,8 @@ def main(argv=None) -> int:
             f"{r['loss_ref']:.6g} (rel. diff {r['rel_loss']:.1e}, grad rel. diff {r['rel_grad']:.1e}) "
             f"{'OK' if r['ok'] else 'MISMATCH'}"
         )
+    if args.step_cost:
+        step_costs(device, amp=device.type == "cuda", steps=3 if device.type == "cpu" else 20)
     return 1 if failed else 0
 
 
