@@ -214,7 +214,9 @@ size_mm2 = soft_size(probs, spacing=spacing)[0, 1, 0]
 centroid_mm = soft_centroid(probs, spacing=spacing)[0, 1]
 assert torch.allclose(size_mm2, sizes_k[1] * 1.5 * 1.5)
 assert torch.allclose(centroid_mm, soft_centroid(probs)[0, 1] * 1.5)
-print(f"foreground: {sizes_k[1]:.0f} px = {size_mm2:.0f} mm², centroid {centroid_mm.tolist()} mm")
+print(
+    f"foreground: {sizes_k[1]:.0f} px = {size_mm2:.0f} mm², centroid ({centroid_mm[0]:.2f}, {centroid_mm[1]:.2f}) mm"
+)
 
 # %% [markdown]
 # ## Explore

@@ -197,7 +197,7 @@ plots.plot_population_bounds(
 
 # %% [markdown]
 # Choose the margin, and trim the extreme slices with a quantile, and see how much of the population
-# the bounds cover (here the LV cavity's size):
+# the bounds cover (here the size of each structure):
 
 # %%
 # NBVAL_IGNORE_OUTPUT

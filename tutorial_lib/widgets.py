@@ -57,7 +57,8 @@ def make_shape(
 
     - "disk": radius `radius`; "square": half-side `radius` (side 2·radius + 1 when not rotated);
     - "ellipse": semi-axes `radius` and `aspect · radius`, the first along the rows when `angle = 0`;
-    - "crescent": a disk minus a smaller disk shifted towards the right;
+    - "crescent": a disk minus a smaller disk shifted towards the right (soft: the product of the
+      outer disk's and the inner disk's complement's soft maps);
     `angle` (degrees) rotates the shape counter-clockwise; `centre` is (row, col), default the middle.
     Pixel (i, j) is inside when its centre is (signed distance >= 0).
     """
@@ -81,13 +82,16 @@ def make_shape(
     elif kind == "ellipse":
         b = max(aspect * radius, 1e-6)
         rho = torch.sqrt((u / radius) ** 2 + (v / b) ** 2)
-        sd = (1 - rho) * min(
-            radius, b
-        )  # a signed distance near the boundary, up to the axes' ratio
-    else:  # crescent
+        # a signed distance near the boundary, up to the axes' ratio
+        sd = (1 - rho) * min(radius, b)
+    else:  # crescent: the outer disk times the complement of the inner one
         outer = radius - torch.sqrt(u**2 + v**2)
         inner = 0.8 * radius - torch.sqrt(u**2 + (v - 0.45 * radius) ** 2)
-        sd = torch.minimum(outer, -inner)
+        if softness == 0:
+            m = ((outer >= 0) & (inner <= 0)).to(torch.float64)
+        else:
+            m = torch.sigmoid(outer / softness) * torch.sigmoid(-inner / softness)
+        return m.to(dtype)
     if softness == 0:
         m = (sd >= 0).to(torch.float64)
     else:
@@ -147,8 +151,8 @@ def _table(soft: Mapping[str, Tensor], hard: Mapping[str, Tensor]) -> str:
 
 def shape_figure(
     kind: str = "disk",
-    row: float = 32.0,
-    col: float = 32.0,
+    row: float = 31.5,
+    col: float = 31.5,
     radius: float = 12.0,
     angle: float = 0.0,
     softness: float = 1.0,
@@ -230,14 +234,16 @@ def barrier_figure(t: float = 5.0, z_min: float = -1.0, z_max: float = 1.0) -> F
     z = torch.linspace(z_min, z_max, 801, dtype=torch.float64, requires_grad=True)
     curves, slopes = {}, {}
     fns: dict[str, Callable[[Tensor], Tensor]] = {
-        f"log-barrier extension (t={t:g})": lambda x: P.log_barrier_extension(x, t),
-        f"log barrier −log(−z)/t (t={t:g})": lambda x: -torch.log(-x) / t,
+        f"log-barrier extension (t={t:.3g})": lambda x: P.log_barrier_extension(x, t),
+        f"log barrier −log(−z)/t (t={t:.3g})": lambda x: -torch.log(-x) / t,
         "quadratic relu(z)²": P.quadratic_penalty,
     }
     for name, fn in fns.items():
         y = fn(z)
-        (g,) = torch.autograd.grad(y.sum(), z)
-        curves[name], slopes[name] = y.detach(), g
+        (g,) = torch.autograd.grad(y.nan_to_num(nan=0.0).sum(), z)
+        y = y.detach()
+        # no slope where the penalty itself is undefined (the plain barrier for z >= 0)
+        curves[name], slopes[name] = y, torch.where(torch.isfinite(y), g, torch.nan)
     switch = -1.0 / t**2
     return plots.plot_penalty_curves(
         z.detach(),
