@@ -311,7 +311,7 @@ TOY_PROSTATE_DATA = DataConfig("toy-prostate", size=64, n_patients=16, generator
 _TOY_COMMON = dict(
     model="small_unet",
     batch_size=8,
-    lr=1e-3,
+    lr=2e-3,
     betas=(0.9, 0.99),
     lr_schedule="constant",
     augment=AugmentConfig(p=0.5, blur_sigma=(0.5, 1.0), rotation_deg=20.0, scale=(0.9, 1.1)),
