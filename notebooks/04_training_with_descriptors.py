@@ -41,6 +41,8 @@ except ImportError:
 # %%
 # %matplotlib inline
 import dataclasses
+import hashlib
+import json
 import os
 import time
 from pathlib import Path
@@ -69,7 +71,15 @@ EPOCHS = None  # None: the preset's number of epochs (fewer in fast mode)
 RUNS = Path(
     os.environ.get("TUTORIAL_RUNS", "../runs" if Path("../pyproject.toml").exists() else "runs")
 )
-RUNS = RUNS / "04_training"
+
+
+def run_dir(config) -> Path:
+    """One folder per dataset and configuration (epochs aside): a changed preset starts a new run
+    instead of resuming an old one, and the same run is shared between notebooks."""
+    key = json.dumps(config_to_dict(dataclasses.replace(config, epochs=1)), sort_keys=True)
+    digest = hashlib.sha1(key.encode()).hexdigest()[:8]
+    return RUNS / config.data.dataset / f"{config.name}-{digest}"
+
 
 # %%
 device = get_device()
@@ -191,7 +201,7 @@ summaries, seconds = {}, {}
 for method, config in configs.items():
     start = time.perf_counter()
     summaries[method] = train(
-        config, out_dir=RUNS / method, device=device, resume=True, progress=True
+        config, out_dir=run_dir(config), device=device, resume=True, progress=True
     )
     seconds[method] = time.perf_counter() - start
     print(f"{method}: {seconds[method]:.0f} s, best epoch {summaries[method]['best_epoch']}")
@@ -228,7 +238,7 @@ for method in configs:
 # epochs, per class and their mean.
 
 # %%
-histories = {m: read_metrics(RUNS / m) for m in configs}
+histories = {m: read_metrics(run_dir(c)) for m, c in configs.items()}
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -268,7 +278,9 @@ assert last < first
 
 # %%
 show = torch.linspace(0, len(test_set) - 1, 4).long()
-predictions = {m: predict_run(RUNS / m, test_set.images[show], device=device) for m in configs}
+predictions = {
+    m: predict_run(run_dir(c), test_set.images[show], device=device) for m, c in configs.items()
+}
 
 # %%
 # NBVAL_IGNORE_OUTPUT
