@@ -10,8 +10,9 @@ validation 2-D DSC over the preset's `selection_classes` (foreground), multiply 
 rule, append a CSV row and write `checkpoints/last.pt`. After the last epoch the best checkpoint is
 evaluated on the test split (3-D DSC and HD95 per class).
 
-On CUDA: bfloat16 autocast where supported, channels_last, and the whole training set kept on the
-GPU when it fits. A non-finite loss stops the run (`NonFiniteLossError`) before anything is written
+On CUDA: bfloat16 autocast where supported, channels_last, cuDNN autotuning, and the whole
+training set kept on the GPU when it fits (exact resume is guaranteed on the CPU; cuDNN kernels
+need not be deterministic). A non-finite loss stops the run (`NonFiniteLossError`) before anything is written
 for that epoch, so `last.pt` stays the last good state.
 
 Run directory layout:
@@ -351,6 +352,8 @@ def train(
             train_set.images.element_size() * train_set.images.nelement() * 2, device
         )
     data_device = device if keep_on_device else torch.device("cpu")
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick its kernels
     images, labels = train_set.images.to(data_device), train_set.labels.to(data_device)
     if data_device.type == "cpu" and device.type == "cuda":
         images, labels = images.pin_memory(), labels.pin_memory()
