@@ -299,6 +299,6 @@ plots.plot_predictions(
 #   image-blind baseline and approaches the one trained on full masks.
 # * The constraints are satisfied progressively: a soft penalty at first, close to hard at the end.
 # * Fast mode trains for a few epochs only; without `TUTORIAL_FAST=1` (or with
-#   `python -m tutorial_lib reproduce --dataset toy-cardiac`) the gap narrows further.
+#   `python -m tutorial_lib reproduce --dataset toy-cardiac`) both runs train longer.
 #
 # **Next:** 05, the same experiment on ACDC, with each quirk of the authors' code.

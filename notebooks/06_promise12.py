@@ -277,8 +277,8 @@ plots.plot_test_boxplots({m: tests[m]["dsc3d"] for m in tests}, CLASSES[1:])
 # %% [markdown]
 # ## Reading the result
 #
-# * One structure, convex and of moderate size: the descriptors describe it well, and the gap to
-#   full masks is small.
+# * One structure, convex and of moderate size: a shape that a few moments and a boundary length
+#   describe well. The table above gives the gap to full masks on the data used here.
 # * Compare with the corrected recipe: `python -m tutorial_lib train --preset
 #   promise12-descriptors-corrected --data ...`.
 #
