@@ -322,8 +322,8 @@ _TOY_COMMON = dict(
     t0=1.0,
     t_factor=1.1,
 )
-TOY_EPOCHS = {"ce": 30, "descriptors": 60}
-TOY_FAST_EPOCHS = {"ce": 10, "descriptors": 20}
+TOY_EPOCHS = {"ce": 40, "descriptors": 80}
+TOY_FAST_EPOCHS = {"ce": 20, "descriptors": 30}
 
 
 def toy_terms(foreground: tuple[int, ...], with_background: bool = True) -> tuple[TermConfig, ...]:
