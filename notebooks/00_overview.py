@@ -48,6 +48,8 @@ import torch
 
 import tutorial_lib
 from tutorial_lib import descriptors, plots, widgets
+from tutorial_lib.data.datasets import load_split
+from tutorial_lib.data.synthetic import ensure_toy_dataset
 from tutorial_lib.device import get_device, set_cpu_threads
 
 # %%
@@ -132,6 +134,26 @@ plots.plot_descriptor_overlay(
     centroid=values["centroid"],
     spread=values["dist_centroid"],
     title="a soft crescent and its descriptors",
+)
+
+# %% [markdown]
+# ## What the course segments
+#
+# Everything runs on an embedded toy dataset that mimics ACDC's cardiac MRI (RV, myocardium, LV
+# cavity), generated in a second, so no download is needed until notebooks 05 and 06 use the real
+# data.
+
+# %%
+toy_root = ensure_toy_dataset("toy-cardiac", size=64, n_patients=24, seed=SEED)
+toy = load_split(toy_root, "train")
+print(f"{len(toy)} training slices of {tuple(toy.images.shape[-2:])}, classes {toy.class_names}")
+assert set(toy.labels.unique().tolist()) == {0, 1, 2, 3}
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+pick = torch.linspace(0, len(toy) - 1, 5).long()
+plots.plot_label_overlays(
+    [toy.images[i, 0] for i in pick], [toy.labels[i] for i in pick], class_names=toy.class_names
 )
 
 # %% [markdown]
