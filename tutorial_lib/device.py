@@ -28,11 +28,15 @@ def get_device(preferred: str | None = None) -> torch.device:
 
 
 def set_cpu_threads(n: int | None = None) -> int:
-    """Use `n` CPU threads (default: all cores, at most 8) and return the number set.
+    """Use `n` CPU threads and return the number set.
 
+    Default: OMP_NUM_THREADS when it is set (Binder and the tests set it), else all cores, at most 8.
     Oversubscribed threads can make small convolutions 100x slower on small machines.
     """
     if n is None:
-        n = max(1, min(8, os.cpu_count() or 1))
+        from_env = os.environ.get("OMP_NUM_THREADS", "").strip()
+        n = int(from_env) if from_env.isdigit() and int(from_env) > 0 else min(8, os.cpu_count() or 1)
+    if n < 1:
+        raise ValueError(f"threads: expected a positive number of CPU threads, got {n}")
     torch.set_num_threads(n)
     return n
