@@ -186,3 +186,22 @@ def test_format_table_handles_missing_values():
     }
     text = format_table(summary)
     assert "n/a" in text and "0.400" in text and "0.500" in text
+
+
+def test_format_table_without_a_ratio():
+    summary = {
+        "dataset": "toy-prostate",
+        "seed": 0,
+        "fast": False,
+        "classes": ["background", "prostate"],
+        "ratio_dsc3d_mean": None,
+        "methods": {
+            m: {
+                "test_dsc3d": {"background": 0.9, "prostate": 0.0, "mean": 0.0},
+                "test_hd95": {"background": 1.0, "prostate": None, "mean": None},
+                "seconds": 1.0,
+            }
+            for m in ("ce", "descriptors")
+        },
+    }
+    assert "descriptors / CE, mean 3-D DSC: n/a" in format_table(summary)

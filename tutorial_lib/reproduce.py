@@ -186,6 +186,7 @@ def format_table(summary: dict[str, Any]) -> str:
             )
             tail = f"{res['seconds']:>9.0f}s" if metric == "DSC 3-D" else ""
             lines.append(f"{method:<12}{metric:<10}{values}{tail}")
-    if summary.get("ratio_dsc3d_mean") is not None:
-        lines.append(f"descriptors / CE, mean 3-D DSC: {summary['ratio_dsc3d_mean']:.3f}")
+    ratio = summary.get("ratio_dsc3d_mean")
+    shown = f"{ratio:.3f}" if ratio is not None else "n/a (CE mean is 0)"
+    lines.append(f"descriptors / CE, mean 3-D DSC: {shown}")
     return "\n".join(lines)
