@@ -7,12 +7,11 @@ import json
 
 import pytest
 
-from tutorial_lib.losses import paper_terms
+from tutorial_lib.losses import DescriptorTerm, paper_terms
 from tutorial_lib.presets import (
     FAST_OVERRIDES,
     PRESETS,
     AugmentConfig,
-    TermConfig,
     config_from_dict,
     config_to_dict,
     corrected,
@@ -44,10 +43,10 @@ def test_paper_descriptor_presets(name, model, batch, epochs, size_classes, othe
     assert cfg.lr_schedule == "paper" and cfg.empty_policy == "paper"
     assert cfg.normalisation == "paper"
     assert cfg.terms == (
-        TermConfig("size", size_classes, 0.10, "percentage", 1e-2),
-        TermConfig("centroid", other_classes, 20.0, "abs", 1e-2),
-        TermConfig("dist_centroid", other_classes, 20.0, "abs", 1e-2),
-        TermConfig("length", other_classes, 10.0, "percentage", 1e-2),
+        DescriptorTerm("size", size_classes, 0.10, "percentage", 1e-2),
+        DescriptorTerm("centroid", other_classes, 20.0, "abs", 1e-2),
+        DescriptorTerm("dist_centroid", other_classes, 20.0, "abs", 1e-2),
+        DescriptorTerm("length", other_classes, 10.0, "percentage", 1e-2),
     )
     assert cfg.selection_classes == other_classes
 
@@ -122,7 +121,7 @@ def test_errors_name_what_was_expected():
         dataclasses.replace(cfg, epochs=0)
     with pytest.raises(ValueError, match="at least one descriptor term"):
         dataclasses.replace(cfg, method="descriptors", terms=())
-    with pytest.raises(ValueError, match="term mode"):
-        dataclasses.replace(cfg, terms=(TermConfig("size", (1,), 0.1, "relative"),))
+    with pytest.raises(ValueError, match="mode"):
+        dataclasses.replace(cfg, terms=(DescriptorTerm("size", (1,), 0.1, "relative"),))
     with pytest.raises(ValueError, match="unknown"):
         config_from_dict({**config_to_dict(cfg), "learning_rate": 1})

@@ -205,3 +205,24 @@ def test_init_bias_from_sizes_sets_centred_log_proportions():
     )
     with pytest.raises(ValueError, match="output convolution with 5 channels"):
         init_bias_from_sizes(model, labels, 5)
+
+
+def test_anatomical_priors_train_with_constant_bounds_in_mm(tmp_path):
+    """Constant per-class bounds in mm (no per-image value at all) go through train() and resume."""
+    from tutorial_lib.losses import DescriptorTerm
+    from tutorial_lib.presets import config_from_dict, config_to_dict
+
+    priors = (
+        # size of RV, myocardium, LV in mm^2: wide population bounds
+        DescriptorTerm(
+            "size", (1, 2, 3), lower=(50.0, 50.0, 50.0), upper=(5e4, 5e4, 5e4), physical=True
+        ),
+        DescriptorTerm("size", (0,), margin=0.05, mode="percentage"),
+    )
+    cfg = tiny("descriptors", terms=priors, epochs=1)
+    assert config_from_dict(config_to_dict(cfg)) == cfg
+    out = tmp_path / "priors"
+    summary = train(cfg, out_dir=out, device="cpu", progress=False)
+    assert summary["status"] == "done"
+    saved = config_from_dict(json.loads((out / "config.json").read_text()))
+    assert saved.terms[0].physical and saved.terms[0].lower == (50.0, 50.0, 50.0)

@@ -29,10 +29,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from tutorial_lib.losses import DescriptorTerm, paper_terms
+
 __all__ = [
     "AugmentConfig",
     "DataConfig",
-    "TermConfig",
     "TrainConfig",
     "PRESETS",
     "FAST_OVERRIDES",
@@ -47,7 +48,6 @@ LR_SCHEDULES = ("paper", "paper-skip-epoch0", "constant")
 AMP_CHOICES = ("auto", "off", "bf16")
 INIT_BIAS = ("default", "class_sizes")
 DATASETS = ("toy-cardiac", "toy-prostate", "acdc", "promise12")
-MARGIN_MODES = ("percentage", "abs")
 
 
 @dataclass(frozen=True)
@@ -83,18 +83,6 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
-class TermConfig:
-    """One descriptor constraint: bounds [v - m, v + m] ("abs") or [v - m v, v + m v] ("percentage")
-    around the ground-truth value v of `descriptor` for `classes`, weighted by `weight`."""
-
-    descriptor: str
-    classes: tuple[int, ...]
-    margin: float
-    mode: str = "percentage"
-    weight: float = 1e-2
-
-
-@dataclass(frozen=True)
 class TrainConfig:
     """Everything a training run needs; saved as the run's `config.json`.
 
@@ -123,7 +111,7 @@ class TrainConfig:
     betas: tuple[float, float] = (0.9, 0.99)
     lr_schedule: str = "paper"
     augment: AugmentConfig = AugmentConfig()
-    terms: tuple[TermConfig, ...] = ()
+    terms: tuple[DescriptorTerm, ...] = ()
     penalty: str = "log_barrier"
     normalisation: str = "paper"
     empty_policy: str = "paper"
@@ -176,14 +164,7 @@ def validate_config(cfg: TrainConfig) -> None:
             cfg.terms,
         )
     for term in cfg.terms:
-        _check(term.mode in MARGIN_MODES, "term mode", f"one of {MARGIN_MODES}", term.mode)
-        _check(term.margin >= 0, "term margin", "a number >= 0", term.margin)
-        _check(
-            len(term.classes) > 0,
-            "term classes",
-            "a non-empty tuple of class indices",
-            term.classes,
-        )
+        _check(isinstance(term, DescriptorTerm), "terms", "DescriptorTerm items", term)
 
 
 # --------------------------------------------------------------------------- serialisation
@@ -210,6 +191,12 @@ def _tuples(value: Any) -> Any:
     return value
 
 
+def _term_from_dict(term: Mapping[str, Any]) -> DescriptorTerm:
+    values = {k: _tuples(v) for k, v in term.items()}
+    values["options"] = dict(term.get("options", {}))
+    return DescriptorTerm(**values)
+
+
 def config_from_dict(data: Mapping[str, Any]) -> TrainConfig:
     """Inverse of `config_to_dict`; unknown keys raise ValueError."""
     known = {f.name for f in dataclasses.fields(TrainConfig)}
@@ -222,9 +209,7 @@ def config_from_dict(data: Mapping[str, Any]) -> TrainConfig:
     values["data"] = DataConfig(**{k: _tuples(v) for k, v in data["data"].items()})
     if "augment" in data:
         values["augment"] = AugmentConfig(**{k: _tuples(v) for k, v in data["augment"].items()})
-    values["terms"] = tuple(
-        TermConfig(**{k: _tuples(v) for k, v in term.items()}) for term in data.get("terms", ())
-    )
+    values["terms"] = tuple(_term_from_dict(term) for term in data.get("terms", ()))
     for key in ("model_options",):
         if key in data:
             values[key] = dict(data[key])
@@ -232,25 +217,6 @@ def config_from_dict(data: Mapping[str, Any]) -> TrainConfig:
 
 
 # --------------------------------------------------------------------------- paper presets
-
-PAPER_SIZE_MARGIN = 0.10  # ±10 %, percentage mode
-PAPER_CENTROID_MARGIN = 20.0  # ±20 px, abs mode
-PAPER_SPREAD_MARGIN = 20.0  # ±20 px, abs mode
-PAPER_LENGTH_MARGIN = 10.0  # percentage mode: [0, 11 L] (quirk; corrected: 0.10)
-PAPER_WEIGHT = 1e-2
-
-
-def paper_terms(
-    size_classes: tuple[int, ...], other_classes: tuple[int, ...]
-) -> tuple[TermConfig, ...]:
-    """The four terms of the authors' recipes: size, centroid, spread, length."""
-    return (
-        TermConfig("size", size_classes, PAPER_SIZE_MARGIN, "percentage", PAPER_WEIGHT),
-        TermConfig("centroid", other_classes, PAPER_CENTROID_MARGIN, "abs", PAPER_WEIGHT),
-        TermConfig("dist_centroid", other_classes, PAPER_SPREAD_MARGIN, "abs", PAPER_WEIGHT),
-        TermConfig("length", other_classes, PAPER_LENGTH_MARGIN, "percentage", PAPER_WEIGHT),
-    )
-
 
 _ACDC = dict(
     data=DataConfig("acdc", size=256),
@@ -330,14 +296,16 @@ TOY_EPOCHS = {"ce": 40, "descriptors": 80}
 TOY_FAST_EPOCHS = {"ce": 20, "descriptors": 30}
 
 
-def toy_terms(foreground: tuple[int, ...], with_background: bool = True) -> tuple[TermConfig, ...]:
+def toy_terms(
+    foreground: tuple[int, ...], with_background: bool = True
+) -> tuple[DescriptorTerm, ...]:
     """The toy presets' constraints (see the comment above), sized for 64x64 images."""
     size_classes = ((0,) if with_background else ()) + foreground
     return (
-        TermConfig("size", size_classes, 0.05, "percentage", 1e-2),
-        TermConfig("centroid", foreground, 1.0, "abs", 0.3),
-        TermConfig("dist_centroid", foreground, 1.0, "abs", 0.3),
-        TermConfig("length", foreground, 0.10, "percentage", 1e-2),
+        DescriptorTerm("size", size_classes, 0.05, "percentage", 1e-2),
+        DescriptorTerm("centroid", foreground, 1.0, "abs", 0.3),
+        DescriptorTerm("dist_centroid", foreground, 1.0, "abs", 0.3),
+        DescriptorTerm("length", foreground, 0.10, "percentage", 1e-2),
     )
 
 
@@ -347,7 +315,7 @@ def _build_presets() -> dict[str, TrainConfig]:
         "acdc-descriptors": TrainConfig(
             name="acdc-descriptors",
             method="descriptors",
-            terms=paper_terms((1, 2, 3), (1, 2, 3)),
+            terms=tuple(paper_terms("acdc")),
             **_ACDC,
             **_PAPER_BARRIER,
         ),
@@ -355,7 +323,7 @@ def _build_presets() -> dict[str, TrainConfig]:
         "promise12-descriptors": TrainConfig(
             name="promise12-descriptors",
             method="descriptors",
-            terms=paper_terms((0, 1), (1,)),
+            terms=tuple(paper_terms("promise12")),
             **_PROMISE,
             **_PAPER_BARRIER,
         ),

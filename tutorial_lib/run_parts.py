@@ -116,16 +116,10 @@ def build_loss(config: TrainConfig):
     """The descriptor loss for "descriptors" runs (None for "ce")."""
     if config.method == "ce":
         return None
-    from tutorial_lib.losses import DescriptorTerm, ShapeDescriptorLoss
+    from tutorial_lib.losses import ShapeDescriptorLoss
 
-    terms = [
-        DescriptorTerm(
-            t.descriptor, classes=tuple(t.classes), margin=t.margin, mode=t.mode, weight=t.weight
-        )
-        for t in config.terms
-    ]
     return ShapeDescriptorLoss(
-        terms,
+        list(config.terms),
         penalty=config.penalty,
         normalisation=config.normalisation,
         empty_policy=config.empty_policy,

@@ -141,9 +141,12 @@ class _Run:
 
 
 def _step(
-    run: _Run, x: torch.Tensor, y: torch.Tensor, t: float
+    run: _Run, x: torch.Tensor, y: torch.Tensor, t: float, spacing: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One optimisation step on an (augmented) batch; returns the detached loss and logits."""
+    """One optimisation step on an (augmented) batch; returns the detached loss and logits.
+
+    `spacing` (B, 2) mm per pixel (row, col) is used by descriptor terms in physical units.
+    """
     if run.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     with autocast_context(run.device, run.amp_dtype):
@@ -152,7 +155,7 @@ def _step(
     if run.loss_fn is None:
         loss = cross_entropy_loss(logits, y)
     else:
-        loss = run.loss_fn(torch.softmax(logits, dim=1), y, t)
+        loss = run.loss_fn(torch.softmax(logits, dim=1), y, t, spacing=spacing)
     run.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     run.optimizer.step()
@@ -168,7 +171,11 @@ def _raise_non_finite(run: _Run, loss: torch.Tensor, n_steps: int) -> None:
 
 
 def _train_epoch(
-    run: _Run, images: torch.Tensor, labels: torch.Tensor, progress: bool
+    run: _Run,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    progress: bool,
+    spacing: torch.Tensor | None = None,
 ) -> dict[str, float]:
     """One pass over the training slices; returns the row entries of the epoch's training part.
 
@@ -194,7 +201,8 @@ def _train_epoch(
         x = images[index].to(device, non_blocking=True)
         y = labels[index].to(device, non_blocking=True).long()
         x, y = augment(cfg, x, y, run.generators["augment"])
-        loss, logits = _step(run, x, y, t)
+        batch_spacing = None if spacing is None else spacing[index.to(spacing.device)].to(device)
+        loss, logits = _step(run, x, y, t, batch_spacing)
         n_steps += 1
         with torch.no_grad():
             bad |= ~torch.isfinite(loss)
@@ -274,12 +282,18 @@ def _setup(
 
 
 def _run_epoch(
-    run: _Run, images: torch.Tensor, labels: torch.Tensor, val_set, out: Path, progress: bool
+    run: _Run,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    val_set,
+    out: Path,
+    progress: bool,
+    spacing: torch.Tensor | None = None,
 ) -> dict[str, Any]:
     """Train, validate, keep the best weights, step t and the LR rule, write CSV and last.pt."""
     epoch, start = run.epoch, time.perf_counter()
     row: dict[str, Any] = {"epoch": epoch, "t": run.t, "lr": run.lr_schedule.lr}
-    row.update(_train_epoch(run, images, labels, progress))
+    row.update(_train_epoch(run, images, labels, progress, spacing))
     row.update(_validate(run, val_set))
     row["seconds"] = time.perf_counter() - start
     row["best"] = int(row["val_dsc2d_mean"] > run.best_score)
@@ -357,6 +371,8 @@ def train(
     images, labels = train_set.images.to(data_device), train_set.labels.to(data_device)
     if data_device.type == "cpu" and device.type == "cuda":
         images, labels = images.pin_memory(), labels.pin_memory()
+    # in-plane mm per pixel, only when a term is in physical units (anatomical priors in mm)
+    spacing = train_set.spacing[:, 1:] if any(t.physical for t in config.terms) else None
     run = _setup(config, device, list(train_set.class_names), labels)
     if state is not None:
         run.load(state)
@@ -377,7 +393,7 @@ def train(
     )
     try:
         for _ in epochs:
-            row = _run_epoch(run, images, labels, val_set, out, progress)
+            row = _run_epoch(run, images, labels, val_set, out, progress, spacing)
             epochs.set_postfix(
                 loss=f"{row['train_loss']:.3g}",
                 val=f"{row['val_dsc2d_mean']:.3f}",
