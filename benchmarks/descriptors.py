@@ -7,7 +7,7 @@ What is timed (forward + backward, best of several runs):
   (margin 10, percentage) on every class, log-barrier extension, t = 5. Its bounds are computed
   *inside* the call from the integer labels (one-hot, four descriptors of the ground truth): more work
   than the reference does in the timed region.
-- reference: the authors' formulation, re-implemented below from ../shared/reference/METHOD.md:
+- reference: the authors' formulation, re-implemented below from docs/method.md:
   coordinate grids and einsum-style sums in float32, the length as ``x^T L x`` with a sparse float64
   Laplacian in a Python loop over batch and class, the log barrier evaluated everywhere with NaNs
   zeroed, bounds (the authors' PreciseBounds) precomputed outside the timed region as in their

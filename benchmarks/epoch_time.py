@@ -9,7 +9,7 @@ in the prepared format: `--slices` training slices (toy-cardiac volumes repeated
 stays cheap), about 10 % as many validation slices (ACDC: 10 patients ~ 190 slices) and 2 test
 volumes. The first epoch includes warm-up (cuDNN autotuning, allocator); the second is the
 steady-state epoch time (training pass + validation), which is multiplied by 200.
-Target (issue): 200 epochs of both runs in at most 45 minutes on one modern GPU.
+Target: 200 epochs of both runs in at most 45 minutes on one modern GPU.
 
 CPU smoke run: `--device cpu --slices 32 --size 64 --model small_unet --batch 8`.
 """

@@ -1,5 +1,5 @@
 """Test-only re-implementation of the authors' formulation (Kervadec et al., MIDL 2021 code), from
-the description in ../shared/reference/METHOD.md: coordinate grids, a sparse Laplacian matrix,
+the description in docs/method.md: coordinate grids, a sparse Laplacian matrix,
 a Python loop over batch and class for the length, and a fixed working dtype (the authors cast to
 float32; the tests pass float64). Written here for comparison; slow on purpose, never imported by
 the library. Extended to 3-D with the same recipe (grids, 26-neighbour sparse Laplacian).

@@ -107,7 +107,7 @@ def test_multiply_t_schedule_and_state():
     for _ in range(199):
         sched.step()
     assert sched.t == pytest.approx(1.1**199, rel=1e-9)
-    assert 1.0e8 < sched.t < 2e8  # ~1.7e8 at epoch 199, as in METHOD.md
+    assert 1.0e8 < sched.t < 2e8  # ~1.7e8 at epoch 199, as in docs/method.md
     other = MultiplyT(5.0, 2.0)
     other.load_state_dict(sched.state_dict())
     assert other.state_dict() == sched.state_dict()

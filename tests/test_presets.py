@@ -1,4 +1,4 @@
-"""Preset fidelity: the paper presets carry exactly the values of METHOD.md §4-5."""
+"""Preset fidelity: the paper presets carry exactly the values of docs/method.md §4-5."""
 
 from __future__ import annotations
 

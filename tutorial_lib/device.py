@@ -18,7 +18,9 @@ def get_device(preferred: str | None = None) -> torch.device:
         if device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"device {choice!r} was asked for, but CUDA is not available here")
         if device.type == "mps" and not torch.backends.mps.is_available():
-            raise ValueError(f"device {choice!r} was asked for, but Apple MPS is not available here")
+            raise ValueError(
+                f"device {choice!r} was asked for, but Apple MPS is not available here"
+            )
         return device
     if torch.cuda.is_available():
         return torch.device("cuda")
@@ -35,7 +37,11 @@ def set_cpu_threads(n: int | None = None) -> int:
     """
     if n is None:
         from_env = os.environ.get("OMP_NUM_THREADS", "").strip()
-        n = int(from_env) if from_env.isdigit() and int(from_env) > 0 else min(8, os.cpu_count() or 1)
+        n = (
+            int(from_env)
+            if from_env.isdigit() and int(from_env) > 0
+            else min(8, os.cpu_count() or 1)
+        )
     if n < 1:
         raise ValueError(f"threads: expected a positive number of CPU threads, got {n}")
     torch.set_num_threads(n)

@@ -4,7 +4,7 @@ A preset is a `TrainConfig` (a frozen dataclass): change a field with
 `dataclasses.replace(get_preset("acdc-descriptors"), epochs=50)`.
 
 Paper presets (`acdc-ce`, `acdc-descriptors`, `promise12-ce`, `promise12-descriptors`) carry the
-values of the authors' code (METHOD.md §4-5), quirks included. Each quirk is one field, with a
+values of the authors' code (docs/method.md §4-5), quirks included. Each quirk is one field, with a
 corrected alternative; `corrected(cfg)` switches all three at once and the `*-corrected` presets are
 the result:
 

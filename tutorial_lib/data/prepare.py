@@ -1,6 +1,6 @@
 """Slice, normalise, resize and split a raw dataset into the prepared format, like the authors.
 
-Faithful by default (METHOD.md §5, the authors' `slice_acdc.py` / `slice_promise.py`):
+Faithful by default (docs/method.md §5, the authors' `slice_acdc.py` / `slice_promise.py`):
 - min-max of each 3-D volume to [0, 1];
 - every slice resized to size x size with scikit-image `resize(mode="constant",
   anti_aliasing=False)`: image bilinear, labels nearest (`label_quirk=True` gives the authors'
