@@ -41,11 +41,8 @@ except ImportError:
 # %%
 # %matplotlib inline
 import dataclasses
-import hashlib
-import json
 import os
 import time
-from pathlib import Path
 
 import torch
 
@@ -59,34 +56,21 @@ from tutorial_lib.metrics import dice_3d_per_volume, mean_dice
 from tutorial_lib.models import build_model
 from tutorial_lib.presets import config_to_dict, get_preset
 from tutorial_lib.run_parts import build_loss, resolve_data_root
-from tutorial_lib.runlog import read_metrics
+from tutorial_lib.runlog import config_run_dir, read_metrics, runs_root
 from tutorial_lib.train import train
 
 # %%
 FAST = os.environ.get("TUTORIAL_FAST", "0") == "1"
 SEED = 0
 EPOCHS = None  # None: the preset's numbers of epochs (in fast mode, half of the fast preset's)
-# Runs are written to the repository's runs/ folder (or ./runs outside a clone); a finished run
-# with the same settings is reused.
-RUNS = Path(
-    os.environ.get("TUTORIAL_RUNS", "../runs" if Path("../pyproject.toml").exists() else "runs")
-)
-
-
-def run_dir(config) -> Path:
-    """One folder per dataset and configuration (epochs aside): a changed preset starts a new run
-    instead of resuming an old one, and the same run is shared between notebooks."""
-    key = json.dumps(config_to_dict(dataclasses.replace(config, epochs=1)), sort_keys=True)
-    digest = hashlib.sha1(key.encode()).hexdigest()[:8]
-    return RUNS / config.data.dataset / f"{config.name}-{digest}"
+# A finished run with the same settings is reused.
+RUNS = runs_root()  # $TUTORIAL_RUNS, else the repository's runs/ folder
 
 
 # %%
 device = get_device()
 if device.type == "cpu":
-    # OMP_NUM_THREADS wins (the tests and Binder set 1): more threads than free cores slow training
-    # down many times; otherwise all cores, at most 8.
-    set_cpu_threads(int(os.environ["OMP_NUM_THREADS"]) if "OMP_NUM_THREADS" in os.environ else None)
+    set_cpu_threads()  # OMP_NUM_THREADS when set (the tests and Binder set 1), else all cores
 print(f"device: {device}, fast mode: {FAST}, runs in {RUNS}")
 
 # %% [markdown]
@@ -203,7 +187,7 @@ summaries, seconds = {}, {}
 for method, config in configs.items():
     start = time.perf_counter()
     summaries[method] = train(
-        config, out_dir=run_dir(config), device=device, resume=True, progress=True
+        config, out_dir=config_run_dir(config, RUNS), device=device, resume=True, progress=True
     )
     seconds[method] = time.perf_counter() - start
     print(f"{method}: {seconds[method]:.0f} s, best epoch {summaries[method]['best_epoch']}")
@@ -240,7 +224,7 @@ for method in configs:
 # epochs, per class and their mean.
 
 # %%
-histories = {m: read_metrics(run_dir(c)) for m, c in configs.items()}
+histories = {m: read_metrics(config_run_dir(c, RUNS)) for m, c in configs.items()}
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -281,7 +265,8 @@ assert last < first
 # %%
 show = torch.linspace(0, len(test_set) - 1, 4).long()
 predictions = {
-    m: predict_run(run_dir(c), test_set.images[show], device=device) for m, c in configs.items()
+    m: predict_run(config_run_dir(c, RUNS), test_set.images[show], device=device)
+    for m, c in configs.items()
 }
 
 # %%

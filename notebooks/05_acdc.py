@@ -41,8 +41,6 @@ except ImportError:
 # %%
 # %matplotlib inline
 import dataclasses
-import hashlib
-import json
 import math
 import os
 from pathlib import Path
@@ -59,7 +57,7 @@ from tutorial_lib.penalties import log_barrier_extension
 from tutorial_lib.presets import config_to_dict, get_preset
 from tutorial_lib.reproduce import run_configs
 from tutorial_lib.run_parts import LRSchedule
-from tutorial_lib.runlog import read_json, read_metrics
+from tutorial_lib.runlog import config_run_dir, read_json, read_metrics, runs_root
 from tutorial_lib.train import train
 from tutorial_lib.widgets import make_shape
 
@@ -69,24 +67,13 @@ SEED = 0
 # Where the prepared ACDC folder is (python -m tutorial_lib prepare acdc ... --dest THERE).
 ACDC_PREPARED = Path(os.environ.get("TUTORIAL_ACDC", data_dir() / "prepared" / "acdc"))
 FETCH = False  # True: download and prepare ACDC in this notebook (needs internet, about 2 GB)
-RUNS = Path(
-    os.environ.get("TUTORIAL_RUNS", "../runs" if Path("../pyproject.toml").exists() else "runs")
-)
-
-
-def run_dir(config) -> Path:
-    """One folder per dataset and configuration (epochs aside): a changed preset starts a new run
-    instead of resuming an old one, and the same run is shared between notebooks."""
-    key = json.dumps(config_to_dict(dataclasses.replace(config, epochs=1)), sort_keys=True)
-    digest = hashlib.sha1(key.encode()).hexdigest()[:8]
-    return RUNS / config.data.dataset / f"{config.name}-{digest}"
+RUNS = runs_root()  # $TUTORIAL_RUNS, else the repository's runs/ folder
 
 
 # %%
 device = get_device()
 if device.type == "cpu":
-    # OMP_NUM_THREADS wins (the tests and Binder set 1); otherwise all cores, at most 8.
-    set_cpu_threads(int(os.environ["OMP_NUM_THREADS"]) if "OMP_NUM_THREADS" in os.environ else None)
+    set_cpu_threads()  # OMP_NUM_THREADS when set (the tests and Binder set 1), else all cores
 print(f"device: {device}, fast mode: {FAST}")
 
 # %% [markdown]
@@ -271,11 +258,15 @@ print({m: f"{c.name}, {c.model}, {c.epochs} epochs" for m, c in configs.items()}
 results = {}
 for method, config in configs.items():
     results[method] = train(
-        config, data_root=DATA_ROOT, out_dir=run_dir(config), device=device, resume=True
+        config,
+        data_root=DATA_ROOT,
+        out_dir=config_run_dir(config, RUNS),
+        device=device,
+        resume=True,
     )
 
 # %%
-tests = {m: read_json(run_dir(c) / "test.json") for m, c in configs.items()}
+tests = {m: read_json(config_run_dir(c, RUNS) / "test.json") for m, c in configs.items()}
 CLASSES = tests["ce"]["classes"]
 columns = [*CLASSES[1:], "mean"]
 print(f"{'':12s}{'':9s}" + "".join(f"{c:>12s}" for c in columns))
@@ -297,7 +288,7 @@ if not USE_REAL:
 # 3-D DSC of each patient as box plots, per class.
 
 # %%
-histories = {m: read_metrics(run_dir(c)) for m, c in configs.items()}
+histories = {m: read_metrics(config_run_dir(c, RUNS)) for m, c in configs.items()}
 
 # %%
 # NBVAL_IGNORE_OUTPUT

@@ -16,7 +16,16 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write_bytes", "write_json", "read_json", "write_csv", "read_csv", "read_metrics"]
+__all__ = [
+    "atomic_write_bytes",
+    "write_json",
+    "read_json",
+    "write_csv",
+    "read_csv",
+    "read_metrics",
+    "runs_root",
+    "config_run_dir",
+]
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -98,3 +107,27 @@ def read_metrics(run_dir: str | os.PathLike) -> dict[str, list[Any]]:
         for key, value in row.items():
             columns.setdefault(key, []).append(value)
     return columns
+
+
+def runs_root() -> Path:
+    """Where runs go: $TUTORIAL_RUNS, else the repository's runs/ (seen from notebooks/), else ./runs."""
+    if os.environ.get("TUTORIAL_RUNS"):
+        return Path(os.environ["TUTORIAL_RUNS"])
+    return Path("../runs") if Path("../pyproject.toml").is_file() else Path("runs")
+
+
+def config_run_dir(config: Any, root: str | os.PathLike | None = None) -> Path:
+    """One folder per dataset and configuration (epochs aside): `root/<dataset>/<name>-<hash8>`.
+
+    A changed preset starts a new run instead of resuming an old one; the same configuration, with
+    more or fewer epochs, resumes the same folder (and is shared between notebooks).
+    """
+    import dataclasses
+    import hashlib
+
+    from tutorial_lib.presets import config_to_dict
+
+    key = json.dumps(config_to_dict(dataclasses.replace(config, epochs=1)), sort_keys=True)
+    digest = hashlib.sha1(key.encode()).hexdigest()[:8]
+    base = Path(root) if root is not None else runs_root()
+    return base / config.data.dataset / f"{config.name}-{digest}"
