@@ -40,8 +40,10 @@ except ImportError:
 
 # %%
 # %matplotlib inline
+import dataclasses
 import math
 import os
+import time
 
 import torch
 
@@ -51,7 +53,13 @@ from tutorial_lib.data.datasets import load_split
 from tutorial_lib.data.synthetic import ensure_toy_dataset
 from tutorial_lib.descriptors import DESCRIPTORS, soft_size
 from tutorial_lib.device import get_device, set_cpu_threads
+from tutorial_lib.evaluation import predict_run
 from tutorial_lib.losses import DescriptorTerm, ShapeDescriptorLoss
+from tutorial_lib.metrics import dice_3d_per_volume, mean_dice
+from tutorial_lib.presets import get_preset
+from tutorial_lib.run_parts import resolve_data_root
+from tutorial_lib.runlog import config_run_dir, runs_root
+from tutorial_lib.train import train as train_run  # `train` is the training split here
 from tutorial_lib.widgets import make_shape
 
 # %%
@@ -59,6 +67,10 @@ FAST = os.environ.get("TUTORIAL_FAST", "0") == "1"
 IMAGE_SIZE = 64 if FAST else 128  # pixels per side of the toy images
 N_PATIENTS = 30 if FAST else 60
 SEED = 0
+# Training runs: $TUTORIAL_RUNS, else the repository's runs/ folder; one folder per configuration,
+# named as in notebook 04, so that a finished run (04's included) is reused.
+RUNS = runs_root()
+
 
 # %%
 device = get_device()
@@ -324,7 +336,154 @@ plots.plot_label_overlays(
 # in physical units that transfer across scanners. **Lost:** *where* it is and its exact size on this
 # slice; the network has to find those in the image. A prior alone supervises less than per-image
 # descriptors, but it costs nothing per image: it is a statement about anatomy, written once.
+
+# %% [markdown]
+# ## Training with priors
 #
+# Scoring is one thing; can a network **learn** from population bounds? We train on the toy cardiac
+# data of notebook 04 three networks that differ only in the loss:
+#
+# * **CE**: full masks;
+# * **precise**: the `toy-cardiac-descriptors` preset, per-image bounds around each slice's size,
+#   centroid, spread and length;
+# * **priors**: size (background included) and spread bounded by **constants in mm** taken from the
+#   training population, the same for every slice; no length. Anatomy does not say where the heart
+#   sits in the image, so the one per-image number left is the **centroid** of each structure (a
+#   click per structure): without it nothing tells the network which blob is the RV and which the LV.
+#
+# The bounds are percentiles of the training slices' values (where the class is present), 2 % to 98 %
+# widened by 10 %, measured with the same `measure` as above on the training split of the preset's
+# data. As before, the empty-class policy uses one bit per class and slice (is it there?).
+
+# %%
+configs = {
+    "ce": get_preset("toy-cardiac-ce", fast=FAST),
+    "precise": get_preset("toy-cardiac-descriptors", fast=FAST),
+}
+if FAST:  # the epochs of notebook 04's fast mode, so that its runs are reused
+    configs = {m: dataclasses.replace(c, epochs=max(2, c.epochs // 2)) for m, c in configs.items()}
+toy_train = load_split(resolve_data_root(configs["precise"], None), "train")
+toy_test = load_split(resolve_data_root(configs["precise"], None), "test")
+values_toy, present_toy = measure(toy_train)
+mm = float(toy_train.spacing[0, 1])  # mm per pixel (one spacing for the whole toy dataset)
+print(
+    f"{len(toy_train)} training slices of {tuple(toy_train.images.shape[-2:])}, {mm} mm per pixel"
+)
+
+
+def percentile_bounds(name: str, classes, q=(0.02, 0.98), margin: float = 0.10) -> dict:
+    """`lower` and `upper` tables, one row per class: percentiles q of the population, widened."""
+    lower, upper = [], []
+    for k in classes:
+        v = values_toy[name][present_toy[:, k], k]  # (N_k, n)
+        lower.append(tuple((torch.quantile(v, q[0], dim=0) * (1 - margin)).tolist()))
+        upper.append(tuple((torch.quantile(v, q[1], dim=0) * (1 + margin)).tolist()))
+    return {"lower": tuple(lower), "upper": tuple(upper)}
+
+
+# The preset's weights are for pixel units; a size in mm² is (mm per pixel)² times larger, a spread
+# in mm (mm per pixel) times: scale the weights back so that each term pulls as in the precise run.
+weights = {t.descriptor: t.weight for t in configs["precise"].terms}
+prior_terms = (
+    DescriptorTerm(
+        "size",
+        (0, *FG),
+        **percentile_bounds("size", (0, *FG)),
+        weight=weights["size"] / mm**2,
+        physical=True,
+    ),
+    DescriptorTerm(
+        "dist_centroid",
+        FG,
+        **percentile_bounds("dist_centroid", FG),
+        weight=weights["dist_centroid"] / mm,
+        physical=True,
+    ),
+    next(t for t in configs["precise"].terms if t.descriptor == "centroid"),  # per image, ±1 px
+)
+configs["priors"] = dataclasses.replace(
+    configs["precise"], name="toy-cardiac-priors", terms=prior_terms
+)
+for term in prior_terms:
+    kind = "per image" if not term.is_constant else f"constant {'in mm' if term.physical else ''}"
+    print(f"{term.descriptor:14s} classes {term.classes!s:13s} {kind}")
+
+
+# %% [markdown]
+# Train the three (a finished run in `RUNS` is reused: notebook 04 already trained CE and the precise
+# run with the same settings).
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+summaries = {}
+for method, config in configs.items():
+    start = time.perf_counter()
+    summaries[method] = train_run(
+        config, out_dir=config_run_dir(config, RUNS), device=device, resume=True, progress=True
+    )
+    print(f"{method}: {config.epochs} epochs, {time.perf_counter() - start:.0f} s")
+
+# %% [markdown]
+# Test 3-D DSC per class, with an image-blind baseline: **the average heart**, the most frequent
+# training label at each pixel (notebook 04).
+
+# %%
+K = len(toy_train.class_names)
+counts = labels_to_onehot(toy_train.labels.long(), K).sum(dim=0)  # (K, H, W)
+average_heart = counts.argmax(dim=0).expand(len(toy_test), *counts.shape[1:])
+_, dsc_average = dice_3d_per_volume(average_heart, toy_test.labels.long(), toy_test.volume_ids, K)
+dsc = {m: s["test"]["test_dsc3d"] for m, s in summaries.items()}
+per_class = mean_dice(dsc_average, dim=0)  # mean over the test volumes, absent classes skipped
+dsc["average heart"] = {c: float(per_class[k]) for k, c in enumerate(CLASSES)}
+dsc["average heart"]["mean"] = float(mean_dice(per_class[1:]))
+print(f"{'test 3-D DSC':14s}" + "".join(f"{c:>12s}" for c in [*CLASSES[1:], "mean"]))
+for method, scores in dsc.items():
+    print(f"{method:14s}" + "".join(f"{scores[c]:12.3f}" for c in [*CLASSES[1:], "mean"]))
+
+# %%
+# The priors run learnt the image: it beats the image-blind average heart on the LV, and overall.
+assert dsc["priors"]["lv"] > dsc["average heart"]["lv"] + 0.1
+assert dsc["priors"]["mean"] > dsc["average heart"]["mean"] + 0.1
+# Population bounds stand in for per-image sizes and spreads at little cost (seeds 0-2: within 0.04).
+assert dsc["priors"]["mean"] > dsc["precise"]["mean"] - 0.1
+
+# %% [markdown]
+# The same test slices, the ground truth and the three networks' predictions:
+
+# %%
+show = torch.linspace(0, len(toy_test) - 1, 4).long()
+predicted = {
+    m: predict_run(config_run_dir(c, RUNS), toy_test.images[show], device=device)
+    for m, c in configs.items()
+}
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+plots.plot_predictions(
+    toy_test.images[show, 0],
+    toy_test.labels[show],
+    predicted,
+    CLASSES,
+    titles=[toy_test.volume_ids[i] for i in show],
+)
+
+# %% [markdown]
+# **What is kept.** With one click per structure and anatomy for the rest, the network segments all
+# three structures, far above the image-blind average heart. The population bounds in mm only rule
+# out blobs that are too small, too large or too spread; inside them, the image decides which pixels.
+# In fast mode (15 epochs) we measured a mean test 3-D DSC of 0.869, 0.873, 0.893 for the priors and
+# 0.872, 0.894, 0.855 for the precise run (seeds 0, 1, 2): no difference beyond the seed-to-seed
+# spread. Once each structure is placed, its exact size on this slice adds little: the image's edges
+# give it.
+#
+# **What is lost.** The *where*: the centroid still comes from each image, and it matters. Without it
+# (size and spread priors only), nothing tells the network which blob is which: in our run (seed 0,
+# fast mode) it still found the bright LV cavity (DSC ~0.7) but not the RV or the myocardium
+# (~0.1-0.3). And a prior cannot catch an error that stays inside the population's range, such as a
+# basal LV shrunk to an apical size; per-image bounds would. CE, with every pixel labelled, stays
+# ahead of both.
+
+# %% [markdown]
 # **Exercise.** Build the prior with `population_bounds(values_train, present_train, margin=0.0)` and
 # recompute the coverage on the test patients. Which descriptor loses coverage first, and why?
 #
