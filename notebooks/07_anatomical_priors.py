@@ -49,7 +49,7 @@ import time
 import torch
 
 from tutorial_lib import plots, widgets
-from tutorial_lib.bounds import labels_to_onehot
+from tutorial_lib.bounds import labels_to_onehot, population_bounds
 from tutorial_lib.data.datasets import load_split
 from tutorial_lib.data.synthetic import ensure_toy_dataset
 from tutorial_lib.descriptors import DESCRIPTORS, soft_size
@@ -160,21 +160,10 @@ MARGIN = 0.10
 FG = (1, 2, 3)
 
 
-def population_bounds(values, present, margin: float = MARGIN) -> dict[str, torch.Tensor]:
-    """Per descriptor a (3 classes, n values, 2) table of [min (1 - m), max (1 + m)]."""
-    out = {}
-    for name in ("size", "dist_centroid", "length", "compactness"):
-        rows = []
-        for k in FG:
-            v = values[name][present[:, k], k]  # (N_k, n)
-            rows.append(
-                torch.stack([v.min(0).values * (1 - margin), v.max(0).values * (1 + margin)], -1)
-            )
-        out[name] = torch.stack(rows)
-    return out
-
-
-prior = population_bounds(values_train, present_train)
+prior = {
+    name: population_bounds(values_train[name], present_train, FG, margin=MARGIN)
+    for name in ("size", "dist_centroid", "length", "compactness")
+}
 for name, table in prior.items():
     print(
         name,
@@ -372,14 +361,15 @@ print(
 )
 
 
-def percentile_bounds(name: str, classes, q=(0.02, 0.98), margin: float = 0.10) -> dict:
-    """`lower` and `upper` tables, one row per class: percentiles q of the population, widened."""
-    lower, upper = [], []
-    for k in classes:
-        v = values_toy[name][present_toy[:, k], k]  # (N_k, n)
-        lower.append(tuple((torch.quantile(v, q[0], dim=0) * (1 - margin)).tolist()))
-        upper.append(tuple((torch.quantile(v, q[1], dim=0) * (1 + margin)).tolist()))
-    return {"lower": tuple(lower), "upper": tuple(upper)}
+def percentile_bounds(name: str, classes) -> dict:
+    """`lower` and `upper` for a DescriptorTerm: the 2nd and 98th percentiles, widened by 10 %."""
+    table = population_bounds(
+        values_toy[name], present_toy, classes, quantiles=(0.02, 0.98), margin=0.10
+    )
+    # plain tuples: a training config is saved as JSON
+    return {
+        side: tuple(map(tuple, table[..., i].tolist())) for i, side in enumerate(("lower", "upper"))
+    }
 
 
 # The preset's weights are for pixel units; a size in mm² is (mm per pixel)² times larger, a spread
@@ -485,7 +475,7 @@ plots.plot_predictions(
 # ahead of both.
 
 # %% [markdown]
-# **Exercise.** Build the prior with `population_bounds(values_train, present_train, margin=0.0)` and
+# **Exercise.** Build the prior with `population_bounds(values_train[name], present_train, FG)` (no margin) and
 # recompute the coverage on the test patients. Which descriptor loses coverage first, and why?
 #
 # **Next:** 08, going further: 3-D descriptors, other descriptors, exercises.

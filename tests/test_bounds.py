@@ -157,3 +157,22 @@ def test_check_bounds_errors(bounds, values, match):
 def test_bad_arguments_raise(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_population_bounds_are_the_quantiles_of_present_classes_widened():
+    from tutorial_lib.bounds import population_bounds
+
+    values = torch.tensor([[[1.0], [10.0]], [[3.0], [0.0]], [[5.0], [30.0]]])  # (N=3, K=2, n=1)
+    present = torch.tensor([[True, True], [True, False], [True, True]])
+    table = population_bounds(values, present, (0, 1), margin=0.1)
+    assert table.shape == (2, 1, 2)
+    assert torch.allclose(table[0, 0], torch.tensor([0.9, 5.5]))
+    assert torch.allclose(table[1, 0], torch.tensor([9.0, 33.0]))  # the absent 0.0 is ignored
+    median = population_bounds(values, present, (0,), quantiles=(0.5, 0.5))
+    assert torch.allclose(median[0, 0], torch.tensor([3.0, 3.0]))
+    with pytest.raises(ValueError, match=r"expected shapes \(N, K, n\) and \(N, K\)"):
+        population_bounds(values[0], present, (0,))
+    with pytest.raises(ValueError, match="quantiles"):
+        population_bounds(values, present, (0,), quantiles=(0.9, 0.1))
+    with pytest.raises(ValueError, match="at least one image"):
+        population_bounds(values, torch.zeros_like(present), (1,))

@@ -42,6 +42,7 @@ __all__ = [
     "check_bounds",
     "constant_bounds",
     "labels_to_onehot",
+    "population_bounds",
     "precise_bounds",
 ]
 
@@ -230,3 +231,42 @@ def check_bounds(bounds: Tensor, values: Tensor | None = None) -> None:
             f"bounds: expected lower <= upper, got lower={bounds[..., 0][bad][0].tolist()} > "
             f"upper={bounds[..., 1][bad][0].tolist()} at index {first}"
         )
+
+
+def population_bounds(
+    values: Tensor,
+    present: Tensor,
+    classes: Sequence[int],
+    *,
+    quantiles: tuple[float, float] = (0.0, 1.0),
+    margin: float = 0.0,
+) -> Tensor:
+    """Constant bounds ``(len(classes), n, 2)`` from a population: the anatomical-prior form.
+
+    ``values`` (N, K, n) are descriptor values of N ground truths, ``present`` (N, K) says where
+    class k is in image i. For each class, over the images where it is present:
+    ``[q_lo (1 - margin), q_hi (1 + margin)]`` with q the ``quantiles`` of the values (0 and 1: the
+    population's min and max). Feed the result to ``DescriptorTerm(lower=b[..., 0], upper=b[..., 1])``.
+    """
+    if values.ndim != 3 or present.shape != values.shape[:2]:
+        raise ValueError(
+            f"values, present: expected shapes (N, K, n) and (N, K), got {tuple(values.shape)} "
+            f"and {tuple(present.shape)}"
+        )
+    lo, hi = quantiles
+    if not 0.0 <= lo <= hi <= 1.0:
+        raise ValueError(f"quantiles: expected 0 <= low <= high <= 1, got {quantiles}")
+    if margin < 0:
+        raise ValueError(f"margin: expected a number >= 0, got {margin}")
+    rows = []
+    for k in classes:  # a handful of classes, once per population: not a hot path
+        if not 0 <= k < values.shape[1]:
+            raise ValueError(f"classes: expected indices below {values.shape[1]}, got {k}")
+        v = values[present[:, k].bool(), k].to(torch.promote_types(values.dtype, torch.float32))
+        if v.shape[0] == 0:
+            raise ValueError(
+                f"class {k}: expected at least one image where it is present, got none"
+            )
+        q = torch.quantile(v, torch.tensor([lo, hi], dtype=v.dtype, device=v.device), dim=0)
+        rows.append(torch.stack([q[0] * (1 - margin), q[1] * (1 + margin)], dim=-1))
+    return torch.stack(rows)
