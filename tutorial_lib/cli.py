@@ -9,7 +9,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+
+# Before torch loads its OpenMP runtime (no module imported above loads torch): idle worker threads
+# sleep instead of spinning, which keeps small CPU convolutions from slowing down many-fold when the
+# cores are shared with other work.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 COMMANDS = {
     "demo": "Compute the shape descriptors of a toy image and print them.",

@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
-
-# Before torch loads its OpenMP runtime: idle worker threads sleep instead of spinning, which keeps
-# small CPU convolutions from slowing down many-fold when the cores are shared with other work.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import sys
 
 
