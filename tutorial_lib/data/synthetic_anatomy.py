@@ -16,6 +16,7 @@ from tutorial_lib.data.synthetic_render import (
     ellipse_radius,
     gaussian_blur,
     inside_ellipse,
+    inside_ellipse_sq,
     minmax_per_volume,
     pixel_grid,
     rician_noise,
@@ -64,9 +65,20 @@ def _background(
 
 
 def _bias(rng: np.random.Generator, patient: np.ndarray, size: int, amplitude: float):
+    """Per-patient bias fields (P, H, W): one smooth field per patient, shared by its slices."""
     n_patients = int(patient.max()) + 1
-    low = rng.uniform(-1, 1, (n_patients, 3, 3))[patient].astype(np.float32)
-    return 1 + amplitude * smooth_field(torch.from_numpy(low), size, mode="bilinear")
+    low = rng.uniform(-1, 1, (n_patients, 3, 3)).astype(np.float32)
+    return smooth_field(torch.from_numpy(low), size, mode="bilinear").mul_(amplitude).add_(1)
+
+
+def _apply_bias(image: torch.Tensor, bias: torch.Tensor, patient: np.ndarray) -> torch.Tensor:
+    """image * bias[patient], in place, one patient's run of consecutive slices at a time."""
+    bounds = np.flatnonzero(np.diff(patient)) + 1
+    starts = np.concatenate([[0], bounds])
+    stops = np.concatenate([bounds, [patient.size]])
+    for start, stop in zip(starts.tolist(), stops.tolist(), strict=True):
+        image[start:stop].mul_(bias[int(patient[start])])
+    return image
 
 
 def _body_mask(rows, cols, size: int) -> torch.Tensor:
@@ -125,10 +137,10 @@ def _render_cardiac(
     }
     rows, cols = pixel_grid(size)
     u, v = ellipse_frame(rows, cols, t["cy"], t["cx"], t["angle"])
-    shape = wobble_factor(u, v, t["wobble"], t["phase"])
-    lv = inside_ellipse(u, v, t["a"], t["b"], shape)
-    epi_mask = inside_ellipse(u, v, t["a"] + t["thick"], t["b"] + t["thick"], shape)
-    del u, v, shape
+    shape_sq = wobble_factor(u, v, t["wobble"], t["phase"]).square_()
+    lv = inside_ellipse_sq(u, v, t["a"], t["b"], shape_sq)
+    epi_mask = inside_ellipse_sq(u, v, t["a"] + t["thick"], t["b"] + t["thick"], shape_sq)
+    del u, v, shape_sq
     u, v = ellipse_frame(rows, cols, t["rv_cy"], t["rv_cx"], t["rv_dir"])
     rv = inside_ellipse(u, v, t["rv_u"], t["rv_v"])
     del u, v
@@ -137,7 +149,7 @@ def _render_cardiac(
     myo = epi_mask & ~lv
 
     label = torch.zeros((n, size, size), dtype=torch.uint8)
-    label[rv], label[myo], label[lv] = 1, 2, 3
+    label.masked_fill_(rv, 1).masked_fill_(myo, 2).masked_fill_(lv, 3)
 
     jitter = torch.from_numpy(rng.uniform(0.97, 1.03, (2, n)).astype(np.float32)).view(2, n, 1, 1)
     blood = torch.from_numpy(per_patient(o.blood_intensity).astype(np.float32)).view(n, 1, 1)
@@ -145,11 +157,11 @@ def _render_cardiac(
     image = _background(
         rng, patient, z, size, o.background_intensity, o.lung_intensity, o.lung_fraction
     )
-    image = torch.where(_body_mask(rows, cols, size), image, torch.tensor(0.03))
-    image = torch.where(rv, blood * 0.95 * jitter[0], image)
-    image = torch.where(lv, blood * jitter[0], image)
-    image = torch.where(myo, muscle * jitter[1], image)
-    image = image * _bias(rng, patient, size, o.bias)
+    image.masked_fill_(~_body_mask(rows, cols, size), 0.03)
+    torch.where(rv, blood * 0.95 * jitter[0], image, out=image)
+    torch.where(lv, blood * jitter[0], image, out=image)
+    torch.where(myo, muscle * jitter[1], image, out=image)
+    _apply_bias(image, _bias(rng, patient, size, o.bias), patient)
     return _finish(rng, image, patient, size, o.blur, o.noise), label, patient, counts
 
 
@@ -199,14 +211,16 @@ def _render_prostate(
     texture_low = torch.from_numpy(rng.uniform(-0.5, 0.5, (n, 24, 24)).astype(np.float32))
     texture = smooth_field(texture_low, size)
     level = torch.from_numpy(per_patient(o.gland_intensity).astype(np.float32)).view(n, 1, 1)
-    gland_image = level + o.texture * texture + o.rim_brightening * (rho > 0.75).float()
+    gland_image = texture.mul_(o.texture).add_(level)
+    gland_image.add_((rho > 0.75).float().mul_(o.rim_brightening))
     image = _background(rng, patient, z, size, o.background_intensity)
-    image = torch.where(_body_mask(rows, cols, size), image, torch.tensor(0.03))
-    image = torch.where(rectum & ~gland, torch.tensor(o.rectum_intensity), image)
-    capsule = (rho >= 1) & (rho < 1.12) & present
-    image = torch.where(capsule, image * (1 - o.capsule_darkening), image)
-    image = torch.where(gland, gland_image, image)
-    image = image * _bias(rng, patient, size, o.bias)
+    image.masked_fill_(~_body_mask(rows, cols, size), 0.03)
+    rectum &= ~gland
+    image.masked_fill_(rectum, o.rectum_intensity)
+    capsule = (rho >= 1).logical_and_(rho < 1.12).logical_and_(present)
+    torch.where(capsule, image * (1 - o.capsule_darkening), image, out=image)
+    torch.where(gland, gland_image, image, out=image)
+    _apply_bias(image, _bias(rng, patient, size, o.bias), patient)
     return _finish(rng, image, patient, size, o.blur, o.noise), label, patient, counts
 
 

@@ -44,10 +44,9 @@ def ellipse_radius(
     cos_a, sin_a = torch.cos(col(angle)), torch.sin(col(angle))
     u = dx * cos_a + dy * sin_a
     v = -dx * sin_a + dy * cos_a
-    rho = torch.sqrt((u / col(semi_u)) ** 2 + (v / col(semi_v)) ** 2)
+    rho = ellipse_q(u, v, semi_u, semi_v).sqrt_()
     if wobble is not None:
-        theta = torch.atan2(v, u)
-        rho = rho / (1 + col(wobble) * torch.cos(harmonic * theta + col(wobble_phase)))
+        rho.div_(wobble_factor(u, v, wobble, wobble_phase, harmonic))
     return rho
 
 
@@ -64,8 +63,10 @@ def wobble_factor(
     u: torch.Tensor, v: torch.Tensor, wobble: torch.Tensor, phase: torch.Tensor, harmonic: int = 3
 ) -> torch.Tensor:
     """1 + wobble * cos(harmonic * theta + phase), theta the polar angle of (u, v)."""
-    theta = torch.atan2(v, u)
-    return 1 + wobble.view(-1, 1, 1) * torch.cos(harmonic * theta + phase.view(-1, 1, 1))
+    theta = torch.atan2(v, u)  # then in place, same operations in the same order
+    return (
+        theta.mul_(harmonic).add_(phase.view(-1, 1, 1)).cos_().mul_(wobble.view(-1, 1, 1)).add_(1)
+    )
 
 
 def inside_ellipse(
@@ -76,8 +77,27 @@ def inside_ellipse(
     factor: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Boolean mask (u / semi_u)^2 + (v / semi_v)^2 < factor^2 (factor: a wobble, or 1)."""
-    q = (u / semi_u.view(-1, 1, 1)).square_() + (v / semi_v.view(-1, 1, 1)).square_()
-    return q < (1 if factor is None else factor.square())
+    return inside_ellipse_sq(u, v, semi_u, semi_v, None if factor is None else factor.square())
+
+
+def inside_ellipse_sq(
+    u: torch.Tensor,
+    v: torch.Tensor,
+    semi_u: torch.Tensor,
+    semi_v: torch.Tensor,
+    factor_sq: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """`inside_ellipse` given the squared factor (computed once when several masks share it)."""
+    q = ellipse_q(u, v, semi_u, semi_v)
+    return q < 1 if factor_sq is None else q < factor_sq
+
+
+def ellipse_q(
+    u: torch.Tensor, v: torch.Tensor, semi_u: torch.Tensor, semi_v: torch.Tensor
+) -> torch.Tensor:
+    """(u / semi_u)^2 + (v / semi_v)^2 as a new (N, H, W) tensor (computed in place)."""
+    q = (u / semi_u.view(-1, 1, 1)).square_()
+    return q.add_(torch.div(v, semi_v.view(-1, 1, 1)).square_())
 
 
 def smooth_field(low_res: torch.Tensor, size: int, mode: str = "bicubic") -> torch.Tensor:
@@ -104,11 +124,26 @@ def gaussian_blur(images: torch.Tensor, sigmas: torch.Tensor) -> torch.Tensor:
     s = sigmas.to(images).clamp_min(1e-3).view(n, 1)
     kernel = torch.exp(-0.5 * (offsets.view(1, -1) / s) ** 2)
     kernel = kernel / kernel.sum(dim=1, keepdim=True)
-    x = F.pad(images.unsqueeze(0), (radius, radius, radius, radius), mode="reflect")
+    x = _reflect_pad(images, radius).unsqueeze(0)
     x = F.conv2d(x, kernel.view(n, 1, 1, -1), groups=n)
     x = F.conv2d(x, kernel.view(n, 1, -1, 1), groups=n)
     out = x.squeeze(0)
     return torch.where((sigmas.to(images.device) > 0).view(n, 1, 1), out, images)
+
+
+def _reflect_pad(images: torch.Tensor, r: int) -> torch.Tensor:
+    """F.pad(images, (r, r, r, r), mode="reflect") for (N, H, W), by slice copies (faster)."""
+    n, h, w = images.shape
+    if n == 0 or r >= min(h, w):
+        return F.pad(images.unsqueeze(0), (r, r, r, r), mode="reflect").squeeze(0)
+    out = images.new_empty((n, h + 2 * r, w + 2 * r))
+    middle = out[:, r : r + h]
+    middle[:, :, r : r + w] = images
+    middle[:, :, :r] = images[:, :, 1 : r + 1].flip(2)
+    middle[:, :, r + w :] = images[:, :, w - 1 - r : w - 1].flip(2)
+    out[:, :r] = out[:, r + 1 : 2 * r + 1].flip(1)
+    out[:, r + h :] = out[:, h - 1 : h - 1 + r].flip(1)
+    return out
 
 
 def rician_noise(
@@ -116,9 +151,9 @@ def rician_noise(
 ) -> torch.Tensor:
     """Magnitude of the image plus complex Gaussian noise of std `sigma` per image (N,)."""
     s = sigma.view(-1, 1, 1)
-    real = images + s * torch.randn(images.shape, generator=generator)
-    imag = s * torch.randn(images.shape, generator=generator)
-    return torch.sqrt(real**2 + imag**2)
+    real = torch.randn(images.shape, generator=generator).mul_(s).add_(images)
+    imag = torch.randn(images.shape, generator=generator).mul_(s)
+    return real.square_().add_(imag.square_()).sqrt_()
 
 
 def minmax_per_volume(images: torch.Tensor, volume_index: torch.Tensor) -> torch.Tensor:
@@ -132,4 +167,4 @@ def minmax_per_volume(images: torch.Tensor, volume_index: torch.Tensor) -> torch
         0, volume_index, flat.amax(dim=1), reduce="amax"
     )
     lo, hi = lo[volume_index].view(-1, 1, 1), hi[volume_index].view(-1, 1, 1)
-    return ((images - lo) / (hi - lo).clamp_min(1e-8)).clamp_(0, 1)
+    return (images - lo).div_((hi - lo).clamp_min(1e-8)).clamp_(0, 1)
