@@ -128,6 +128,8 @@ def gaussian_blur(images: torch.Tensor, sigmas: torch.Tensor) -> torch.Tensor:
     x = F.conv2d(x, kernel.view(n, 1, 1, -1), groups=n)
     x = F.conv2d(x, kernel.view(n, 1, -1, 1), groups=n)
     out = x.squeeze(0)
+    if n and bool((sigmas > 0).all()):
+        return out  # what the torch.where below would select everywhere
     return torch.where((sigmas.to(images.device) > 0).view(n, 1, 1), out, images)
 
 
@@ -160,11 +162,10 @@ def minmax_per_volume(images: torch.Tensor, volume_index: torch.Tensor) -> torch
     """Min-max normalise to [0, 1] over each group of slices sharing a `volume_index`."""
     n_vol = int(volume_index.max()) + 1
     flat = images.reshape(images.shape[0], -1)
-    lo = torch.full((n_vol,), float("inf")).scatter_reduce(
-        0, volume_index, flat.amin(dim=1), reduce="amin"
-    )
+    slice_lo, slice_hi = flat.aminmax(dim=1)  # one pass for both
+    lo = torch.full((n_vol,), float("inf")).scatter_reduce(0, volume_index, slice_lo, reduce="amin")
     hi = torch.full((n_vol,), float("-inf")).scatter_reduce(
-        0, volume_index, flat.amax(dim=1), reduce="amax"
+        0, volume_index, slice_hi, reduce="amax"
     )
     lo, hi = lo[volume_index].view(-1, 1, 1), hi[volume_index].view(-1, 1, 1)
     return (images - lo).div_((hi - lo).clamp_min(1e-8)).clamp_(0, 1)
