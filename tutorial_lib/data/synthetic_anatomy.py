@@ -271,10 +271,12 @@ def _finish(rng, image, patient, size, blur, noise) -> torch.Tensor:
     """Blur (partial volume), Rician noise, then min-max per volume like the real data."""
     n = image.shape[0]
     sigma = torch.from_numpy((_uniform(rng, blur, n) * size).astype(np.float32))
-    image = gaussian_blur(image, sigma)
+    blurred = gaussian_blur(image, sigma)
     gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
-    image = rician_noise(image, torch.from_numpy(_uniform(rng, noise, n).astype(np.float32)), gen)
-    return minmax_per_volume(image, torch.from_numpy(patient))
+    noise_sigma = torch.from_numpy(_uniform(rng, noise, n).astype(np.float32))
+    scratch = image if image.is_contiguous() and blurred.data_ptr() != image.data_ptr() else None
+    image = rician_noise(blurred, noise_sigma, gen, scratch=scratch, inplace=True)
+    return minmax_per_volume(image, torch.from_numpy(patient), inplace=True)
 
 
 RENDERERS = {"toy-cardiac": _render_cardiac, "toy-prostate": _render_prostate}
