@@ -12,6 +12,7 @@ from tutorial_lib.data.prepare import prepare_dataset, resize_slices
 from tutorial_lib.data.splits import split_patients
 
 SIZE = 32
+QUIET = dict(size=SIZE, n_val=1, progress=False, log=lambda _: None)  # small, silent runs
 
 
 @pytest.fixture(scope="module")
@@ -94,16 +95,7 @@ def test_split_matches_the_authors_global_random_procedure():
 
 
 def test_preparation_is_deterministic(acdc_raw, acdc, tmp_path):
-    again = prepare_dataset(
-        "acdc",
-        acdc_raw,
-        tmp_path / "again",
-        size=SIZE,
-        n_val=1,
-        n_test=2,
-        progress=False,
-        log=lambda _: None,
-    )
+    again = prepare_dataset("acdc", acdc_raw, tmp_path / "again", n_test=2, **QUIET)
     assert (again / "manifest.json").read_text() == (acdc / "manifest.json").read_text()
     for record in json.loads((acdc / "manifest.json").read_text())["volumes"]:
         a, b = load(acdc, record), load(again, record)
@@ -112,16 +104,7 @@ def test_preparation_is_deterministic(acdc_raw, acdc, tmp_path):
 
 def test_promise12_from_metaimage(tmp_path):
     raw = make_fake_promise12(tmp_path / "raw")
-    dest = prepare_dataset(
-        "promise12",
-        raw,
-        tmp_path / "out",
-        size=SIZE,
-        n_val=1,
-        n_test=1,
-        progress=False,
-        log=lambda _: None,
-    )
+    dest = prepare_dataset("promise12", raw, tmp_path / "out", n_test=1, **QUIET)
     manifest = json.loads((dest / "manifest.json").read_text())
     assert manifest["classes"] == ["background", "prostate"]
     assert sorted(v["id"] for v in manifest["volumes"]) == [f"Case{i:02d}" for i in range(6)]
@@ -137,9 +120,10 @@ def test_promise12_from_metaimage(tmp_path):
 
 def test_promise12_label_quirk_erodes_only_behind_the_flag(tmp_path):
     raw = make_fake_promise12(tmp_path / "raw", n_cases=3)
-    kwargs = dict(size=SIZE, n_val=1, n_test=1, progress=False, log=lambda _: None)
-    plain = prepare_dataset("promise12", raw, tmp_path / "plain", **kwargs)
-    quirk = prepare_dataset("promise12", raw, tmp_path / "quirk", label_quirk=True, **kwargs)
+    plain = prepare_dataset("promise12", raw, tmp_path / "plain", n_test=1, **QUIET)
+    quirk = prepare_dataset(
+        "promise12", raw, tmp_path / "quirk", n_test=1, label_quirk=True, **QUIET
+    )
     manifest = json.loads((plain / "manifest.json").read_text())
     assert json.loads((quirk / "manifest.json").read_text())["options"]["label_quirk"] is True
     areas = [
@@ -159,16 +143,7 @@ def test_resize_nearest_keeps_the_label_set_and_bilinear_the_range():
 
 def test_msd_prostate_uses_t2_and_merges_zones(tmp_path):
     raw = make_fake_msd(tmp_path / "raw")
-    dest = prepare_dataset(
-        "msd-prostate",
-        raw,
-        tmp_path / "out",
-        size=SIZE,
-        n_val=1,
-        n_test=1,
-        progress=False,
-        log=lambda _: None,
-    )
+    dest = prepare_dataset("msd-prostate", raw, tmp_path / "out", n_test=1, **QUIET)
     manifest = json.loads((dest / "manifest.json").read_text())
     assert any("T2" in note for note in manifest["notes"])
     assert len(manifest["volumes"]) == 6

@@ -94,62 +94,14 @@ def test_reproduce_command_writes_summary_and_figures(tiny_presets, tmp_path, ca
 
 def test_train_command(tiny_presets, tmp_path, capsys):
     out = tmp_path / "run"
-    assert (
-        main(
-            [
-                "train",
-                "--preset",
-                "toy-cardiac-ce",
-                "--epochs",
-                "1",
-                "--out",
-                str(out),
-                "--quiet",
-                "--threads",
-                "1",
-            ]
-        )
-        == 0
-    )
+    argv = ["train", "--preset", "toy-cardiac-ce", "--out", str(out), "--quiet", "--threads", "1"]
+    assert main([*argv, "--epochs", "1"]) == 0
     assert "test_dsc3d" in capsys.readouterr().out
     assert json.loads((out / "config.json").read_text())["epochs"] == 1
     # an existing run without --resume is refused with a message, not a traceback
-    assert (
-        main(
-            [
-                "train",
-                "--preset",
-                "toy-cardiac-ce",
-                "--epochs",
-                "1",
-                "--out",
-                str(out),
-                "--quiet",
-                "--threads",
-                "1",
-            ]
-        )
-        == 2
-    )
+    assert main([*argv, "--epochs", "1"]) == 2
     assert "resume" in capsys.readouterr().err
-    assert (
-        main(
-            [
-                "train",
-                "--preset",
-                "toy-cardiac-ce",
-                "--epochs",
-                "2",
-                "--out",
-                str(out),
-                "--resume",
-                "--quiet",
-                "--threads",
-                "1",
-            ]
-        )
-        == 0
-    )
+    assert main([*argv, "--epochs", "2", "--resume"]) == 0
     assert len((out / "metrics.csv").read_text().splitlines()) == 3
 
 
