@@ -41,11 +41,14 @@ def test_reproduce_command_writes_summary_and_figures(tiny_presets, tmp_path, ca
             "--quiet",
             "--threads",
             "1",
+            "--jobs",
+            "2",
         ]
     )
     assert rc == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["dataset"] == "toy-cardiac" and summary["seed"] == 2 and summary["fast"] is True
+    assert summary["jobs"] == 2  # the two runs trained at once, in two processes
     assert summary["classes"] == ["background", "rv", "myocardium", "lv"]
     for method in ("ce", "descriptors"):
         entry = summary["methods"][method]

@@ -28,10 +28,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--threads", type=int, default=None, help="CPU threads (default: all cores, at most 8)"
     )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        choices=(1, 2),
+        default=None,
+        help="runs trained at once, each in its own process (default: 2 on CUDA and on a CPU "
+        "with 2+ threads, else 1)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def run(args: argparse.Namespace) -> int:
+    from tutorial_lib.concurrent_runs import RunFailedError
     from tutorial_lib.device import set_cpu_threads
     from tutorial_lib.reproduce import format_table, reproduce
     from tutorial_lib.train import NonFiniteLossError
@@ -47,8 +56,9 @@ def run(args: argparse.Namespace) -> int:
             data_root=args.data,
             device=args.device,
             progress=not args.quiet,
+            jobs=args.jobs,
         )
-    except NonFiniteLossError as error:
+    except (NonFiniteLossError, RunFailedError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     except ValueError as error:

@@ -1,0 +1,81 @@
+"""Two runs trained at once in two processes give exactly the runs trained one after the other."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+import torch
+
+from tutorial_lib import concurrent_runs
+from tutorial_lib.concurrent_runs import RunFailedError, default_jobs, train_runs
+from tutorial_lib.presets import DataConfig, get_preset
+from tutorial_lib.runlog import read_csv
+
+TINY_DATA = DataConfig("toy-cardiac", size=32, n_patients=5, generator_seed=4)
+
+
+def tiny(method: str, **changes):
+    cfg = get_preset(f"toy-cardiac-{method}")
+    values = dict(data=TINY_DATA, model_options={"base": 4, "depth": 2}, epochs=2, batch_size=8)
+    return dataclasses.replace(cfg, **{**values, **changes})
+
+
+@pytest.fixture(autouse=True)
+def _data_cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("TUTORIAL_DATA_DIR", str(tmp_path_factory.getbasetemp() / "data-cache"))
+
+
+def _pair(root):
+    return {m: (tiny(m), root / m) for m in ("ce", "descriptors")}
+
+
+def _results(run_dir):
+    rows = read_csv(run_dir / "metrics.csv")
+    test = json.loads((run_dir / "test.json").read_text())
+    for row in rows:
+        row.pop("seconds")
+    return rows, test["test_dsc3d"], test["test_hd95"]
+
+
+def test_two_processes_give_the_runs_trained_in_turn(tmp_path):
+    assert torch.get_num_threads() == 1  # the children get 1 thread too: same arithmetic
+    at_once = train_runs(_pair(tmp_path / "at_once"), device="cpu", jobs=2, progress=False)
+    in_turn = train_runs(_pair(tmp_path / "in_turn"), device="cpu", jobs=1, progress=False)
+    assert set(at_once) == set(in_turn) == {"ce", "descriptors"}
+    assert all(s > 0 for s in (*at_once.values(), *in_turn.values()))
+    for method in ("ce", "descriptors"):
+        assert _results(tmp_path / "at_once" / method) == _results(tmp_path / "in_turn" / method)
+
+
+def test_an_error_in_a_run_is_raised_again_with_its_type(tmp_path):
+    """A run refused inside its process (resume with another config) fails the call."""
+    runs = _pair(tmp_path)
+    train_runs({"ce": runs["ce"]}, device="cpu", jobs=1, progress=False)
+    changed = {"ce": (tiny("ce", lr=0.1), tmp_path / "ce"), "descriptors": runs["descriptors"]}
+    with pytest.raises(ValueError, match="config saved"):
+        train_runs(changed, device="cpu", jobs=2, progress=False)
+
+
+def test_a_process_that_dies_without_a_result_is_reported(monkeypatch):
+    class Dead:
+        exitcode = -9
+
+    monkeypatch.setattr(concurrent_runs, "GRACE_SECONDS", 0.0)
+    dead_since = {"ce": 0.0}
+    with pytest.raises(RunFailedError, match="'ce'.*exit code -9.*resume"):
+        concurrent_runs._check_alive({"ce": Dead()}, dead_since)
+
+
+def test_default_jobs_and_bad_inputs(tmp_path):
+    assert default_jobs(torch.device("cpu"), 2) == (2 if torch.get_num_threads() >= 2 else 1)
+    assert default_jobs(torch.device("cuda"), 2) == 2
+    assert default_jobs(torch.device("cuda"), 1) == 1
+    assert default_jobs(torch.device("mps"), 2) == 1
+    with pytest.raises(ValueError, match="positive number of runs"):
+        train_runs(_pair(tmp_path), device="cpu", jobs=0, progress=False)
+    with pytest.raises(ValueError, match="non-empty dict"):
+        train_runs({}, device="cpu", progress=False)
+    with pytest.raises(ValueError, match=r"\(TrainConfig, out_dir\) pair"):
+        train_runs({"ce": tiny("ce")}, device="cpu", progress=False)
