@@ -79,3 +79,17 @@ def test_default_jobs_and_bad_inputs(tmp_path):
         train_runs({}, device="cpu", progress=False)
     with pytest.raises(ValueError, match=r"\(TrainConfig, out_dir\) pair"):
         train_runs({"ce": tiny("ce")}, device="cpu", progress=False)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_pair_at_once(tmp_path):
+    """The loop's CUDA path (bf16 autocast, channels_last, data on the GPU) in two processes."""
+    seconds = train_runs(_pair(tmp_path), device="cuda", jobs=2, progress=False)
+    for method in seconds:
+        summary = json.loads((tmp_path / method / "summary.json").read_text())
+        assert summary["status"] == "done" and summary["device"].startswith("cuda")
+        assert (
+            0.0
+            <= json.loads((tmp_path / method / "test.json").read_text())["test_dsc3d"]["mean"]
+            <= 1.0
+        )
