@@ -4,8 +4,8 @@
 
 What runs: `tutorial_lib.train.train` itself, through `tutorial_lib.concurrent_runs.train_runs`
 exactly as `reproduce` calls it, with the acdc-ce and acdc-descriptors presets (network, batch size,
-augmentation and descriptor terms of the paper; on CUDA bfloat16 autocast, channels_last and the
-data kept on the GPU), for `--measure-epochs` (2) epochs each, on synthetic cardiac slices written
+augmentation and descriptor terms of the paper; float32 as the ENet presets ask, the data kept on
+the GPU), for `--measure-epochs` (2) epochs each, on synthetic cardiac slices written
 in the prepared format: `--slices` training slices (toy-cardiac volumes repeated, so generation
 stays cheap), about 10 % as many validation slices (ACDC: 10 patients ~ 190 slices) and 2 test
 volumes. The first epoch includes warm-up (cuDNN autotuning, allocator, compilation); the last is
