@@ -19,6 +19,7 @@ __all__ = [
     "amp_dtype",
     "fits_on_device",
     "build_network",
+    "compile_network",
     "build_loss",
     "augment",
     "flat_stats",
@@ -110,6 +111,25 @@ def build_network(
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     return model
+
+
+def compile_network(model: nn.Module) -> nn.Module:
+    """`torch.compile(model)`: shares the parameters of `model`, whose state_dict stays unprefixed.
+
+    Raises ValueError where this torch has no working `torch.compile` (older than 2.0, or a
+    platform / Python version it does not support).
+    """
+    compile_fn = getattr(torch, "compile", None)
+    if compile_fn is None:
+        raise ValueError(
+            f"compile: expected torch.compile (torch 2.0 or newer), got torch {torch.__version__}"
+        )
+    try:
+        return compile_fn(model)
+    except RuntimeError as error:
+        raise ValueError(
+            f"compile: expected torch.compile to be supported here, got {type(error).__name__}: {error}"
+        ) from error
 
 
 def build_loss(config: TrainConfig):

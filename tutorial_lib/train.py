@@ -15,6 +15,10 @@ training set kept on the GPU when it fits (exact resume is guaranteed on the CPU
 need not be deterministic). A non-finite loss stops the run (`NonFiniteLossError`) before anything is written
 for that epoch, so `last.pt` stays the last good state.
 
+`train(..., compile=True)` runs the forward passes through `torch.compile(model)` (fewer, fused
+kernels: ENet's eager step is launch-bound on a GPU); the first epoch pays the compile time, on the
+CPU it needs a C++ compiler, and checkpoints still hold the plain module's weights.
+
 Run directory layout:
 
     OUT/config.json            the TrainConfig (tutorial_lib.presets.config_to_dict)
@@ -62,6 +66,7 @@ from tutorial_lib.run_parts import (
     augment,
     build_loss,
     build_network,
+    compile_network,
     fits_on_device,
     flat_stats,
     init_bias_from_sizes,
@@ -96,7 +101,8 @@ class _Run:
 
     config: TrainConfig
     device: torch.device
-    model: nn.Module
+    model: nn.Module  # the plain module: what checkpoints save and load
+    net: nn.Module  # what runs the forward passes: `model` or `torch.compile(model)`
     optimizer: torch.optim.Optimizer
     lr_schedule: LRSchedule
     t_schedule: Any
@@ -150,7 +156,7 @@ def _step(
     if run.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     with autocast_context(run.device, run.amp_dtype):
-        logits = run.model(x)
+        logits = run.net(x)
     logits = logits.float()
     if run.loss_fn is None:
         loss = cross_entropy_loss(logits, y)
@@ -228,7 +234,7 @@ def _train_epoch(
 
 def _validate(run: _Run, val) -> dict[str, float]:
     pred = predict_labels(
-        run.model,
+        run.net,
         val.images,
         batch_size=max(run.config.batch_size, 16),
         device=run.device,
@@ -243,7 +249,11 @@ def _validate(run: _Run, val) -> dict[str, float]:
 
 
 def _setup(
-    config: TrainConfig, device: torch.device, class_names: list[str], labels: torch.Tensor
+    config: TrainConfig,
+    device: torch.device,
+    class_names: list[str],
+    labels: torch.Tensor,
+    compile: bool = False,
 ) -> _Run:
     from tutorial_lib.penalties import MultiplyT
 
@@ -269,6 +279,7 @@ def _setup(
         config=config,
         device=device,
         model=model,
+        net=compile_network(model) if compile else model,
         optimizer=optimizer,
         lr_schedule=LRSchedule(config.lr_schedule, config.lr),
         t_schedule=MultiplyT(t0=config.t0, factor=config.t_factor, max_t=config.t_max),
@@ -343,11 +354,13 @@ def train(
     device: str | torch.device | None = None,
     resume: bool = False,
     progress: bool = True,
+    compile: bool = False,
 ) -> dict[str, Any]:
     """Train `config` into `out_dir` (layout in the module docstring); return the run summary.
 
     Toy datasets are generated (and cached) when `data_root` is None. `resume=True` continues
-    from `out_dir/checkpoints/last.pt` when it exists.
+    from `out_dir/checkpoints/last.pt` when it exists. `compile=True` trains and validates
+    through `torch.compile(model)`; an execution option like `device`, so a run may resume either way.
     """
     from tqdm.auto import tqdm
 
@@ -373,7 +386,7 @@ def train(
         images, labels = images.pin_memory(), labels.pin_memory()
     # in-plane mm per pixel, only when a term is in physical units (anatomical priors in mm)
     spacing = train_set.spacing[:, 1:] if any(t.physical for t in config.terms) else None
-    run = _setup(config, device, list(train_set.class_names), labels)
+    run = _setup(config, device, list(train_set.class_names), labels, compile)
     if state is not None:
         run.load(state)
     write_json(out / "config.json", config_to_dict(config))
@@ -382,6 +395,7 @@ def train(
         "name": config.name,
         "status": "running",
         "device": str(device),
+        "compiled": compile,
         "data_root": str(root),
     }
     epochs = tqdm(
