@@ -60,8 +60,9 @@ def runs(tmp_path_factory):
 def test_compiled_run_finishes_and_says_so(runs):
     for name, (run_dir, summary) in runs.items():
         assert summary["status"] == "done" and summary["epochs_done"] == 1
-        assert summary["compiled"] is (name == "compiled")
-        assert read_json(run_dir / "summary.json")["compiled"] is (name == "compiled")
+        expected = "default" if name == "compiled" else False
+        assert summary["compiled"] == expected
+        assert read_json(run_dir / "summary.json")["compiled"] == expected
 
 
 @needs_compiler
@@ -130,3 +131,11 @@ def test_train_command_passes_compile(monkeypatch, tmp_path):
     assert seen["compile"] is True
     assert main([*argv, "--threads", "1"]) == 2
     assert seen["compile"] is False
+    assert main([*argv, "--threads", "1", "--compile", "reduce-overhead"]) == 2
+    assert seen["compile"] == "reduce-overhead"
+
+
+def test_a_bad_compile_mode_is_refused_before_anything_is_written(tmp_path):
+    with pytest.raises(ValueError, match="compile: expected True, False or one of .*'fast'"):
+        train(tiny(), out_dir=tmp_path / "run", device="cpu", progress=False, compile="fast")
+    assert not (tmp_path / "run").exists()

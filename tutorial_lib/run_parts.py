@@ -20,6 +20,8 @@ __all__ = [
     "fits_on_device",
     "build_network",
     "compile_network",
+    "compile_mode",
+    "COMPILE_MODES",
     "build_loss",
     "augment",
     "flat_stats",
@@ -113,8 +115,25 @@ def build_network(
     return model
 
 
-def compile_network(model: nn.Module) -> nn.Module:
-    """`torch.compile(model)`: shares the parameters of `model`, whose state_dict stays unprefixed.
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
+def compile_mode(compile: bool | str) -> str | None:
+    """The torch.compile mode asked for: False -> None (eager), True -> "default", or a mode name."""
+    if compile is False or compile is None:
+        return None
+    if compile is True:
+        return "default"
+    if compile not in COMPILE_MODES:
+        raise ValueError(
+            f"compile: expected True, False or one of {COMPILE_MODES}, got {compile!r}"
+        )
+    return compile
+
+
+def compile_network(model: nn.Module, mode: str = "default") -> nn.Module:
+    """`torch.compile(model, mode=mode)`: shares the parameters of `model`, whose state_dict stays
+    unprefixed. "reduce-overhead" also replays CUDA graphs on a GPU.
 
     Raises ValueError where this torch has no working `torch.compile` (older than 2.0, or a
     platform / Python version it does not support).
@@ -125,7 +144,7 @@ def compile_network(model: nn.Module) -> nn.Module:
             f"compile: expected torch.compile (torch 2.0 or newer), got torch {torch.__version__}"
         )
     try:
-        return compile_fn(model)
+        return compile_fn(model, mode=mode)
     except RuntimeError as error:
         raise ValueError(
             f"compile: expected torch.compile to be supported here, got {type(error).__name__}: {error}"

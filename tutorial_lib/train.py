@@ -66,6 +66,7 @@ from tutorial_lib.run_parts import (
     augment,
     build_loss,
     build_network,
+    compile_mode,
     compile_network,
     fits_on_device,
     flat_stats,
@@ -253,7 +254,7 @@ def _setup(
     device: torch.device,
     class_names: list[str],
     labels: torch.Tensor,
-    compile: bool = False,
+    compile: bool | str = False,
 ) -> _Run:
     from tutorial_lib.penalties import MultiplyT
 
@@ -279,7 +280,7 @@ def _setup(
         config=config,
         device=device,
         model=model,
-        net=compile_network(model) if compile else model,
+        net=compile_network(model, mode) if (mode := compile_mode(compile)) else model,
         optimizer=optimizer,
         lr_schedule=LRSchedule(config.lr_schedule, config.lr),
         t_schedule=MultiplyT(t0=config.t0, factor=config.t_factor, max_t=config.t_max),
@@ -354,13 +355,14 @@ def train(
     device: str | torch.device | None = None,
     resume: bool = False,
     progress: bool = True,
-    compile: bool = False,
+    compile: bool | str = False,
 ) -> dict[str, Any]:
     """Train `config` into `out_dir` (layout in the module docstring); return the run summary.
 
     Toy datasets are generated (and cached) when `data_root` is None. `resume=True` continues
-    from `out_dir/checkpoints/last.pt` when it exists. `compile=True` trains and validates
-    through `torch.compile(model)`; an execution option like `device`, so a run may resume either way.
+    from `out_dir/checkpoints/last.pt` when it exists. `compile=True` (or a mode such as
+    "reduce-overhead") trains and validates through `torch.compile(model)`; an execution option
+    like `device`, so a run may resume either way.
     """
     from tqdm.auto import tqdm
 
@@ -370,6 +372,7 @@ def train(
         )
     out = Path(out_dir)
     device = get_device(str(device)) if device is not None else get_device()
+    mode = compile_mode(compile)  # a bad value fails here, before anything is written
     state = _check_resumable(out, config, resume)
     root = resolve_data_root(config, data_root)
     train_set, val_set = load_data(config, root, "train"), load_data(config, root, "val")
@@ -395,7 +398,7 @@ def train(
         "name": config.name,
         "status": "running",
         "device": str(device),
-        "compiled": compile,
+        "compiled": mode or False,
         "data_root": str(root),
     }
     epochs = tqdm(

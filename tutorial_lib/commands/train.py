@@ -37,9 +37,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--compile",
-        action="store_true",
+        nargs="?",
+        const=True,
+        default=False,
+        metavar="MODE",
         help="run the network through torch.compile to cut the per-kernel launch overhead on a "
-        "GPU (ENet); the first epoch pays the compile time, on the CPU it needs a C++ compiler",
+        "GPU (ENet); MODE: default, reduce-overhead (CUDA graphs), max-autotune; the first epoch "
+        "pays the compile time, on the CPU it needs a C++ compiler",
     )
     parser.add_argument(
         "--threads", type=int, default=None, help="CPU threads (default: all cores, at most 8)"
