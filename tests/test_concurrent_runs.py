@@ -75,6 +75,8 @@ def test_default_jobs_and_bad_inputs(tmp_path):
     assert default_jobs(torch.device("mps"), 2) == 1
     with pytest.raises(ValueError, match="positive number of runs"):
         train_runs(_pair(tmp_path), device="cpu", jobs=0, progress=False)
+    with pytest.raises(ValueError, match="compile: expected"):
+        train_runs(_pair(tmp_path), device="cpu", jobs=2, train_options={"compile": "fast"})
     with pytest.raises(ValueError, match="non-empty dict"):
         train_runs({}, device="cpu", progress=False)
     with pytest.raises(ValueError, match=r"\(TrainConfig, out_dir\) pair"):

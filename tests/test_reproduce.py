@@ -160,3 +160,22 @@ def test_format_table_without_a_ratio():
         },
     }
     assert "descriptors / CE, mean 3-D DSC: n/a" in format_table(summary)
+
+
+def test_reproduce_command_passes_jobs_and_compile(monkeypatch, tmp_path):
+    from tutorial_lib import reproduce as reproduce_module
+
+    seen = {}
+
+    def fake_reproduce(dataset, **kwargs):
+        seen.update(kwargs)
+        raise ValueError("stop here")
+
+    monkeypatch.setattr(reproduce_module, "reproduce", fake_reproduce)
+    argv = ["reproduce", "--dataset", "toy-cardiac", "--out", str(tmp_path), "--quiet"]
+    assert main([*argv, "--threads", "1"]) == 2
+    assert seen["jobs"] is None and seen["train_options"] is None
+    assert main([*argv, "--threads", "1", "--jobs", "1", "--compile", "reduce-overhead"]) == 2
+    assert seen["jobs"] == 1 and seen["train_options"] == {"compile": "reduce-overhead"}
+    assert main([*argv, "--threads", "1", "--compile"]) == 2
+    assert seen["train_options"] == {"compile": True}

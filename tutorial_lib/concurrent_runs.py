@@ -122,7 +122,7 @@ def train_runs(
     first, once, so the processes never race to write them.
     """
     from tutorial_lib.device import get_device
-    from tutorial_lib.run_parts import resolve_data_root
+    from tutorial_lib.run_parts import compile_mode, resolve_data_root
 
     _check_runs(runs)
     device = get_device(str(device)) if device is not None else get_device()
@@ -130,6 +130,7 @@ def train_runs(
     if not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs: expected a positive number of runs at once, got {jobs!r}")
     train_options = dict(train_options or {})
+    compile_mode(train_options.get("compile", False))  # a bad mode fails here, not in a process
     roots = {name: str(resolve_data_root(cfg, data_root)) for name, (cfg, _) in runs.items()}
     if jobs == 1:
         return _train_in_turn(runs, roots, device, progress, train_options)

@@ -36,6 +36,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="runs trained at once, each in its own process (default: 2 on CUDA and on a CPU "
         "with 2+ threads, else 1)",
     )
+    parser.add_argument(
+        "--compile",
+        nargs="?",
+        const=True,
+        default=False,
+        metavar="MODE",
+        help="train both runs through torch.compile (as train --compile [MODE])",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -57,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
             device=args.device,
             progress=not args.quiet,
             jobs=args.jobs,
+            train_options={"compile": args.compile} if args.compile else None,
         )
     except (NonFiniteLossError, RunFailedError) as error:
         print(f"error: {error}", file=sys.stderr)
