@@ -164,7 +164,7 @@ def test_corrupt_file_is_named_and_leaves_no_output(acdc_raw, tmp_path, capsys):
     bad.write_bytes(bad.read_bytes()[:200])
     dest = tmp_path / "out" / "prepared"
     args = ["prepare", "acdc", "--src", str(raw), "--dest", str(dest), "--size", str(SIZE)]
-    assert main([*args, "--val", "1", "--test", "2", "--no-progress"]) == 1
+    assert main([*args, "--val", "1", "--test", "2", "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "patient004_frame12.nii.gz" in err
     assert not dest.exists() and list((tmp_path / "out").iterdir()) == []
@@ -199,7 +199,7 @@ def test_missing_files_are_named(acdc_raw, tmp_path, capsys):
                 "--no-progress",
             ]
         )
-        == 1
+        == 2
     )
     assert "Case01" in capsys.readouterr().err and not out.exists()
     empty = tmp_path / "empty"

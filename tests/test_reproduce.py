@@ -9,6 +9,7 @@ import pytest
 
 from tutorial_lib import presets
 from tutorial_lib.cli import main
+from tutorial_lib.errors import NonFiniteLossError, RunFailedError
 from tutorial_lib.reproduce import format_table, run_configs
 
 
@@ -179,3 +180,26 @@ def test_reproduce_command_passes_jobs_and_compile(monkeypatch, tmp_path):
     assert seen["jobs"] == 1 and seen["train_options"] == {"compile": "reduce-overhead"}
     assert main([*argv, "--threads", "1", "--compile"]) == 2
     assert seen["train_options"] == {"compile": True}
+
+
+@pytest.mark.parametrize(
+    "error, code",
+    [
+        (NonFiniteLossError("non-finite loss at epoch 3"), 1),
+        (RunFailedError("run 'ce': its process ended"), 1),
+        (ValueError("seed: expected an integer >= 0, got -1"), 2),
+        (FileExistsError("dest: expected a new folder, got an existing one"), 2),
+    ],
+)
+def test_the_command_line_turns_errors_into_messages_and_exit_codes(
+    monkeypatch, tmp_path, capsys, error, code
+):
+    from tutorial_lib import reproduce as reproduce_module
+
+    def failing(dataset, **kwargs):
+        raise error
+
+    monkeypatch.setattr(reproduce_module, "reproduce", failing)
+    argv = ["reproduce", "--dataset", "toy-cardiac", "--out", str(tmp_path), "--quiet"]
+    assert main([*argv, "--threads", "1"]) == code
+    assert capsys.readouterr().err.strip() == f"error: {error}"

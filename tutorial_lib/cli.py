@@ -1,7 +1,8 @@
 """Command line: `python -m tutorial_lib {demo,prepare,train,evaluate,reproduce} ...`.
 
 Each sub-command lives in `tutorial_lib/commands/<name>.py` and exposes
-`add_arguments(parser)` and `run(args) -> int`. They are imported only when used,
+`add_arguments(parser)` and `run(args) -> int`; its errors are turned into messages and exit codes
+here, once (tutorial_lib.errors). They are imported only when used,
 so `--help` stays fast and a missing optional dependency only affects its command.
 """
 
@@ -46,9 +47,19 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; exit code 0 done, 1 a run failed, 2 bad input (the message says which)."""
+    from tutorial_lib.errors import RunError
+
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser(argv).parse_args(argv)
-    return int(_load(args.command).run(args) or 0)
+    try:
+        return int(_load(args.command).run(args) or 0)
+    except RunError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except (ValueError, FileNotFoundError, FileExistsError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

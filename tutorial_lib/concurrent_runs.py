@@ -26,16 +26,13 @@ from typing import Any
 
 import torch
 
+from tutorial_lib.errors import RunFailedError
 from tutorial_lib.presets import TrainConfig
 
 __all__ = ["train_runs", "default_jobs", "RunFailedError"]
 
 POLL_SECONDS = 0.5
 GRACE_SECONDS = 5.0
-
-
-class RunFailedError(RuntimeError):
-    """A run's process ended without a result (killed, out of memory, crashed)."""
 
 
 def default_jobs(device: torch.device, n_runs: int) -> int:

@@ -50,6 +50,7 @@ from torch import nn
 
 from tutorial_lib.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from tutorial_lib.device import get_device
+from tutorial_lib.errors import NonFiniteLossError
 from tutorial_lib.evaluation import (
     autocast_context,
     evaluate,
@@ -87,10 +88,6 @@ __all__ = [
 
 
 CHECK_EVERY = 20  # steps between two non-finite checks on an accelerator
-
-
-class NonFiniteLossError(RuntimeError):
-    """The loss became NaN or infinite; the run stopped and `last.pt` holds the last good epoch."""
 
 
 # --------------------------------------------------------------------------- one epoch

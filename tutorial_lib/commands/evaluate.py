@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,11 +22,7 @@ def run(args: argparse.Namespace) -> int:
     from tutorial_lib.train import evaluate
 
     set_cpu_threads(args.threads)
-    try:
-        result = evaluate(args.run, device=args.device, data_root=args.data, split=args.split)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    result = evaluate(args.run, device=args.device, data_root=args.data, split=args.split)
     split = result["split"]
     print(
         f"{args.run}: best epoch {result['best_epoch']}, {len(result['volumes'])} {split} volumes"

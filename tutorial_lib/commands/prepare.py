@@ -7,7 +7,6 @@ Slices, normalises, resizes and splits a downloaded dataset into the prepared fo
 from __future__ import annotations
 
 import argparse
-import sys
 
 DATASETS = ("acdc", "promise12", "msd-prostate")
 
@@ -44,21 +43,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from tutorial_lib.data.prepare import prepare_dataset
 
-    try:
-        prepare_dataset(
-            args.dataset,
-            args.src,
-            args.dest,
-            size=args.size,
-            n_val=args.val,
-            n_test=args.test,
-            seed=args.seed,
-            label_quirk=args.label_quirk,
-            include_testing=args.include_testing,
-            overwrite=args.overwrite,
-            progress=not args.no_progress,
-        )
-    except (ValueError, FileNotFoundError, FileExistsError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    prepare_dataset(
+        args.dataset,
+        args.src,
+        args.dest,
+        size=args.size,
+        n_val=args.val,
+        n_test=args.test,
+        seed=args.seed,
+        label_quirk=args.label_quirk,
+        include_testing=args.include_testing,
+        overwrite=args.overwrite,
+        progress=not args.no_progress,
+    )
     return 0

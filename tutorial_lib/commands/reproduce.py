@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,31 +47,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tutorial_lib.concurrent_runs import RunFailedError
     from tutorial_lib.device import set_cpu_threads
     from tutorial_lib.reproduce import format_table, reproduce
-    from tutorial_lib.train import NonFiniteLossError
 
     set_cpu_threads(args.threads)
     out = args.out or f"runs/reproduce-{args.dataset}{'-fast' if args.fast else ''}-s{args.seed}"
-    try:
-        summary = reproduce(
-            args.dataset,
-            fast=args.fast,
-            seed=args.seed,
-            out_dir=out,
-            data_root=args.data,
-            device=args.device,
-            progress=not args.quiet,
-            jobs=args.jobs,
-            train_options={"compile": args.compile} if args.compile else None,
-        )
-    except (NonFiniteLossError, RunFailedError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    summary = reproduce(
+        args.dataset,
+        fast=args.fast,
+        seed=args.seed,
+        out_dir=out,
+        data_root=args.data,
+        device=args.device,
+        progress=not args.quiet,
+        jobs=args.jobs,
+        train_options={"compile": args.compile} if args.compile else None,
+    )
     print(format_table(summary))
     print(
         f"wrote {out}/summary.json and {', '.join(summary['figures'])} in {summary['seconds']:.0f} s"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -54,29 +53,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from tutorial_lib.device import set_cpu_threads
     from tutorial_lib.presets import get_preset
-    from tutorial_lib.train import NonFiniteLossError, train
+    from tutorial_lib.train import train
 
     set_cpu_threads(args.threads)
-    try:
-        config = get_preset(args.preset, fast=args.fast)
-        changes = {k: v for k, v in (("epochs", args.epochs), ("seed", args.seed)) if v is not None}
-        config = dataclasses.replace(config, **changes)
-        out = args.out or f"runs/{config.name}"
-        summary = train(
-            config,
-            data_root=args.data,
-            out_dir=out,
-            device=args.device,
-            resume=args.resume,
-            progress=not args.quiet,
-            compile=args.compile,
-        )
-    except NonFiniteLossError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    config = get_preset(args.preset, fast=args.fast)
+    changes = {k: v for k, v in (("epochs", args.epochs), ("seed", args.seed)) if v is not None}
+    config = dataclasses.replace(config, **changes)
+    out = args.out or f"runs/{config.name}"
+    summary = train(
+        config,
+        data_root=args.data,
+        out_dir=out,
+        device=args.device,
+        resume=args.resume,
+        progress=not args.quiet,
+        compile=args.compile,
+    )
     test = summary.get("test", {})
     print(
         f"run: {out}  best epoch {summary['best_epoch']}  val 2-D DSC {summary['best_val_dsc2d_mean']:.3f}"
