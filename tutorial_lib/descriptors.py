@@ -17,8 +17,10 @@ class, no ``.item()``, no numpy.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import lru_cache
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from tutorial_lib.laplacian import check_connectivity, laplacian_form
@@ -137,17 +139,32 @@ class Geometry:
 
         return self._cached(("m", a), compute)
 
-    def coords(self, a: int) -> Tensor:
-        """Coordinates along axis a, (1 or B, 1, N_a), in mm if a spacing is given."""
+    def marginals(self) -> Tensor:
+        """The marginals of all axes, zero-padded to the longest axis N: (B, K, n_axes, N).
+
+        One tensor for all axes, so each moment below is a few kernels whatever n_axes is; the
+        padding holds no mass, so it adds exact zeros to every sum.
+        """
 
         def compute() -> Tensor:
-            n = self.p.shape[2 + a]
-            x = torch.arange(n, dtype=self.p.dtype, device=self.p.device)[None, None]
-            if self.spacing is not None:
-                x = x * self.spacing[:, a, None, None]
-            return x
+            n = max(self.p.shape[2:])
+            ms = [self.marginal(a) for a in range(self.nd)]
+            ms = [m if m.shape[-1] == n else F.pad(m, (0, n - m.shape[-1])) for m in ms]
+            return torch.stack(ms, dim=2)
 
-        return self._cached(("x", a), compute)
+        return self._cached("marginals", compute)
+
+    def coords(self) -> Tensor:
+        """Coordinates ``0..N-1`` of every axis (N, the longest), in mm if a spacing is given.
+
+        (N,) without a spacing, (B or 1, 1, n_axes, N) with one: broadcasts against ``marginals()``.
+        """
+
+        def compute() -> Tensor:
+            x = _arange(max(self.p.shape[2:]), self.p.device, self.p.dtype)
+            return x if self.spacing is None else x * self.spacing[:, None, :, None]
+
+        return self._cached("x", compute)
 
     def voxel_volume(self) -> Tensor | float:
         return 1.0 if self.spacing is None else self.spacing.prod(-1)[:, None, None]
@@ -156,36 +173,33 @@ class Geometry:
         """Sum of p over space, (B, K, 1) (the size in voxels)."""
         return self._cached("mass", lambda: self.marginal(0).sum(-1, keepdim=True))
 
+    def _denominator(self) -> Tensor:
+        """``mass + eps``: what the normalised moments divide by, (B, K, 1)."""
+        return self._cached("denominator", lambda: self.mass() + self.eps)
+
     # -- descriptors ----------------------------------------------------------------------------
     def size(self) -> Tensor:
-        return self.mass() * self.voxel_volume()
+        return self.mass() if self.spacing is None else self.mass() * self.voxel_volume()
 
     def centroid(self) -> Tensor:
         def compute() -> Tensor:
-            num = torch.cat(
-                [(self.marginal(a) * self.coords(a)).sum(-1, keepdim=True) for a in range(self.nd)],
-                dim=-1,
-            )
-            return num / (self.mass() + self.eps)
+            return (self.marginals() * self.coords()).sum(-1) / self._denominator()
 
         return self._cached("centroid", compute)
 
+    def _centred(self) -> Tensor:
+        """Coordinates minus the centroid, every axis: (B, K, n_axes, N)."""
+        return self._cached("xc", lambda: self.coords() - self.centroid()[..., None])
+
     def centred(self, a: int) -> Tensor:
         """Coordinates minus the centroid along axis a: (B, K, N_a)."""
-        return self._cached(("xc", a), lambda: self.coords(a) - self.centroid()[..., a : a + 1])
+        return self._centred()[..., a, : self.p.shape[2 + a]]
 
     def variance(self) -> Tensor:
         """Per-axis second central moment divided by the size: (B, K, n_axes)."""
 
         def compute() -> Tensor:
-            num = torch.cat(
-                [
-                    (self.marginal(a) * self.centred(a).square()).sum(-1, keepdim=True)
-                    for a in range(self.nd)
-                ],
-                dim=-1,
-            )
-            return num / (self.mass() + self.eps)
+            return (self.marginals() * self._centred().square()).sum(-1) / self._denominator()
 
         return self._cached("variance", compute)
 
@@ -208,7 +222,7 @@ class Geometry:
                             "bkij,bkj->bki", m, self.centred(j).expand(*m.shape[:2], -1)
                         )
                         num = (cross * self.centred(i)).sum(-1, keepdim=True)
-                        out.append(num / (self.mass() + self.eps))
+                        out.append(num / self._denominator())
             return torch.cat(out, dim=-1)
 
         return self._cached("covariance", compute)
@@ -219,12 +233,17 @@ class Geometry:
         )
 
 
+@lru_cache(maxsize=32)
+def _arange(n: int, device: torch.device, dtype: torch.dtype) -> Tensor:
+    """``arange(n)``, made once per (length, device, dtype): one kernel less per axis and call."""
+    with torch.inference_mode(False):  # usable by autograd even if first made in inference mode
+        return torch.arange(n, dtype=dtype, device=device)
+
+
 def _safe_sqrt(x: Tensor) -> Tensor:
     """sqrt(max(x, 0)), exact in value, with gradient 0 (instead of inf) where x <= 0."""
     positive = x > 0
-    return torch.where(
-        positive, torch.where(positive, x, torch.ones_like(x)).sqrt(), torch.zeros_like(x)
-    )
+    return torch.where(positive, torch.where(positive, x, 1.0).sqrt(), 0.0)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -4,10 +4,10 @@ For a neighbourhood (4 / 8 in 2-D, 6 / 18 / 26 in 3-D; no wrap-around) and pair 
 ``(L p)(x) = sum_{y ~ x} w_xy (p(x) - p(y))`` and the quadratic form is
 ``p^T L p = sum_{pairs x~y, once} w_xy (p(x) - p(y))^2``: the authors' soft length.
 
-Fast paths (unit weights): with the full neighbourhood (8 / 26) the neighbour sum is a separable
-3x3(x3) box sum minus the centre (2 shifted in-place adds per axis); with the face neighbourhood
-(4 / 6) it is 2 shifted adds per axis. Weighted pairs (a physical spacing) or 18-connectivity use one
-shifted difference per neighbour offset. The quadratic form is a custom autograd function whose
+Fast paths (unit weights): with the full neighbourhood (8 / 26), ``L p = box count * p - box sum``
+with the separable 3x3(x3) box sum (2 shifted in-place adds per axis); with the face neighbourhood
+(4 / 6) the neighbour sum is 2 shifted adds per axis. Weighted pairs (a physical spacing) or
+18-connectivity use one shifted difference per neighbour offset. The quadratic form is a custom autograd function whose
 backward is ``2 L p`` (saved from the forward), so a forward+backward costs about 8 passes over p.
 """
 
@@ -72,12 +72,13 @@ def _axis_slices(ndim: int, axis: int, sl: slice) -> tuple[slice, ...]:
     return tuple(out)
 
 
-def _add_axis_neighbours_(out: Tensor, src: Tensor, axis: int) -> Tensor:
-    """out += src shifted by +1 and by -1 along ``axis`` (zero outside the grid), in place."""
+def _add_axis_neighbours_(out: Tensor, src: Tensor, axis: int, alpha: float = 1.0) -> Tensor:
+    """out += alpha * (src shifted by +1 and by -1 along ``axis``, zero outside the grid), in place."""
     n = src.ndim
+    lo, hi = _axis_slices(n, axis, slice(None, -1)), _axis_slices(n, axis, slice(1, None))
     # add_ on the view itself: `out[sl] += x` would also copy the view back onto itself
-    out[_axis_slices(n, axis, slice(1, None))].add_(src[_axis_slices(n, axis, slice(None, -1))])
-    out[_axis_slices(n, axis, slice(None, -1))].add_(src[_axis_slices(n, axis, slice(1, None))])
+    out[hi].add_(src[lo], alpha=alpha)
+    out[lo].add_(src[hi], alpha=alpha)
     return out
 
 
@@ -95,12 +96,29 @@ def _neighbour_sum(p: Tensor, connectivity: int) -> Tensor:
     return out
 
 
+def _box_laplacian(p: Tensor, count: Tensor) -> Tensor:
+    """``L p = count * p - box(p)`` with the full neighbourhood (8 / 26); ``count = box(ones)``.
+
+    box, the 3x3(x3) sum with the centre, is separable: ``c = -(sum along the last axes)`` comes
+    from shifted in-place adds, then the first spatial axis adds c and its two shifts straight into
+    ``count * p``. 2-D: 6 passes over p.
+    """
+    axes = list(range(2, p.ndim))
+    c = _add_axis_neighbours_(p.neg(), p, axes[-1], alpha=-1.0)
+    for axis in axes[1:-1]:  # 3-D: the middle axis
+        c = _add_axis_neighbours_(c.clone(), c, axis)
+    return _add_axis_neighbours_(torch.addcmul(c, count, p), c, axes[0])
+
+
 @lru_cache(maxsize=16)
 def _degree(
     spatial: tuple[int, ...], connectivity: int, device: torch.device, dtype: torch.dtype
 ) -> Tensor:
-    ones = torch.ones((1, 1, *spatial), device=device, dtype=dtype)
-    return _neighbour_sum(ones, connectivity)
+    """Neighbours of each voxel (8 / 26: plus one, the box count that ``_box_laplacian`` takes)."""
+    with torch.inference_mode(False):  # usable by autograd even if first made in inference mode
+        ones = torch.ones((1, 1, *spatial), device=device, dtype=dtype)
+        deg = _neighbour_sum(ones, connectivity)
+        return deg.add_(1) if connectivity in (8, 26) else deg
 
 
 def _pair_weight(d: tuple[int, ...], spacing: Tensor) -> Tensor:
@@ -120,6 +138,8 @@ def laplacian_apply(
     conn = check_connectivity(nd, connectivity)
     if spacing is None and conn != 18:
         deg = _degree(tuple(p.shape[2:]), conn, p.device, p.dtype)
+        if conn in (8, 26):
+            return _box_laplacian(p, deg)
         return _neighbour_sum(p, conn).neg_().addcmul_(deg, p)
     out = torch.zeros_like(p)
     for d in half_offsets(nd, conn):

@@ -282,28 +282,50 @@ class ShapeDescriptorLoss(nn.Module):
                         )
                     )
         cols = list(zip(*rows, strict=True))
+        margin, pct, constant = cols[1], cols[2], cols[5]
+        bounds = list(zip(cols[6], cols[7], strict=True))
 
         def tensor(values, dt=dtype):
             return torch.tensor(values, dtype=dt, device=device)
 
+        term_of_column = torch.tensor(cols[9])
         out = {
             "weight": tensor(cols[0]),
-            "margin": tensor(cols[1]),
-            "pct": tensor(cols[2], torch.bool),
-            "clamp": tensor(cols[3], torch.bool),
+            # margin = |v| * pct_margin + abs_margin: one of the two is 0 in each column
+            "pct_margin": tensor([m if p else 0.0 for m, p in zip(margin, pct, strict=True)]),
+            "abs_margin": tensor([0.0 if p else m for m, p in zip(margin, pct, strict=True)]),
+            "clamp": tensor(cols[3], torch.bool)[:, None],
             "extensive": tensor(cols[4], torch.bool),
-            "constant": tensor(cols[5], torch.bool),
-            "lower": tensor(cols[6]),
-            "upper": tensor(cols[7]),
+            "constant": tensor(constant, torch.bool)[:, None],
+            "table": tensor(bounds),  # (columns, 2) constant bounds (0 where not constant)
             "cls": tensor(cols[8], torch.long),
-            "term": tensor(cols[9], torch.long),
+            # (terms, columns): sums the columns of each term with one matrix product
+            "term_matrix": (term_of_column == torch.arange(len(self.terms))[:, None]).to(
+                dtype=dtype, device=device
+            ),
+            "term_columns": torch.bincount(term_of_column, minlength=len(self.terms)).tolist(),
             "sign": tensor([-1.0, 1.0]),
+            "free": tensor([-math.inf, math.inf]),
             "all_clamp": all(cols[3]),
-            "any_constant": any(cols[5]),
-            "all_constant": all(cols[5]),
+            "any_constant": any(constant),
+            "all_constant": all(constant),
+            # can a bound be infinite (a free side)? Only then are constraints masked out
+            "may_be_free": self.empty_policy == "corrected"
+            or any(math.isinf(v) for lo_hi in bounds for v in lo_hi),
         }
         self._device_cache[key] = out
         return out
+
+    def _n_active(self, cols: dict[str, Any], batch: int, dtype: torch.dtype) -> Tensor:
+        """Constraints per term when none is masked out: 2 sides x B images x its columns."""
+        key = ("n_active", batch, dtype, cols["weight"].device)
+        if key not in self._device_cache:
+            self._device_cache[key] = torch.tensor(
+                [2.0 * batch * n for n in cols["term_columns"]],
+                dtype=dtype,
+                device=cols["weight"].device,
+            )
+        return self._device_cache[key]
 
     # -- forward --------------------------------------------------------------------------------
     def forward(
@@ -340,25 +362,26 @@ class ShapeDescriptorLoss(nn.Module):
             dim=1,
         )
         with torch.no_grad():
-            lower, upper = self._bounds(cols, geo if onehot is not None else None, f)
-            bounds = torch.stack([lower, upper], dim=-1)  # (B, columns, 2)
-            active = torch.isfinite(bounds)
+            bounds = self._bounds(cols, geo if onehot is not None else None, f)  # (B, columns, 2)
+            # a side bounded by ±inf is free: masked out (only possible with some settings)
+            active = torch.isfinite(bounds) if cols["may_be_free"] else None
         z = (f[..., None] - bounds) * cols["sign"]  # [lower - f, f - upper]
-        z_safe = torch.where(active, z, -torch.ones((), dtype=z.dtype, device=z.device))
-        psi = PENALTIES[self.penalty](z_safe, t)
-        psi = torch.where(active, psi, torch.zeros((), dtype=z.dtype, device=z.device))
+        if active is not None:
+            z = torch.where(active, z, -1.0)
+        psi = PENALTIES[self.penalty](z, t)
+        if active is not None:
+            psi = torch.where(active, psi, 0.0)
         norm = math.prod(spatial) * (B if self.normalisation == "batch_mean" else 1)
         per_column = psi.sum((0, 2)) * (cols["weight"] / norm)
         total = per_column.sum()
         if self.collect_stats:
-            self._record_stats(cols, per_column.detach(), z_safe.detach(), active, total.detach())
+            self._record_stats(cols, per_column.detach(), z.detach(), active, total.detach())
         return total
 
-    def _bounds(self, cols: dict[str, Any], geo, f: Tensor) -> tuple[Tensor, Tensor]:
-        """Lower and upper bounds (B, columns), with the empty-class policy applied."""
-        zero = torch.zeros((), dtype=f.dtype, device=f.device)
+    def _bounds(self, cols: dict[str, Any], geo, f: Tensor) -> Tensor:
+        """Bounds (B, columns, 2), ``[..., 0]`` lower and ``[..., 1]`` upper, with the empty-class policy."""
         if geo is None:  # constant bounds only, no target
-            return cols["lower"].expand_as(f), cols["upper"].expand_as(f)
+            return cols["table"].expand(*f.shape, 2)
         present = (geo(True, False).mass()[..., 0] > 0).index_select(1, cols["cls"])
         nd = geo(True, False).nd
         if cols["all_constant"]:
@@ -379,49 +402,50 @@ class ShapeDescriptorLoss(nn.Module):
                 dim=1,
             )
         if self.empty_policy == "paper":
-            values = torch.where(present, values, zero)
-        margin = torch.where(cols["pct"], values.abs() * cols["margin"], cols["margin"])
-        lower, upper = values - margin, values + margin
+            values = torch.where(present, values, 0.0)
+        margin = torch.addcmul(cols["abs_margin"], values.abs(), cols["pct_margin"])
+        bounds = torch.addcmul(values[..., None], margin[..., None], cols["sign"])  # v -/+ m
         if cols["all_clamp"]:
-            lower, upper = lower.clamp_min(0), upper.clamp_min(0)
+            bounds = bounds.clamp_min_(0)
         else:
-            lower = torch.where(cols["clamp"], lower.clamp_min(0), lower)
-            upper = torch.where(cols["clamp"], upper.clamp_min(0), upper)
+            bounds = torch.where(cols["clamp"], bounds.clamp_min(0), bounds)
         if cols["any_constant"]:
-            lower = torch.where(cols["constant"], cols["lower"], lower)
-            upper = torch.where(cols["constant"], cols["upper"], upper)
+            bounds = torch.where(cols["constant"], cols["table"], bounds)
         if self.empty_policy == "corrected":
             absent = ~present
-            to_zero = absent & cols["extensive"]
-            free = absent & ~cols["extensive"]
-            inf = torch.full((), math.inf, dtype=f.dtype, device=f.device)
-            lower = torch.where(to_zero, zero, torch.where(free, -inf, lower))
-            upper = torch.where(to_zero, zero, torch.where(free, inf, upper))
-        return lower, upper
+            to_zero = (absent & cols["extensive"])[..., None]
+            free = (absent & ~cols["extensive"])[..., None]
+            bounds = torch.where(to_zero, 0.0, torch.where(free, cols["free"], bounds))
+        return bounds
 
     def _record_stats(
-        self, cols: dict[str, Any], per_column: Tensor, z: Tensor, active: Tensor, total: Tensor
+        self,
+        cols: dict[str, Any],
+        per_column: Tensor,
+        z: Tensor,
+        active: Tensor | None,
+        total: Tensor,
     ) -> None:
-        """``last_stats``: per-term sums over columns with one index_add (no read-back)."""
-        per_col = torch.stack(
-            [
-                per_column,
-                torch.relu(z).sum((0, 2)),  # inactive constraints hold z = -1: no violation
-                (z > 0).sum((0, 2)).to(z.dtype),
-                active.sum((0, 2)).to(z.dtype),
-            ],
-            dim=1,
-        )
-        sums = torch.zeros(len(self.terms), 4, dtype=z.dtype, device=z.device)
-        sums.index_add_(0, cols["term"], per_col)
-        n_active = sums[:, 3].clamp_min(1)
-        violation = sums[:, 1] / n_active
-        fraction = sums[:, 2] / n_active
+        """``last_stats``: per-term sums over columns with one matrix product (no read-back)."""
+        violation = torch.relu(z)  # masked-out constraints hold z = -1: no violation
+        per_col = [
+            per_column,
+            violation.sum((0, 2)),
+            violation.sign().sum((0, 2)),  # the number of violated constraints
+        ]
+        if active is not None:
+            per_col.append(active.sum((0, 2)).to(z.dtype))
+        sums = cols["term_matrix"] @ torch.stack(per_col, dim=1)  # (terms, 3 or 4)
+        if active is None:
+            n_active = self._n_active(cols, z.shape[0], z.dtype)
+        else:
+            n_active = sums[:, 3].clamp_min(1)
+        ratios = sums[:, 1:3] / n_active[:, None]  # mean violation, fraction violated
         stats: dict[str, Tensor] = {}
         for i, label in enumerate(self.labels):
             stats[f"{label}/loss"] = sums[i, 0]
-            stats[f"{label}/violation"] = violation[i]
-            stats[f"{label}/frac_violated"] = fraction[i]
+            stats[f"{label}/violation"] = ratios[i, 0]
+            stats[f"{label}/frac_violated"] = ratios[i, 1]
         stats["total"] = total
         self.last_stats = stats
 

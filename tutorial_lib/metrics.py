@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Hashable, Sequence
+from functools import lru_cache
 
 import torch
 
@@ -66,12 +67,18 @@ def _check_label_maps(pred: torch.Tensor, target: torch.Tensor, n_classes: int, 
     if pred.device != target.device:
         raise ValueError(f"{name}: pred on {pred.device} and target on {target.device}")
     if pred.numel():
-        lo = torch.minimum(pred.min(), target.min())
-        hi = torch.maximum(pred.max(), target.max())
-        if lo < 0 or hi >= n_classes:  # one host sync per call, at the boundary
+        (lo_p, hi_p), (lo_t, hi_t) = torch.aminmax(pred), torch.aminmax(target)
+        lo, hi = torch.minimum(lo_p, lo_t), torch.maximum(hi_p, hi_t)
+        if (lo < 0) | (hi >= n_classes):  # one host sync per call, at the boundary
             raise ValueError(
                 f"{name}: expected labels in [0, {n_classes - 1}], got values in [{int(lo)}, {int(hi)}]"
             )
+
+
+@lru_cache(maxsize=8)
+def _classes(n_classes: int, device: torch.device) -> torch.Tensor:
+    with torch.inference_mode(False):
+        return torch.arange(n_classes, device=device)
 
 
 def dice_counts(pred: torch.Tensor, target: torch.Tensor, n_classes: int) -> torch.Tensor:
@@ -80,7 +87,7 @@ def dice_counts(pred: torch.Tensor, target: torch.Tensor, n_classes: int) -> tor
     `pred`, `target`: integer label maps (B, *spatial) with values in [0, n_classes).
     """
     _check_label_maps(pred, target, n_classes, "dice_counts")
-    classes = torch.arange(n_classes, device=pred.device).view(1, n_classes, *[1] * (pred.ndim - 1))
+    classes = _classes(n_classes, pred.device).view(1, n_classes, *[1] * (pred.ndim - 1))
     p = pred.unsqueeze(1) == classes  # (B, K, *spatial) bool
     g = target.unsqueeze(1) == classes
     dims = tuple(range(2, p.ndim))
@@ -95,8 +102,8 @@ def dice_from_counts(counts: torch.Tensor, *, empty: str = "nan") -> torch.Tenso
         raise ValueError(f"expected counts (..., K, 3), got shape {tuple(counts.shape)}")
     counts = counts.to(_real_dtype(counts.device))
     denominator = counts[..., 1] + counts[..., 2]
-    fill = math.nan if empty == "nan" else 1.0
-    return torch.where(denominator > 0, 2 * counts[..., 0] / denominator.clamp_min(1), fill)
+    dice = 2 * counts[..., 0] / denominator  # 0 / 0 = NaN where the class is absent from both
+    return dice if empty == "nan" else torch.where(denominator > 0, dice, 1.0)
 
 
 def dice_2d(

@@ -48,12 +48,12 @@ def log_barrier_extension(z: Tensor, t: float | Tensor) -> Tensor:
         log_t = t.log()
     else:
         log_t = math.log(t)
+    # the constants are Python numbers for a float t: no extra kernel per call on a GPU
     thr = -1.0 / (t * t)
     inside = z <= thr
     # log branch on a value that is always >= 1/t^2 > 0: no NaN, no inf, in value or gradient
-    safe = torch.where(inside, -z, -thr * torch.ones_like(z))
-    barrier = -safe.log() / t
-    linear = t * z + 2.0 * log_t / t + 1.0 / t
+    barrier = torch.where(inside, z, thr).neg().log() * (-1.0 / t)
+    linear = z * t + (2.0 * log_t / t + 1.0 / t)
     return torch.where(inside, barrier, linear)
 
 
