@@ -206,44 +206,38 @@ def count_step(preset: str, *, size: int, path: str, seed: int = 0) -> dict[str,
     from tutorial_lib import train as train_module
     from tutorial_lib.evaluation import autocast_context
     from tutorial_lib.losses import cross_entropy_loss
-    from tutorial_lib.metrics import dice_counts, dice_from_counts
     from tutorial_lib.presets import get_preset
-    from tutorial_lib.run_parts import augment, flat_stats
+    from tutorial_lib.run_parts import augment
 
     cfg = get_preset(preset)
-    if path == "cuda":
-        cfg = dataclasses.replace(cfg, channels_last=True, amp="bf16")
+    if path == "cuda":  # what the preset resolves to on CUDA: "auto" = bf16, None = channels_last
+        cfg = dataclasses.replace(
+            cfg,
+            channels_last=True if cfg.channels_last is None else cfg.channels_last,
+            amp="off" if cfg.amp == "off" else "bf16",
+        )
     else:
         cfg = dataclasses.replace(cfg, channels_last=False, amp="off")
     images, labels, class_names = _toy_batch(size, cfg.batch_size, seed)
     device = torch.device("cpu")
     run = train_module._setup(cfg, device, class_names, labels)
-    if path == "cuda":  # what Adam's defaults pick on CUDA
+    if path == "cuda":  # what train picks on CUDA: the fused Adam
         run.optimizer = torch.optim.Adam(
-            run.model.parameters(), lr=cfg.lr, betas=tuple(cfg.betas), foreach=True
+            run.model.parameters(), lr=cfg.lr, betas=tuple(cfg.betas), fused=True
         )
     check_every = 1 if path == "cpu" else train_module.CHECK_EVERY
-    n_classes, t = len(class_names), run.t
+    t = run.t
     run.model.train()
-    sums = {
-        "loss": torch.zeros((), dtype=torch.float64, device=device),
-        "dsc": torch.zeros(n_classes, dtype=torch.float64, device=device),
-        "dsc_n": torch.zeros(n_classes, dtype=torch.float64, device=device),
-    }
-    bad = torch.zeros((), dtype=torch.bool, device=device)
-    stats_sum: dict[str, torch.Tensor] = {}
+    totals = train_module.EpochTotals(run.class_names, run.mean_classes, device)
     order = torch.arange(images.shape[0])
     batches = order.split(cfg.batch_size)
 
-    def step(index: torch.Tensor, n_steps: int, counter: OpCounter | None) -> None:
-        nonlocal bad
-
+    def step(index: torch.Tensor, counter: OpCounter | None) -> None:
         def part(name: str):
             return counter.part(name) if counter is not None else _nothing()
 
         with part("batch"):
-            x = images[index].to(device, non_blocking=True)
-            y = labels[index].to(device, non_blocking=True).long()
+            x, y = train_module.load_batch(images, labels, index, device)
         with part("augment"):
             x, y = augment(cfg, x, y, run.generators["augment"])
         with part("forward"):  # train._step
@@ -263,23 +257,17 @@ def count_step(preset: str, *, size: int, path: str, seed: int = 0) -> dict[str,
         with part("adam"):
             run.optimizer.step()
             loss, logits = loss.detach(), logits.detach()  # the end of _step
-        with part("metrics"), torch.no_grad():  # train._train_epoch, after _step
-            bad |= ~torch.isfinite(loss)
-            if n_steps % check_every == 0 and bool(bad):
+        with part("metrics"):  # train._train_epoch, after _step
+            stats = run.loss_fn.last_stats if run.loss_fn is not None else None
+            totals.add(loss, logits, y, stats)
+            if totals.steps % check_every == 0 and bool(totals.bad):
                 raise RuntimeError("non-finite loss")
-            sums["loss"] += loss
-            dsc = dice_from_counts(dice_counts(logits.argmax(1), y, n_classes))
-            sums["dsc"] += dsc.nan_to_num(0.0).sum(0)
-            sums["dsc_n"] += (~dsc.isnan()).sum(0)
-            if run.loss_fn is not None:
-                for key, value in flat_stats(run.loss_fn.last_stats).items():
-                    stats_sum[key] = stats_sum.get(key, 0) + value
 
-    step(batches[0], 1, None)  # warm-up: Adam's state, caches of the loss
+    step(batches[0], None)  # warm-up: Adam's state, caches of the loss
     host = [s["step"] for s in run.optimizer.state.values()]  # Adam keeps them on the host
     counter = OpCounter(host)
     with counter:
-        step(batches[1], 2, counter)
+        step(batches[1], counter)
     parts = {name: counter.totals(name) for name in PARTS}
 
     # consistency: train._step as a whole against the sum of its four parts

@@ -24,7 +24,7 @@ __all__ = [
     "COMPILE_MODES",
     "build_loss",
     "augment",
-    "flat_stats",
+    "stat_columns",
     "init_bias_from_sizes",
 ]
 
@@ -184,13 +184,12 @@ def augment(config: TrainConfig, x: torch.Tensor, y: torch.Tensor, generator: to
     )
 
 
-def flat_stats(stats: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """`ShapeDescriptorLoss.last_stats` as CSV columns: "size/violation" -> "c_size_violation"."""
-    return {
-        "c_" + key.replace("/", "_"): value.detach().float().mean()
-        for key, value in stats.items()
-        if key != "total" and isinstance(value, torch.Tensor)
-    }
+def stat_columns(stats: dict[str, torch.Tensor]) -> dict[str, str]:
+    """CSV column -> key of `ShapeDescriptorLoss.last_stats`: "c_size_violation" -> "size/violation".
+
+    "total" (the loss itself) is left out: it is the `train_loss` column already.
+    """
+    return {"c_" + key.replace("/", "_"): key for key in stats if key != "total"}
 
 
 @torch.no_grad()

@@ -70,10 +70,10 @@ from tutorial_lib.run_parts import (
     compile_mode,
     compile_network,
     fits_on_device,
-    flat_stats,
     init_bias_from_sizes,
     load_data,
     resolve_data_root,
+    stat_columns,
 )
 from tutorial_lib.runlog import read_json, write_csv, write_json
 
@@ -174,6 +174,65 @@ def _raise_non_finite(run: _Run, loss: torch.Tensor, n_steps: int) -> None:
     )
 
 
+class EpochTotals:
+    """Running sums of one epoch's training pass, kept on the device: no read-back per step.
+
+    Per step (`add`): the loss, the training 2-D DSC per class (summed over the slices where the
+    class is defined) and, for descriptor runs, the loss's `last_stats` stacked into one tensor
+    (2 kernels, not 2 per statistic). `row()` turns them into the CSV entries of the epoch.
+    """
+
+    def __init__(self, class_names: list[str], mean_classes: list[int], device: torch.device):
+        self.class_names, self.mean_classes = class_names, mean_classes
+        zeros = {"dtype": torch.float64, "device": device}
+        self.loss = torch.zeros((), **zeros)
+        self.dsc = torch.zeros(len(class_names), **zeros)
+        self.dsc_n = torch.zeros(len(class_names), **zeros)
+        self.bad = torch.zeros((), dtype=torch.bool, device=device)
+        self.stat_columns: dict[str, str] = {}
+        self.stats: torch.Tensor | None = None
+        self.steps = 0
+
+    @torch.no_grad()
+    def add(
+        self, loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor, stats: dict | None
+    ) -> None:
+        self.steps += 1
+        self.bad |= ~torch.isfinite(loss)
+        self.loss += loss
+        # argmax labels and dataset labels are in range by construction: no check, no read-back
+        counts = dice_counts(logits.argmax(1), y, len(self.class_names), check=False)
+        dsc = dice_from_counts(counts)
+        self.dsc += dsc.nan_to_num(0.0).sum(0)
+        self.dsc_n += (~dsc.isnan()).sum(0)
+        if stats:
+            if self.stats is None:
+                self.stat_columns = stat_columns(stats)
+            keys = self.stat_columns.values()
+            values = torch.stack([stats[key].detach().float().reshape(()) for key in keys])
+            self.stats = values if self.stats is None else self.stats + values
+
+    def row(self) -> dict[str, float]:
+        n = max(self.steps, 1)
+        dsc = (self.dsc / self.dsc_n).cpu()  # mean over the slices where the class is defined
+        row: dict[str, float] = {"train_loss": float(self.loss) / n}
+        for k, name in enumerate(self.class_names):
+            row[f"train_dsc_{name}"] = float(dsc[k])
+        row["train_dsc_mean"] = float(dsc[self.mean_classes].nanmean())
+        if self.stats is not None:
+            values = (self.stats.double().cpu() / n).tolist()
+            row.update(zip(self.stat_columns, values, strict=True))
+        return row
+
+
+def load_batch(
+    images: torch.Tensor, labels: torch.Tensor, index: torch.Tensor, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The slices `index` of the training set on `device`, labels as int64."""
+    x = images[index].to(device, non_blocking=True)
+    return x, labels[index].to(device, non_blocking=True).long()
+
+
 def _train_epoch(
     run: _Run,
     images: torch.Tensor,
@@ -188,46 +247,24 @@ def _train_epoch(
     """
     from tqdm.auto import tqdm
 
-    cfg, device, n_classes = run.config, run.device, len(run.class_names)
+    cfg, device = run.config, run.device
     check_every = 1 if device.type == "cpu" else CHECK_EVERY
     run.model.train()
     order = torch.randperm(images.shape[0], generator=run.generators["shuffle"]).to(images.device)
-    sums = {
-        "loss": torch.zeros((), dtype=torch.float64, device=device),
-        "dsc": torch.zeros(n_classes, dtype=torch.float64, device=device),
-        "dsc_n": torch.zeros(n_classes, dtype=torch.float64, device=device),
-    }
-    bad = torch.zeros((), dtype=torch.bool, device=device)
-    stats_sum: dict[str, torch.Tensor] = {}
-    n_steps, t = 0, run.t
+    totals = EpochTotals(run.class_names, run.mean_classes, device)
+    t = run.t
     batches = order.split(cfg.batch_size)
     for index in tqdm(batches, desc=f"epoch {run.epoch}", leave=False, disable=not progress):
-        x = images[index].to(device, non_blocking=True)
-        y = labels[index].to(device, non_blocking=True).long()
+        x, y = load_batch(images, labels, index, device)
         x, y = augment(cfg, x, y, run.generators["augment"])
         batch_spacing = None if spacing is None else spacing[index.to(spacing.device)].to(device)
         loss, logits = _step(run, x, y, t, batch_spacing)
-        n_steps += 1
-        with torch.no_grad():
-            bad |= ~torch.isfinite(loss)
-            if n_steps % check_every == 0 and bool(bad):
-                _raise_non_finite(run, loss, n_steps)
-            sums["loss"] += loss
-            dsc = dice_from_counts(dice_counts(logits.argmax(1), y, n_classes))
-            sums["dsc"] += dsc.nan_to_num(0.0).sum(0)
-            sums["dsc_n"] += (~dsc.isnan()).sum(0)
-            if run.loss_fn is not None:
-                for key, value in flat_stats(run.loss_fn.last_stats).items():
-                    stats_sum[key] = stats_sum.get(key, 0) + value
-    if bool(bad):
-        _raise_non_finite(run, sums["loss"], n_steps)
-    dsc = (sums["dsc"] / sums["dsc_n"]).cpu()  # mean over the slices where the class is defined
-    row: dict[str, float] = {"train_loss": float(sums["loss"]) / max(n_steps, 1)}
-    for k, name in enumerate(run.class_names):
-        row[f"train_dsc_{name}"] = float(dsc[k])
-    row["train_dsc_mean"] = float(dsc[run.mean_classes].nanmean())
-    row.update({key: float(value) / max(n_steps, 1) for key, value in stats_sum.items()})
-    return row
+        totals.add(loss, logits, y, run.loss_fn.last_stats if run.loss_fn is not None else None)
+        if totals.steps % check_every == 0 and bool(totals.bad):
+            _raise_non_finite(run, loss, totals.steps)
+    if bool(totals.bad):
+        _raise_non_finite(run, totals.loss, totals.steps)
+    return totals.row()
 
 
 def _validate(run: _Run, val) -> dict[str, float]:
@@ -263,7 +300,13 @@ def _setup(
     if config.init_bias == "class_sizes":
         init_bias_from_sizes(model, labels, len(class_names))
     data_device = labels.device
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=tuple(config.betas))
+    # on CUDA the fused Adam: one kernel for all parameters instead of a few per chunk of them
+    optimizer = torch.optim.Adam(
+        model.parameters(),
+        lr=config.lr,
+        betas=tuple(config.betas),
+        fused=True if device.type == "cuda" else None,
+    )
     generators = {
         "shuffle": torch.Generator().manual_seed(config.seed + 1),
         "augment": torch.Generator(device=data_device).manual_seed(config.seed + 2),
