@@ -50,16 +50,16 @@ import torch
 
 from tutorial_lib import plots
 from tutorial_lib.bounds import precise_bounds
+from tutorial_lib.concurrent_runs import train_runs
 from tutorial_lib.data.fetch import SOURCES, data_dir
 from tutorial_lib.descriptors import soft_size
 from tutorial_lib.device import get_device, set_cpu_threads
 from tutorial_lib.losses import DescriptorTerm, ShapeDescriptorLoss
 from tutorial_lib.penalties import log_barrier_extension
 from tutorial_lib.presets import config_to_dict, get_preset
-from tutorial_lib.reproduce import run_configs
+from tutorial_lib.reproduce import dataset_or_stand_in, run_configs
 from tutorial_lib.run_parts import LRSchedule
 from tutorial_lib.runlog import config_run_dir, read_json, read_metrics, runs_root
-from tutorial_lib.train import train
 from tutorial_lib.widgets import make_shape
 
 # %%
@@ -115,16 +115,9 @@ if FETCH:
     prepare_dataset("acdc", raw, ACDC_PREPARED, size=256)
 
 # %%
-USE_REAL = (ACDC_PREPARED / "manifest.json").is_file()
-DATASET = "acdc" if USE_REAL else "toy-cardiac"
-DATA_ROOT = ACDC_PREPARED if USE_REAL else None
-if USE_REAL:
-    print(f"Using the prepared ACDC data in {ACDC_PREPARED}.")
-else:
-    print(
-        f"No prepared ACDC folder at {ACDC_PREPARED}: the cells below run on the toy cardiac stand-in "
-        "(same classes, same format, same code). Prepare ACDC and run them again for the real thing."
-    )
+DATASET, DATA_ROOT, message = dataset_or_stand_in("acdc", ACDC_PREPARED)
+USE_REAL = DATA_ROOT is not None
+print(message)
 
 # %% [markdown]
 # ## The authors' recipe, and its quirks
@@ -256,15 +249,12 @@ print({m: f"{c.name}, {c.model}, {c.epochs} epochs" for m, c in configs.items()}
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-results = {}
-for method, config in configs.items():
-    results[method] = train(
-        config,
-        data_root=DATA_ROOT,
-        out_dir=config_run_dir(config, RUNS),
-        device=device,
-        resume=True,
-    )
+# both runs at once, one process each, on a GPU or a CPU with 2+ threads (as `reproduce` does)
+seconds = train_runs(
+    {m: (c, config_run_dir(c, RUNS)) for m, c in configs.items()},
+    data_root=DATA_ROOT,
+    device=device,
+)
 
 # %%
 tests = {m: read_json(config_run_dir(c, RUNS) / "test.json") for m, c in configs.items()}

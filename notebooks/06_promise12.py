@@ -49,16 +49,16 @@ import numpy as np
 import torch
 
 from tutorial_lib import plots
+from tutorial_lib.concurrent_runs import train_runs
 from tutorial_lib.data.datasets import load_split
 from tutorial_lib.data.fetch import SOURCES, data_dir
 from tutorial_lib.data.prepare import resize_slices
 from tutorial_lib.device import get_device, set_cpu_threads
 from tutorial_lib.models import build_model, count_parameters
 from tutorial_lib.presets import config_to_dict, get_preset
-from tutorial_lib.reproduce import run_configs
+from tutorial_lib.reproduce import dataset_or_stand_in, run_configs
 from tutorial_lib.run_parts import resolve_data_root
 from tutorial_lib.runlog import config_run_dir, read_json, read_metrics, runs_root
-from tutorial_lib.train import train
 from tutorial_lib.widgets import make_shape
 
 # %%
@@ -112,16 +112,9 @@ if FETCH:
     prepare_dataset("promise12", raw, PROMISE12_PREPARED, size=256)
 
 # %%
-USE_REAL = (PROMISE12_PREPARED / "manifest.json").is_file()
-DATASET = "promise12" if USE_REAL else "toy-prostate"
-DATA_ROOT = PROMISE12_PREPARED if USE_REAL else None
-if USE_REAL:
-    print(f"Using the prepared PROMISE12 data in {PROMISE12_PREPARED}.")
-else:
-    print(
-        f"No prepared PROMISE12 folder at {PROMISE12_PREPARED}: the cells below run on the toy prostate "
-        "stand-in (same classes, same format, same code). Prepare PROMISE12 and run them again."
-    )
+DATASET, DATA_ROOT, message = dataset_or_stand_in("promise12", PROMISE12_PREPARED)
+USE_REAL = DATA_ROOT is not None
+print(message)
 
 # %% [markdown]
 # ## What changes from ACDC
@@ -222,15 +215,12 @@ print({m: f"{c.name}, {c.model}, {c.epochs} epochs" for m, c in configs.items()}
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-results = {}
-for method, config in configs.items():
-    results[method] = train(
-        config,
-        data_root=DATA_ROOT,
-        out_dir=config_run_dir(config, RUNS),
-        device=device,
-        resume=True,
-    )
+# both runs at once, one process each, on a GPU or a CPU with 2+ threads (as `reproduce` does)
+seconds = train_runs(
+    {m: (c, config_run_dir(c, RUNS)) for m, c in configs.items()},
+    data_root=DATA_ROOT,
+    device=device,
+)
 
 # %%
 tests = {m: read_json(config_run_dir(c, RUNS) / "test.json") for m, c in configs.items()}

@@ -203,3 +203,17 @@ def test_the_command_line_turns_errors_into_messages_and_exit_codes(
     argv = ["reproduce", "--dataset", "toy-cardiac", "--out", str(tmp_path), "--quiet"]
     assert main([*argv, "--threads", "1"]) == code
     assert capsys.readouterr().err.strip() == f"error: {error}"
+
+
+def test_dataset_or_stand_in(tmp_path):
+    from tutorial_lib.reproduce import dataset_or_stand_in
+
+    dataset, root, message = dataset_or_stand_in("acdc", tmp_path / "acdc")
+    assert (dataset, root) == ("toy-cardiac", None) and "No prepared acdc" in message
+    (tmp_path / "acdc").mkdir()
+    (tmp_path / "acdc" / "manifest.json").write_text("{}")
+    dataset, root, message = dataset_or_stand_in("acdc", tmp_path / "acdc")
+    assert (dataset, root) == ("acdc", tmp_path / "acdc") and "Using the prepared" in message
+    assert dataset_or_stand_in("promise12", tmp_path / "none")[0] == "toy-prostate"
+    with pytest.raises(ValueError, match="expected one of .*'acdc'.*got 'toy-cardiac'"):
+        dataset_or_stand_in("toy-cardiac", tmp_path)

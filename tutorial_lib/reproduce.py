@@ -31,10 +31,40 @@ import torch
 from tutorial_lib.presets import get_preset
 from tutorial_lib.runlog import read_json, write_json
 
-__all__ = ["DATASETS", "METHODS", "reproduce", "format_table", "run_configs"]
+__all__ = [
+    "DATASETS",
+    "METHODS",
+    "TOY_STAND_INS",
+    "reproduce",
+    "format_table",
+    "run_configs",
+    "dataset_or_stand_in",
+]
 
 DATASETS = ("toy-cardiac", "toy-prostate", "acdc", "promise12")
 METHODS = ("ce", "descriptors")
+TOY_STAND_INS = {"acdc": "toy-cardiac", "promise12": "toy-prostate"}
+
+
+def dataset_or_stand_in(dataset: str, prepared: str | os.PathLike) -> tuple[str, Path | None, str]:
+    """(dataset, data_root, message): the real dataset when `prepared` holds it, else its toy stand-in.
+
+    `("acdc", Path(prepared), ...)` when `prepared/manifest.json` exists, else
+    `("toy-cardiac", None, ...)` (the toy data is generated on the fly); the message says which.
+    """
+    if dataset not in TOY_STAND_INS:
+        raise ValueError(f"dataset: expected one of {tuple(TOY_STAND_INS)}, got {dataset!r}")
+    prepared = Path(prepared)
+    if (prepared / "manifest.json").is_file():
+        return dataset, prepared, f"Using the prepared {dataset} data in {prepared}."
+    stand_in = TOY_STAND_INS[dataset]
+    return (
+        stand_in,
+        None,
+        f"No prepared {dataset} folder at {prepared}: the cells below run on the {stand_in} "
+        f"stand-in (same classes, same format, same code). Prepare {dataset} and run them again "
+        "for the real thing.",
+    )
 
 
 def run_configs(dataset: str, *, fast: bool, seed: int) -> dict[str, Any]:

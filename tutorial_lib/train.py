@@ -254,7 +254,12 @@ def _train_epoch(
     totals = EpochTotals(run.class_names, run.mean_classes, device)
     t = run.t
     batches = order.split(cfg.batch_size)
-    for index in tqdm(batches, desc=f"epoch {run.epoch}", leave=False, disable=not progress):
+    # at most one refresh a second: in a notebook each refresh is a widget message, and a kernel
+    # drops messages past its queue's limit (a long cell can then lose its "done" message)
+    steps = tqdm(
+        batches, desc=f"epoch {run.epoch}", leave=False, disable=not progress, mininterval=1.0
+    )
+    for index in steps:
         x, y = load_batch(images, labels, index, device)
         x, y = augment(cfg, x, y, run.generators["augment"])
         batch_spacing = None if spacing is None else spacing[index.to(spacing.device)].to(device)
