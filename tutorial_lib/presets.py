@@ -276,7 +276,7 @@ def corrected(cfg: TrainConfig) -> TrainConfig:
 # than a size's 1); absent classes use the corrected policy. t = 1 x 1.1 per epoch as in the paper.
 # Cross-entropy converges in ~20 epochs, the descriptors need more. Measured (toy cardiac, seeds
 # 0-2, 2 cores, the two runs at once): `reproduce --fast` 71-77 s, descriptors / CE mean test 3-D
-# DSC 0.91-0.96; `reproduce` 170-198 s, 0.92-0.96. Toy prostate --fast (seed 0): 0.95.
+# DSC 0.91-0.96; `reproduce` 170-198 s, 0.92-0.96. Toy prostate --fast (seed 0): 0.94.
 # What did not work: the paper's margins scaled down (±3 px, ±10 %, ±25 %) and the default
 # initialisation (mean DSC ~0.3-0.8 after 20 epochs); an 8-channel U-Net (the LV collapses).
 
