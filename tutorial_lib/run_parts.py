@@ -133,7 +133,9 @@ def compile_mode(compile: bool | str) -> str | None:
 
 def compile_network(model: nn.Module, mode: str = "default") -> nn.Module:
     """`torch.compile(model, mode=mode)`: shares the parameters of `model`, whose state_dict stays
-    unprefixed. "reduce-overhead" also replays CUDA graphs on a GPU.
+    unprefixed. "reduce-overhead" also replays CUDA graphs on a GPU. Shapes are static: the short
+    last batch of an epoch and validation get their own graphs, compiled once in the first epoch,
+    and the full batches keep kernels specialised to their size.
 
     Raises ValueError where this torch has no working `torch.compile` (older than 2.0, or a
     platform / Python version it does not support).
@@ -144,7 +146,7 @@ def compile_network(model: nn.Module, mode: str = "default") -> nn.Module:
             f"compile: expected torch.compile (torch 2.0 or newer), got torch {torch.__version__}"
         )
     try:
-        return compile_fn(model, mode=mode)
+        return compile_fn(model, mode=mode, dynamic=False)
     except RuntimeError as error:
         raise ValueError(
             f"compile: expected torch.compile to be supported here, got {type(error).__name__}: {error}"
