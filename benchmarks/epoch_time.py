@@ -59,6 +59,8 @@ def write_dataset(root: Path, *, slices: int, size: int, seed: int) -> dict[str,
 
 
 def main() -> int:
+    from tutorial_lib.commands.options import add_compile_option
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--slices", type=int, default=1900)
@@ -73,14 +75,7 @@ def main() -> int:
     parser.add_argument(
         "--jobs", type=int, choices=(1, 2), default=None, help="runs at once (as reproduce)"
     )
-    parser.add_argument(
-        "--compile",
-        nargs="?",
-        const=True,
-        default=False,
-        metavar="MODE",
-        help="train with torch.compile (default, reduce-overhead, max-autotune)",
-    )
+    add_compile_option(parser)
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
     args = parser.parse_args()
 

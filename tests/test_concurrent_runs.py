@@ -7,24 +7,18 @@ import json
 
 import pytest
 import torch
+from tiny_runs import TINY_DATA as BASE_DATA
+from tiny_runs import tiny_config
 
 from tutorial_lib import concurrent_runs
 from tutorial_lib.concurrent_runs import RunFailedError, default_jobs, train_runs
-from tutorial_lib.presets import DataConfig, get_preset
 from tutorial_lib.runlog import read_csv
 
-TINY_DATA = DataConfig("toy-cardiac", size=32, n_patients=5, generator_seed=4)
+TINY_DATA = dataclasses.replace(BASE_DATA, generator_seed=4)
 
 
 def tiny(method: str, **changes):
-    cfg = get_preset(f"toy-cardiac-{method}")
-    values = dict(data=TINY_DATA, model_options={"base": 4, "depth": 2}, epochs=2, batch_size=8)
-    return dataclasses.replace(cfg, **{**values, **changes})
-
-
-@pytest.fixture(autouse=True)
-def _data_cache(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("TUTORIAL_DATA_DIR", str(tmp_path_factory.getbasetemp() / "data-cache"))
+    return tiny_config(method, data=TINY_DATA, **changes)
 
 
 def _pair(root):

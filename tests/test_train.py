@@ -8,44 +8,25 @@ import math
 
 import pytest
 import torch
+from tiny_runs import tiny_config as tiny
 
 from tutorial_lib import train as train_module
 from tutorial_lib.checkpoint import load_checkpoint
-from tutorial_lib.presets import DataConfig, get_preset
+from tutorial_lib.presets import get_preset
 from tutorial_lib.run_parts import LRSchedule
 from tutorial_lib.runlog import read_csv, read_metrics
 from tutorial_lib.train import NonFiniteLossError, evaluate, train
-
-TINY_DATA = DataConfig("toy-cardiac", size=32, n_patients=5, generator_seed=3)
-
-
-def tiny(method: str, **changes) -> object:
-    """A seconds-long run: 32x32 toy cardiac, 5 patients, a 2-level U-Net with 4 channels."""
-    cfg = get_preset(f"toy-cardiac-{method}")
-    values = dict(data=TINY_DATA, model_options={"base": 4, "depth": 2}, epochs=2, batch_size=8)
-    values.update(changes)
-    return dataclasses.replace(cfg, **values)
-
-
-@pytest.fixture(autouse=True)
-def _data_cache(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("TUTORIAL_DATA_DIR", str(tmp_path_factory.getbasetemp() / "data-cache"))
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """One tiny CE run and one tiny descriptors run, trained once for the module."""
     base = tmp_path_factory.mktemp("runs")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("TUTORIAL_DATA_DIR", str(tmp_path_factory.getbasetemp() / "data-cache"))
-    try:
-        out = {}
-        for method in ("ce", "descriptors"):
-            summary = train(tiny(method), out_dir=base / method, device="cpu", progress=False)
-            out[method] = (base / method, summary)
-        yield out
-    finally:
-        mp.undo()
+    out = {}
+    for method in ("ce", "descriptors"):
+        summary = train(tiny(method), out_dir=base / method, device="cpu", progress=False)
+        out[method] = (base / method, summary)
+    return out
 
 
 def test_run_directory_layout_and_summary(runs):

@@ -9,16 +9,17 @@ import sys
 
 import pytest
 import torch
+from tiny_runs import TINY_DATA as BASE_DATA
+from tiny_runs import tiny_config
 
 from tutorial_lib.checkpoint import load_checkpoint
-from tutorial_lib.presets import DataConfig, get_preset
 from tutorial_lib.run_parts import compile_network
 from tutorial_lib.runlog import read_json, read_metrics
 from tutorial_lib.train import evaluate, train
 
 # 16 training slices in batches of 8 and the 10 validation slices in one batch: one graph for the
 # training steps and one for validation (eval mode, no grad), no recompile for a short last batch.
-TINY_DATA = DataConfig("toy-cardiac", size=32, n_patients=5, generator_seed=3, max_train_slices=16)
+TINY_DATA = dataclasses.replace(BASE_DATA, max_train_slices=16)
 CXX = os.environ.get("CXX") or ("clang++" if sys.platform == "darwin" else "g++")
 needs_compiler = pytest.mark.skipif(
     shutil.which(CXX) is None,
@@ -27,33 +28,18 @@ needs_compiler = pytest.mark.skipif(
 
 
 def tiny(**changes):
-    cfg = get_preset("toy-cardiac-ce")
-    values = dict(data=TINY_DATA, model_options={"base": 4, "depth": 2}, epochs=1, batch_size=8)
-    values.update(changes)
-    return dataclasses.replace(cfg, **values)
-
-
-@pytest.fixture(autouse=True)
-def _data_cache(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("TUTORIAL_DATA_DIR", str(tmp_path_factory.getbasetemp() / "data-cache"))
+    return tiny_config("ce", data=TINY_DATA, **{"epochs": 1, **changes})
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """The same one-epoch run, eager and compiled (the compile takes most of this file's time)."""
     base = tmp_path_factory.mktemp("compile")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("TUTORIAL_DATA_DIR", str(tmp_path_factory.getbasetemp() / "data-cache"))
-    try:
-        out = {}
-        for name, compile in (("eager", False), ("compiled", True)):
-            summary = train(
-                tiny(), out_dir=base / name, device="cpu", progress=False, compile=compile
-            )
-            out[name] = (base / name, summary)
-        yield out
-    finally:
-        mp.undo()
+    out = {}
+    for name, compile in (("eager", False), ("compiled", True)):
+        summary = train(tiny(), out_dir=base / name, device="cpu", progress=False, compile=compile)
+        out[name] = (base / name, summary)
+    return out
 
 
 @needs_compiler

@@ -6,6 +6,7 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from tutorial_lib.commands.options import add_compile_option
     from tutorial_lib.reproduce import DATASETS
 
     parser.add_argument("--dataset", required=True, choices=DATASETS)
@@ -35,14 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="runs trained at once, each in its own process (default: 2 on CUDA and on a CPU "
         "with 2+ threads, else 1)",
     )
-    parser.add_argument(
-        "--compile",
-        nargs="?",
-        const=True,
-        default=False,
-        metavar="MODE",
-        help="train both runs through torch.compile (as train --compile [MODE])",
-    )
+    add_compile_option(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 

@@ -7,6 +7,7 @@ import dataclasses
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from tutorial_lib.commands.options import add_compile_option
     from tutorial_lib.presets import PRESETS
 
     parser.add_argument(
@@ -34,16 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--resume", action="store_true", help="continue the run in --out from its last checkpoint"
     )
-    parser.add_argument(
-        "--compile",
-        nargs="?",
-        const=True,
-        default=False,
-        metavar="MODE",
-        help="run the network through torch.compile to cut the per-kernel launch overhead on a "
-        "GPU (ENet); MODE: default, reduce-overhead (CUDA graphs), max-autotune; the first epoch "
-        "pays the compile time, on the CPU it needs a C++ compiler",
-    )
+    add_compile_option(parser)
     parser.add_argument(
         "--threads", type=int, default=None, help="CPU threads (default: all cores, at most 8)"
     )
