@@ -11,6 +11,9 @@
 #    with torch.compile (benchmarks/epoch_time.py), each extrapolated to 200 epochs.
 # Each step has its own time limit, so a slow or failing step does not hide the others. Results
 # (JSON per step and the whole log) go to RESULTS_DIR (default: gpu-results/).
+# The training path needs torch, numpy, scipy and tqdm. On an offline machine, point WHEELS at a
+# folder of wheels (`pip download scipy tqdm -d FOLDER` elsewhere) and the missing ones are
+# installed from it first.
 set -u
 out="${1:-gpu-results}"
 mkdir -p "$out"
@@ -26,6 +29,12 @@ step() {  # step NAME SECONDS COMMAND...
     echo "=== $name: exit ${PIPESTATUS[0]}" | tee -a "$log"
 }
 
+if [ -n "${WHEELS:-}" ]; then
+    for module in scipy tqdm numpy; do
+        "$py" -c "import $module" 2>/dev/null ||
+            "$py" -m pip install -q --no-index --find-links "$WHEELS" "$module" 2>&1 | tee -a "$log"
+    done
+fi
 step environment 30 "$py" -c "
 import importlib, torch
 print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name(0))
