@@ -306,7 +306,13 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
-    device = torch.device(args.device)
+    from tutorial_lib.device import get_device
+
+    try:
+        device = get_device(args.device)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     name = (
         torch.cuda.get_device_name(device)
         if device.type == "cuda"
