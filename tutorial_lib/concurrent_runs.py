@@ -163,11 +163,17 @@ def _train_at_once(runs, roots, device, jobs, progress, train_options) -> dict[s
     running: dict[str, Any] = {}
     dead_since: dict[str, float] = {}
     seconds: dict[str, float] = {}
-    bars = {
+    bars = {  # a resumed run's bar starts at the epochs already done
         name: tqdm(
-            total=cfg.epochs, desc=name, position=i, disable=not progress, unit="epoch", leave=True
+            total=cfg.epochs,
+            initial=_metrics_rows(Path(out_dir)),
+            desc=name,
+            position=i,
+            disable=not progress,
+            unit="epoch",
+            leave=True,
         )
-        for i, (name, (cfg, _)) in enumerate(runs.items())
+        for i, (name, (cfg, out_dir)) in enumerate(runs.items())
     }
     try:
         while waiting or running:
@@ -190,7 +196,9 @@ def _train_at_once(runs, roots, device, jobs, progress, train_options) -> dict[s
                     raise value
                 seconds[name] = value
             for name, bar in bars.items():
-                bar.update(_metrics_rows(Path(runs[name][1])) - bar.n)
+                done = _metrics_rows(Path(runs[name][1]))
+                if done > bar.n:
+                    bar.update(done - bar.n)
     finally:
         for process in running.values():  # a failure (or Ctrl-C) stops the runs still going
             process.terminate()
