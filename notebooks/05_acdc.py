@@ -57,7 +57,7 @@ from tutorial_lib.device import get_device, set_cpu_threads
 from tutorial_lib.losses import DescriptorTerm, ShapeDescriptorLoss
 from tutorial_lib.penalties import log_barrier_extension
 from tutorial_lib.presets import config_to_dict, get_preset
-from tutorial_lib.reproduce import dataset_or_stand_in, run_configs
+from tutorial_lib.reproduce import compare_runs, dataset_or_stand_in, format_table, run_configs
 from tutorial_lib.run_parts import LRSchedule
 from tutorial_lib.runlog import config_run_dir, read_json, read_metrics, runs_root
 from tutorial_lib.widgets import make_shape
@@ -258,16 +258,9 @@ seconds = train_runs(
 
 # %%
 tests = {m: read_json(config_run_dir(c, RUNS) / "test.json") for m, c in configs.items()}
-CLASSES = tests["ce"]["classes"]
-columns = [*CLASSES[1:], "mean"]
-print(f"{'':12s}{'':9s}" + "".join(f"{c:>12s}" for c in columns))
-for method, test in tests.items():
-    print(
-        f"{method:12s}{'DSC 3-D':9s}" + "".join(f"{test['test_dsc3d'][c]:12.3f}" for c in columns)
-    )
-    print(f"{'':12s}{'HD95 mm':9s}" + "".join(f"{test['test_hd95'][c]:12.2f}" for c in columns))
-ratio = tests["descriptors"]["test_dsc3d"]["mean"] / tests["ce"]["test_dsc3d"]["mean"]
-print(f"descriptors / CE, mean test 3-D DSC: {ratio:.2f}")
+comparison = compare_runs(DATASET, configs, tests, seconds, fast=FAST, seed=SEED)
+print(format_table(comparison))  # the table `reproduce` prints
+CLASSES, ratio = comparison["classes"], comparison["ratio_dsc3d_mean"]
 assert all(tests[m]["test_dsc3d"]["mean"] > 0 for m in tests)
 if not USE_REAL:
     assert ratio > 0.75  # on the toy data, descriptors come close to full masks

@@ -29,24 +29,9 @@ def tiny_presets(monkeypatch, tmp_path_factory):
 
 def test_reproduce_command_writes_summary_and_figures(tiny_presets, tmp_path, capsys):
     out = tmp_path / "rep"
-    rc = main(
-        [
-            "reproduce",
-            "--dataset",
-            "toy-cardiac",
-            "--fast",
-            "--seed",
-            "2",
-            "--out",
-            str(out),
-            "--quiet",
-            "--threads",
-            "1",
-            "--jobs",
-            "2",
-        ]
-    )
-    assert rc == 0
+    argv = ["reproduce", "--dataset", "toy-cardiac", "--fast", "--seed", "2", "--out", str(out)]
+    argv += ["--quiet", "--threads", "1"]
+    assert main([*argv, "--jobs", "2"]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["dataset"] == "toy-cardiac" and summary["seed"] == 2 and summary["fast"] is True
     assert summary["jobs"] == 2  # the two runs trained at once, in two processes
@@ -75,24 +60,7 @@ def test_reproduce_command_writes_summary_and_figures(tiny_presets, tmp_path, ca
 
     # a restarted reproduce reuses the finished runs (nothing retrained)
     before = (out / "ce" / "metrics.csv").read_text()
-    assert (
-        main(
-            [
-                "reproduce",
-                "--dataset",
-                "toy-cardiac",
-                "--fast",
-                "--seed",
-                "2",
-                "--out",
-                str(out),
-                "--quiet",
-                "--threads",
-                "1",
-            ]
-        )
-        == 0
-    )
+    assert main(argv) == 0
     assert (out / "ce" / "metrics.csv").read_text() == before
 
 

@@ -38,6 +38,7 @@ __all__ = [
     "reproduce",
     "format_table",
     "run_configs",
+    "compare_runs",
     "dataset_or_stand_in",
 ]
 
@@ -177,34 +178,50 @@ def reproduce(
         progress=progress,
         train_options=train_options,
     )
-    tests, methods = {}, {}
-    for method, cfg in configs.items():
-        tests[method] = read_json(runs[method] / "test.json")
-        methods[method] = {
+    tests = {method: read_json(runs[method] / "test.json") for method in configs}
+    summary = compare_runs(dataset, configs, tests, seconds, fast=fast, seed=seed)
+    summary["figures"] = _figures(out, runs, tests, summary["classes"], device)
+    summary["seconds"] = time.perf_counter() - started
+    summary["jobs"] = jobs
+    write_json(out / "summary.json", summary)
+    return summary
+
+
+def compare_runs(
+    dataset: str,
+    configs: dict[str, Any],
+    tests: dict[str, dict],
+    seconds: dict[str, float],
+    *,
+    fast: bool,
+    seed: int,
+) -> dict[str, Any]:
+    """The comparison part of `summary.json` (see the module docstring) from finished runs.
+
+    `configs`, `tests` (each run's `test.json`) and `seconds` are keyed by method ("ce",
+    "descriptors"); `format_table` prints the result.
+    """
+    methods = {
+        method: {
             "test_dsc3d": tests[method]["test_dsc3d"],
             "test_hd95": tests[method]["test_hd95"],
             "seconds": seconds[method],
             "best_epoch": tests[method]["best_epoch"],
             "epochs": cfg.epochs,
         }
-    classes = list(tests["ce"]["classes"])
-    figures = _figures(out, runs, tests, classes, device)
+        for method, cfg in configs.items()
+    }
     ce_mean = methods["ce"]["test_dsc3d"]["mean"]
-    summary = {
+    return {
         "dataset": dataset,
-        "classes": classes,
+        "classes": list(tests["ce"]["classes"]),
         "fast": fast,
         "seed": seed,
         "methods": methods,
         "ratio_dsc3d_mean": methods["descriptors"]["test_dsc3d"]["mean"] / ce_mean
         if ce_mean > 0
         else None,
-        "figures": figures,
-        "seconds": time.perf_counter() - started,
-        "jobs": jobs,
     }
-    write_json(out / "summary.json", summary)
-    return summary
 
 
 def format_table(summary: dict[str, Any]) -> str:
