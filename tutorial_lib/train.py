@@ -293,8 +293,9 @@ def _setup(
     device: torch.device,
     class_names: list[str],
     labels: torch.Tensor,
-    compile: bool | str = False,
+    compile_as: str | None = None,
 ) -> _Run:
+    """The run's parts; `compile_as` is a torch.compile mode (see `compile_mode`), None = eager."""
     from tutorial_lib.penalties import MultiplyT
 
     torch.manual_seed(config.seed)
@@ -325,7 +326,7 @@ def _setup(
         config=config,
         device=device,
         model=model,
-        net=compile_network(model, mode) if (mode := compile_mode(compile)) else model,
+        net=compile_network(model, compile_as) if compile_as else model,
         optimizer=optimizer,
         lr_schedule=LRSchedule(config.lr_schedule, config.lr),
         t_schedule=MultiplyT(t0=config.t0, factor=config.t_factor, max_t=config.t_max),
@@ -434,7 +435,7 @@ def train(
         images, labels = images.pin_memory(), labels.pin_memory()
     # in-plane mm per pixel, only when a term is in physical units (anatomical priors in mm)
     spacing = train_set.spacing[:, 1:] if any(t.physical for t in config.terms) else None
-    run = _setup(config, device, list(train_set.class_names), labels, compile)
+    run = _setup(config, device, list(train_set.class_names), labels, mode)
     if state is not None:
         run.load(state)
     write_json(out / "config.json", config_to_dict(config))
