@@ -306,18 +306,14 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
-    from tutorial_lib.device import get_device
+    from tutorial_lib.device import describe_device, get_device
 
     try:
         device = get_device(args.device)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    name = (
-        torch.cuda.get_device_name(device)
-        if device.type == "cuda"
-        else f"CPU, {args.threads} thread(s)"
-    )
+    name = describe_device(device)
     print(f"device: {name}; torch {torch.__version__}")
     reps = (2, 1) if args.quick else (10, 2)
     failed = False

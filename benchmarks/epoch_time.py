@@ -80,7 +80,7 @@ def main() -> int:
     args = parser.parse_args()
 
     from tutorial_lib.concurrent_runs import default_jobs, train_runs
-    from tutorial_lib.device import get_device, set_cpu_threads
+    from tutorial_lib.device import describe_device, get_device, set_cpu_threads
     from tutorial_lib.presets import get_preset
     from tutorial_lib.runlog import read_metrics
 
@@ -90,11 +90,7 @@ def main() -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    name = (
-        torch.cuda.get_device_name(device)
-        if device.type == "cuda"
-        else f"{device.type} ({torch.get_num_threads()} threads)"
-    )
+    name = describe_device(device)
     results: dict[str, object] = {"device": name, "torch": torch.__version__, **vars(args)}
     with tempfile.TemporaryDirectory(prefix="epoch_time_") as tmp:
         tmp = Path(tmp)

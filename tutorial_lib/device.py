@@ -46,3 +46,10 @@ def set_cpu_threads(n: int | None = None) -> int:
         raise ValueError(f"threads: expected a positive number of CPU threads, got {n}")
     torch.set_num_threads(n)
     return n
+
+
+def describe_device(device: torch.device) -> str:
+    """A name for reports: the GPU's model on CUDA, else the device type and the CPU threads."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{device.type} ({torch.get_num_threads()} threads)"
