@@ -49,13 +49,14 @@ import torch
 
 from tutorial_lib import plots
 from tutorial_lib.bounds import labels_to_onehot
+from tutorial_lib.config import config_to_dict
 from tutorial_lib.data.datasets import load_split
 from tutorial_lib.device import get_device, set_cpu_threads
 from tutorial_lib.evaluation import predict_run
 from tutorial_lib.losses import ShapeDescriptorLoss, cross_entropy_loss
 from tutorial_lib.metrics import dice_3d_per_volume, mean_dice
 from tutorial_lib.models import build_model
-from tutorial_lib.presets import config_to_dict, get_preset
+from tutorial_lib.presets import get_preset
 from tutorial_lib.run_parts import build_loss, resolve_data_root
 from tutorial_lib.runlog import config_run_dir, read_metrics, runs_root
 from tutorial_lib.train import train

@@ -50,12 +50,13 @@ import torch
 
 from tutorial_lib import plots
 from tutorial_lib.concurrent_runs import train_runs
+from tutorial_lib.config import config_to_dict
 from tutorial_lib.data.datasets import load_split
 from tutorial_lib.data.fetch import SOURCES, data_dir
 from tutorial_lib.data.prepare import resize_slices
 from tutorial_lib.device import get_device, set_cpu_threads
 from tutorial_lib.models import build_model, count_parameters
-from tutorial_lib.presets import config_to_dict, get_preset
+from tutorial_lib.presets import get_preset
 from tutorial_lib.reproduce import compare_runs, dataset_or_stand_in, format_table, run_configs
 from tutorial_lib.run_parts import resolve_data_root
 from tutorial_lib.runlog import config_run_dir, read_json, read_metrics, runs_root

@@ -9,6 +9,7 @@ import pytest
 
 from tutorial_lib import presets
 from tutorial_lib.cli import main
+from tutorial_lib.config import DataConfig
 from tutorial_lib.errors import NonFiniteLossError, RunFailedError
 from tutorial_lib.reproduce import format_table, run_configs
 
@@ -17,7 +18,7 @@ from tutorial_lib.reproduce import format_table, run_configs
 def tiny_presets(monkeypatch, tmp_path_factory):
     """Shrink the toy-cardiac presets to seconds-long runs (32x32, 5 patients, 2 epochs)."""
     monkeypatch.setenv("TUTORIAL_DATA_DIR", str(tmp_path_factory.getbasetemp() / "data-cache"))
-    data = presets.DataConfig("toy-cardiac", size=32, n_patients=5, generator_seed=0)
+    data = DataConfig("toy-cardiac", size=32, n_patients=5, generator_seed=0)
     for method in ("ce", "descriptors"):
         name = f"toy-cardiac-{method}"
         small = dataclasses.replace(

@@ -190,8 +190,8 @@ def test_init_bias_from_sizes_sets_centred_log_proportions():
 
 def test_anatomical_priors_train_with_constant_bounds_in_mm(tmp_path):
     """Constant per-class bounds in mm (no per-image value at all) go through train() and resume."""
+    from tutorial_lib.config import config_from_dict, config_to_dict
     from tutorial_lib.losses import DescriptorTerm
-    from tutorial_lib.presets import config_from_dict, config_to_dict
 
     priors = (
         # size of RV, myocardium, LV in mm^2: wide population bounds

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from tutorial_lib.presets import DataConfig, TrainConfig, get_preset
+from tutorial_lib.config import DataConfig, TrainConfig
+from tutorial_lib.presets import get_preset
 
 TINY_DATA = DataConfig("toy-cardiac", size=32, n_patients=5, generator_seed=3)
 

@@ -26,8 +26,8 @@ from typing import Any
 
 import torch
 
+from tutorial_lib.config import TrainConfig
 from tutorial_lib.errors import RunFailedError
-from tutorial_lib.presets import TrainConfig
 
 __all__ = ["train_runs", "default_jobs", "RunFailedError"]
 

@@ -21,9 +21,9 @@ import torch
 from torch import nn
 
 from tutorial_lib.checkpoint import load_checkpoint
+from tutorial_lib.config import TrainConfig, config_from_dict
 from tutorial_lib.device import get_device
 from tutorial_lib.metrics import dice_counts, dice_from_counts, hd95
-from tutorial_lib.presets import TrainConfig, config_from_dict
 from tutorial_lib.runlog import read_json, write_json
 
 __all__ = [

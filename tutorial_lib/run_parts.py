@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from tutorial_lib.presets import TrainConfig
+from tutorial_lib.config import TrainConfig
 
 __all__ = [
     "LRSchedule",

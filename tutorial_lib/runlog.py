@@ -125,7 +125,7 @@ def config_run_dir(config: Any, root: str | os.PathLike | None = None) -> Path:
     import dataclasses
     import hashlib
 
-    from tutorial_lib.presets import config_to_dict
+    from tutorial_lib.config import config_to_dict
 
     key = json.dumps(config_to_dict(dataclasses.replace(config, epochs=1)), sort_keys=True)
     digest = hashlib.sha1(key.encode()).hexdigest()[:8]

@@ -49,6 +49,7 @@ import torch
 from torch import nn
 
 from tutorial_lib.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
+from tutorial_lib.config import TrainConfig, config_from_dict, config_to_dict
 from tutorial_lib.device import get_device
 from tutorial_lib.errors import NonFiniteLossError
 from tutorial_lib.evaluation import (
@@ -60,7 +61,6 @@ from tutorial_lib.evaluation import (
 )
 from tutorial_lib.losses import cross_entropy_loss
 from tutorial_lib.metrics import dice_counts, dice_from_counts
-from tutorial_lib.presets import TrainConfig, config_from_dict, config_to_dict
 from tutorial_lib.run_parts import (
     LRSchedule,
     amp_dtype,
