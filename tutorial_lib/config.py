@@ -13,7 +13,7 @@ import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from tutorial_lib.bounds import EMPTY_POLICIES
 from tutorial_lib.data.synthetic import default_split_sizes
@@ -44,7 +44,7 @@ DATASETS = ("toy-cardiac", "toy-prostate", "acdc", "promise12")
 # --------------------------------------------------------------------------- field checks
 
 
-def _fail(name: str, expected: str, got: Any) -> None:
+def _fail(name: str, expected: str, got: Any) -> NoReturn:
     raise ValueError(f"{name}: expected {expected}, got {got!r}")
 
 
