@@ -38,8 +38,11 @@ def test_output_is_logits_of_input_size(name, k, side):
 @pytest.mark.parametrize(("name", "k", "side"), CASES)
 def test_indivisible_size_is_a_clear_error(name, k, side):
     model = _model(name, k)
+    cls = type(model).__name__
     with pytest.raises(
-        ValueError, match=rf"divisible by its total stride {model.stride}.*H={side + 2}"
+        ValueError,
+        match=rf"^x: expected H and W divisible by {cls}'s total stride {model.stride}, "
+        rf"got H={side + 2}, W={side}$",
     ):
         model(torch.randn(1, 1, side + 2, side))
 
@@ -47,9 +50,15 @@ def test_indivisible_size_is_a_clear_error(name, k, side):
 @pytest.mark.parametrize(("name", "k", "side"), CASES)
 def test_wrong_channels_or_rank_is_a_clear_error(name, k, side):
     model = _model(name, k)
-    with pytest.raises(ValueError, match="expects 1 input channel.*got 3"):
+    cls = type(model).__name__
+    with pytest.raises(
+        ValueError, match=rf"^x: expected 1 input channel\(s\) for {cls}, got 3 \(shape \(1, 3, "
+    ):
         model(torch.randn(1, 3, side, side))
-    with pytest.raises(ValueError, match=r"4-D input \(B, C, H, W\); got 3"):
+    with pytest.raises(
+        ValueError,
+        match=rf"^x: expected a 4-D input \(B, C, H, W\) for {cls}, got 3 dimensions, shape \(1, ",
+    ):
         model(torch.randn(1, side, side))
 
 
@@ -101,10 +110,18 @@ def test_unknown_model_and_bad_options_name_the_choices():
         build_model("nope", 1, 2)
     with pytest.raises(ValueError, match="n_classes must be >= 1.*n_classes=0"):
         build_model("small_unet", 1, 0)
-    with pytest.raises(ValueError, match="norm must be one of.*'layer'"):
+    with pytest.raises(ValueError, match="^norm: expected one of .*, got 'layer'"):
         build_model("small_unet", 1, 2, norm="layer")
-    with pytest.raises(ValueError, match="in_channels < 16; got 16"):
+    with pytest.raises(
+        ValueError, match="^in_channels: expected 1 <= in_channels < 16 for ENet, got 16"
+    ):
         build_model("enet", 16, 2)
+    with pytest.raises(ValueError, match="^depth: expected an integer >= 1, got 0$"):
+        build_model("small_unet", 1, 2, depth=0)
+    with pytest.raises(ValueError, match="^base: expected an integer >= 1, got 0$"):
+        build_model("small_unet", 1, 2, base=0)
+    with pytest.raises(ValueError, match="^base, depth: expected both >= 1, got base=32, depth=0$"):
+        build_model("residual_unet", 1, 2, depth=0)
     assert set(MODELS) == {"enet", "residual_unet", "small_unet"}
 
 

@@ -16,10 +16,13 @@ def get_device(preferred: str | None = None) -> torch.device:
     if choice:
         device = torch.device(choice)
         if device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"device {choice!r} was asked for, but CUDA is not available here")
+            raise ValueError(
+                f"device: expected CUDA to be available, got {choice!r} on a machine without CUDA"
+            )
         if device.type == "mps" and not torch.backends.mps.is_available():
             raise ValueError(
-                f"device {choice!r} was asked for, but Apple MPS is not available here"
+                "device: expected Apple MPS to be available, "
+                f"got {choice!r} on a machine without MPS"
             )
         return device
     if torch.cuda.is_available():

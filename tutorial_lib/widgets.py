@@ -66,7 +66,8 @@ def make_shape(
         raise ValueError(f"kind: expected one of {SHAPES}, got {kind!r}")
     if softness < 0 or radius <= 0:
         raise ValueError(
-            f"softness must be >= 0 and radius > 0; got softness={softness}, radius={radius}"
+            "softness, radius: expected softness >= 0 and radius > 0, "
+            f"got softness={softness}, radius={radius}"
         )
     h, w = (size, size) if isinstance(size, int) else size
     cr, cc = ((h - 1) / 2, (w - 1) / 2) if centre is None else centre
@@ -101,7 +102,7 @@ def make_shape(
 
 def _batch(m: Tensor) -> Tensor:
     if m.ndim != 2:
-        raise ValueError(f"expected one 2-D map (H, W), got shape {tuple(m.shape)}")
+        raise ValueError(f"m: expected one 2-D map (H, W), got shape {tuple(m.shape)}")
     return m[None, None]
 
 

@@ -64,7 +64,7 @@ class Bottleneck(nn.Module):
         elif kind == "dilated":
             middle = conv_bn_prelu(mid, mid, 3, padding=dilation, dilation=dilation)
         else:
-            raise ValueError(f"kind must be 'regular', 'asym' or 'dilated'; got {kind!r}")
+            raise ValueError(f"kind: expected 'regular', 'asym' or 'dilated', got {kind!r}")
         self.branch = nn.Sequential(
             conv_bn_prelu(c_in, mid, 1), middle, conv_bn_prelu(mid, c_out, 1), nn.Dropout(dropout)
         )
@@ -154,7 +154,9 @@ class ENet(nn.Module):
     def __init__(self, in_channels: int, n_classes: int, *, base: int = 16) -> None:
         super().__init__()
         if not 1 <= in_channels < base:
-            raise ValueError(f"ENet needs 1 <= in_channels < {base}; got {in_channels}")
+            raise ValueError(
+                f"in_channels: expected 1 <= in_channels < {base} for ENet, got {in_channels}"
+            )
         self.in_channels = in_channels
         self.initial_conv = nn.Conv2d(in_channels, base - in_channels, 3, stride=2, padding=1)
         self.down1 = DownBottleneck(base, 4 * base)

@@ -57,7 +57,7 @@ class ResidualUNet(nn.Module):
     def __init__(self, in_channels: int, n_classes: int, *, base: int = 32, depth: int = 4) -> None:
         super().__init__()
         if depth < 1 or base < 1:
-            raise ValueError(f"base and depth must be >= 1; got base={base}, depth={depth}")
+            raise ValueError(f"base, depth: expected both >= 1, got base={base}, depth={depth}")
         self.in_channels = in_channels
         self.stride = 2**depth
         widths = [base * 2**i for i in range(depth + 1)]  # last one: the bridge

@@ -52,11 +52,11 @@ class SmallUNet(nn.Module):
     ) -> None:
         super().__init__()
         if depth < 1:
-            raise ValueError(f"depth must be >= 1; got {depth}")
+            raise ValueError(f"depth: expected an integer >= 1, got {depth}")
         if base < 1:
-            raise ValueError(f"base must be >= 1; got {base}")
+            raise ValueError(f"base: expected an integer >= 1, got {base}")
         if norm not in NORMS:
-            raise ValueError(f"norm must be one of {NORMS}; got {norm!r}")
+            raise ValueError(f"norm: expected one of {NORMS}, got {norm!r}")
         self.in_channels = in_channels
         self.stride = 2 ** (depth - 1)
         widths = [base * 2**i for i in range(depth)]

@@ -48,7 +48,9 @@ def _map2d(x, name: str = "map") -> np.ndarray:
     a = _np(x)
     a = np.squeeze(a)
     if a.ndim != 2:
-        raise ValueError(f"{name} must be one 2-D map (H, W) after squeezing; got shape {a.shape}")
+        raise ValueError(
+            f"{name}: expected one 2-D map (H, W) after squeezing, got shape {a.shape}"
+        )
     return a
 
 
@@ -282,7 +284,7 @@ def plot_shift_differences(mask, *, neighbourhood: int = 8) -> Figure:
     for the 8-neighbourhood, both diagonals), each titled with its sum.
     """
     if neighbourhood not in (4, 8):
-        raise ValueError(f"neighbourhood must be 4 or 8; got {neighbourhood!r}")
+        raise ValueError(f"neighbourhood: expected 4 or 8, got {neighbourhood!r}")
     m = _map2d(mask, "mask")
     offsets = {"vertical (1, 0)": (1, 0), "horizontal (0, 1)": (0, 1)}
     if neighbourhood == 8:

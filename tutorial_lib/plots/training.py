@@ -232,7 +232,7 @@ def plot_constraint_violations(
                     terms.append(name)
     if not terms:
         raise ValueError(
-            f"histories: expected columns c_<term>{suffix} (descriptor runs), found none"
+            f"histories: expected columns c_<term>{suffix} (descriptor runs), got none"
         )
     fig = Figure(figsize=(3.0 * len(terms), 3.0), layout="constrained")
     axes = fig.subplots(1, len(terms), squeeze=False)[0]
