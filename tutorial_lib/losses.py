@@ -236,11 +236,11 @@ def shape_descriptor_loss(
             t,
             terms,
             cache[key],
-            spacing,
-            penalty,
-            normalisation,
-            empty_policy,
-            collect_stats,
+            spacing=spacing,
+            penalty=penalty,
+            normalisation=normalisation,
+            empty_policy=empty_policy,
+            collect_stats=collect_stats,
         )
 
 
@@ -250,6 +250,7 @@ def _loss(
     t: float | Tensor,
     terms: list[DescriptorTerm],
     tables: LossTables,
+    *,
     spacing: SpacingLike,
     penalty: str,
     normalisation: str,
