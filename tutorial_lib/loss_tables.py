@@ -1,26 +1,35 @@
 """The shape-descriptor loss's per-column layout: ``LossTables``, built once from the terms.
 
 The loss lays every constraint out as one column per (term, class, descriptor value), so all the
-terms are computed at once: descriptor values and bounds are (B, columns) tensors, and the stats
-per term come from one matrix product over the columns (``term_stats``).
+terms are computed at once: descriptor values (``column_values``) and bounds (``target_bounds``)
+are (B, columns) tensors, and the stats per term come from one matrix product over the columns
+(``term_stats``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
-from tutorial_lib.bounds import BoundRules, ColumnRule, bound_rules, constant_table
-from tutorial_lib.descriptors import DESCRIPTORS
+from tutorial_lib.bounds import BoundRules, ColumnRule, bound_rules, column_bounds, constant_table
+from tutorial_lib.descriptors import DESCRIPTORS, Geometry, SpacingLike
 
 if TYPE_CHECKING:  # for the annotations only: losses imports this module
     from tutorial_lib.losses import DescriptorTerm
 
-__all__ = ["LossTables", "term_labels", "term_stats"]
+__all__ = [
+    "LossTables",
+    "column_values",
+    "geometries",
+    "target_bounds",
+    "term_labels",
+    "term_stats",
+]
 
 
 @dataclass(frozen=True)
@@ -121,6 +130,46 @@ def term_labels(terms: Sequence[DescriptorTerm]) -> list[str]:
             label += "'"
         labels.append(label)
     return labels
+
+
+def geometries(x: Tensor, spacing: SpacingLike) -> Callable[[bool], Geometry]:
+    """``physical -> Geometry`` of ``x`` (with the spacing or without), each made once."""
+    return functools.cache(lambda physical: Geometry(x, spacing if physical else None))
+
+
+def column_values(
+    geometry: Callable[[bool], Geometry],
+    terms: Sequence[DescriptorTerm],
+    tables: LossTables,
+    skip_constant: bool = False,
+) -> Tensor:
+    """Every term's descriptor values on its classes, (B, columns); zeros for skipped terms."""
+    values = []
+    for term, select, width in zip(terms, tables.selectors, tables.widths, strict=True):
+        if skip_constant and term.is_constant:
+            x = geometry(False).p
+            values.append(x.new_zeros(x.shape[0], width))
+            continue
+        out = DESCRIPTORS[term.descriptor].compute(geometry(term.physical), **term.options)
+        out = out[:, select] if isinstance(select, slice) else out.index_select(1, select)
+        values.append(out.flatten(1))
+    return torch.cat(values, dim=1)
+
+
+def target_bounds(
+    truth: Callable[[bool], Geometry],
+    f: Tensor,
+    terms: Sequence[DescriptorTerm],
+    tables: LossTables,
+    empty_policy: str,
+) -> Tensor:
+    """Bounds (B, columns, 2) from the ground truth's geometry, with the empty-class policy."""
+    present = (truth(False).mass()[..., 0] > 0).index_select(1, tables.cls)
+    if tables.rules.all_constant:
+        values = torch.zeros_like(f)
+    else:
+        values = column_values(truth, terms, tables, skip_constant=True)
+    return column_bounds(tables.rules, values, present, empty_policy)
 
 
 def term_stats(

@@ -8,14 +8,17 @@ a penalty (``"log_barrier"`` or ``"quadratic"``), a normalisation and an empty-c
 with ``z = f - upper`` and ``z = lower - f``; ``norm = H * W`` (``"paper"``: a sum over the batch,
 divided by the number of pixels) or ``B * H * W`` (``"batch_mean"``: the same per-image scale for
 every batch size). Bounds are computed inside ``forward`` from the (augmented) target, or are
-constant per class (anatomical priors). See ``paper_terms`` for the authors' settings.
+constant per class (anatomical priors), by ``tutorial_lib.bounds``. See ``paper_terms`` for the
+authors' settings.
+
+``shape_descriptor_loss`` is the loss as a function; ``ShapeDescriptorLoss`` is a thin module over
+it that keeps the settings and the per-column tables (``tutorial_lib.loss_tables``).
 """
 
 from __future__ import annotations
 
-import functools
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,18 +31,22 @@ from tutorial_lib.bounds import (
     check_margin,
     check_mode,
     check_policy,
-    column_bounds,
     constant_table,
     labels_to_onehot,
 )
 from tutorial_lib.descriptors import (
-    DESCRIPTORS,
-    Geometry,
     SpacingLike,
     check_descriptor_name,
     check_probs,
 )
-from tutorial_lib.loss_tables import LossTables, term_labels, term_stats
+from tutorial_lib.loss_tables import (
+    LossTables,
+    column_values,
+    geometries,
+    target_bounds,
+    term_labels,
+    term_stats,
+)
 from tutorial_lib.penalties import PENALTIES, check_penalty_name
 
 __all__ = [
@@ -259,13 +266,13 @@ def _loss(
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """All terms at once: descriptor values and bounds are laid out as (B, columns)."""
     B, K, *spatial = p.shape
-    f = _term_values(_geometries(p, spacing), terms, tables)
+    f = column_values(geometries(p, spacing), terms, tables)
     with torch.no_grad():
         if target is None:  # constant bounds only
             bounds = tables.rules.table.expand(*f.shape, 2)
         else:
-            truth = _geometries(labels_to_onehot(target, K, p.dtype), spacing)
-            bounds = _target_bounds(truth, f, terms, tables, empty_policy)  # (B, columns, 2)
+            truth = geometries(labels_to_onehot(target, K, p.dtype), spacing)
+            bounds = target_bounds(truth, f, terms, tables, empty_policy)  # (B, columns, 2)
         # a side bounded by ±inf is free: masked out (only possible with some settings)
         active = torch.isfinite(bounds) if tables.rules.may_be_free(empty_policy) else None
     z = (f[..., None] - bounds) * tables.sign  # [lower - f, f - upper]
@@ -280,46 +287,6 @@ def _loss(
     if not collect_stats:
         return total, {}
     return total, term_stats(tables, per_column.detach(), z.detach(), active, total.detach())
-
-
-def _geometries(x: Tensor, spacing: SpacingLike) -> Callable[[bool], Geometry]:
-    """``physical -> Geometry`` of ``x`` (with the spacing or without), each made once."""
-    return functools.cache(lambda physical: Geometry(x, spacing if physical else None))
-
-
-def _term_values(
-    geometry: Callable[[bool], Geometry],
-    terms: list[DescriptorTerm],
-    tables: LossTables,
-    skip_constant: bool = False,
-) -> Tensor:
-    """Every term's descriptor values on its classes, (B, columns); zeros for skipped terms."""
-    values = []
-    for term, select, width in zip(terms, tables.selectors, tables.widths, strict=True):
-        if skip_constant and term.is_constant:
-            x = geometry(False).p
-            values.append(x.new_zeros(x.shape[0], width))
-            continue
-        out = DESCRIPTORS[term.descriptor].compute(geometry(term.physical), **term.options)
-        out = out[:, select] if isinstance(select, slice) else out.index_select(1, select)
-        values.append(out.flatten(1))
-    return torch.cat(values, dim=1)
-
-
-def _target_bounds(
-    truth: Callable[[bool], Geometry],
-    f: Tensor,
-    terms: list[DescriptorTerm],
-    tables: LossTables,
-    empty_policy: str,
-) -> Tensor:
-    """Bounds (B, columns, 2) from the ground truth's geometry, with the empty-class policy."""
-    present = (truth(False).mass()[..., 0] > 0).index_select(1, tables.cls)
-    if tables.rules.all_constant:
-        values = torch.zeros_like(f)
-    else:
-        values = _term_values(truth, terms, tables, skip_constant=True)
-    return column_bounds(tables.rules, values, present, empty_policy)
 
 
 # ----------------------------------------------------------------------------------------------
