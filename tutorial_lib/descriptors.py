@@ -273,7 +273,7 @@ class Descriptor:
     signed: bool = False
     options: tuple[str, ...] = ()
 
-    def check_options(self, n_axes: int, options: Mapping[str, object]) -> None:
+    def check_options(self, n_axes: int, options: Mapping[str, int | None]) -> None:
         """Raise ValueError unless every option is one this descriptor takes, with a valid value."""
         unknown = sorted(set(options) - set(self.options))
         if unknown:
@@ -282,7 +282,7 @@ class Descriptor:
                 f"got {unknown}"
             )
         if "connectivity" in self.options:
-            check_connectivity(n_axes, options.get("connectivity"))  # type: ignore[arg-type]
+            check_connectivity(n_axes, options.get("connectivity"))
 
     def __call__(self, p: Tensor, *, spacing: SpacingLike = None, **options) -> Tensor:
         check_probs(p)
