@@ -7,12 +7,12 @@ What is timed (forward + backward, best of several runs):
   (margin 10, percentage) on every class, log-barrier extension, t = 5. Its bounds are computed
   *inside* the call from the integer labels (one-hot, four descriptors of the ground truth): more work
   than the reference does in the timed region.
-- reference: the authors' formulation, re-implemented below from docs/method.md:
-  coordinate grids and einsum-style sums in float32, the length as ``x^T L x`` with a sparse float64
-  Laplacian in a Python loop over batch and class, the log barrier evaluated everywhere with NaNs
-  zeroed, bounds (the authors' PreciseBounds) precomputed outside the timed region as in their
-  data loader. The penalty is vectorised here (their loop over elements would be slower still), so
-  the ratio is conservative.
+- reference: the authors' formulation as the tests' oracle ``tests/authors_reference.py``
+  re-implements it from docs/method.md: coordinate grids and einsum-style sums in float32, the
+  length as ``x^T L x`` with a sparse float64 Laplacian in a Python loop over batch and class, the
+  log barrier evaluated everywhere with NaNs zeroed, bounds (the authors' PreciseBounds)
+  precomputed outside the timed region as in their data loader. The penalty is vectorised there
+  (their loop over elements would be slower still), so the ratio is conservative.
 
 Agreement: both losses are float32 sums of ~B*K*6*2 barrier terms over descriptors that sum 65k
 pixels. float32 summation of N terms carries a relative error of order sqrt(N)*6e-8 (pairwise
@@ -29,7 +29,6 @@ ours, so the 3-D ratio is like for like.
 from __future__ import annotations
 
 import argparse
-import itertools
 import math
 import os
 import sys
@@ -39,7 +38,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+from authors_reference import ref_loss_from_bounds, ref_term_bounds  # noqa: E402
 
 from tutorial_lib.losses import DescriptorTerm, ShapeDescriptorLoss  # noqa: E402
 
@@ -51,119 +53,6 @@ TERMS = [  # (descriptor, margin, mode): the paper's settings, weight 1e-2 each
 ]
 WEIGHT = 1e-2
 T = 5.0
-EPS = 1e-10
-
-
-# ----------------------------------------------------------------------------------------------
-# The authors' formulation (re-implemented for comparison; N-D with the same recipe)
-# ----------------------------------------------------------------------------------------------
-_LAPLACIANS: dict = {}
-
-
-def ref_laplacian(shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
-    """Sparse float64 Laplacian of the 8- (2-D) or 26- (3-D) neighbour grid graph."""
-    key = (shape, str(device))
-    if key not in _LAPLACIANS:
-        n = math.prod(shape)
-        index = torch.arange(n).view(shape)
-        rows, cols = [], []
-        for d in itertools.product((-1, 0, 1), repeat=len(shape)):
-            if not any(d):
-                continue
-            src = tuple(slice(max(0, -v), s - max(0, v)) for v, s in zip(d, shape, strict=True))
-            dst = tuple(slice(max(0, v), s - max(0, -v)) for v, s in zip(d, shape, strict=True))
-            rows.append(index[src].flatten())
-            cols.append(index[dst].flatten())
-        r, c = torch.cat(rows), torch.cat(cols)
-        ones = torch.ones(len(r), dtype=torch.float64)
-        adj = torch.sparse_coo_tensor(torch.stack([r, c]), ones, (n, n), check_invariants=False)
-        diag = torch.stack([torch.arange(n), torch.arange(n)])
-        deg = torch.sparse_coo_tensor(
-            diag, torch.bincount(r, minlength=n).double(), (n, n), check_invariants=False
-        )
-        _LAPLACIANS[key] = (deg - adj).coalesce().to(device)
-    return _LAPLACIANS[key]
-
-
-def _grids(shape, device):
-    axes = [torch.arange(n, dtype=torch.float32, device=device) for n in shape]
-    return list(torch.meshgrid(*axes, indexing="ij"))
-
-
-def ref_size(a):
-    return a.float().sum(tuple(range(2, a.ndim)))[..., None]
-
-
-def ref_centroid(a):
-    x = a.float()
-    dims = tuple(range(2, a.ndim))
-    tot = x.sum(dims) + EPS
-    return torch.stack([(x * g).sum(dims) / tot for g in _grids(a.shape[2:], a.device)], dim=2)
-
-
-def ref_dist_centroid(a):
-    x = a.float()
-    b, k, *shape = x.shape
-    dims = tuple(range(2, a.ndim))
-    sizes = x.sum(dims)
-    out = []
-    for g in _grids(shape, a.device):
-        c = (x * g).sum(dims) / (sizes + EPS)
-        diff = g.repeat(b, k, *([1] * len(shape))) - c.view(b, k, *([1] * len(shape)))
-        out.append(((x * diff**2).sum(dims) / (sizes + EPS)).sqrt())
-    return torch.stack(out, dim=2)
-
-
-def ref_length(a):
-    b, k, *shape = a.shape
-    lap = ref_laplacian(tuple(shape), a.device)
-    out = []
-    for i in range(b):
-        row = []
-        for j in range(k):
-            x = a[i, j].flatten()[:, None].double()
-            row.append((x.t() @ torch.sparse.mm(lap, x)).view(1).float())
-        out.append(torch.stack(row))
-    return torch.stack(out)
-
-
-REF = {
-    "size": ref_size,
-    "centroid": ref_centroid,
-    "dist_centroid": ref_dist_centroid,
-    "length": ref_length,
-}
-
-
-def ref_bounds(onehot):
-    out = {}
-    with torch.no_grad():
-        for name, margin, mode in TERMS:
-            v = REF[name](onehot)
-            m = v * margin if mode == "percentage" else torch.ones_like(v) * margin
-            out[name] = torch.stack([v - m, v + m], dim=-1).clamp_min(0)
-    return out
-
-
-def ref_log_barrier(z, t):
-    barrier = -torch.log(-z) / t
-    barrier = torch.where(torch.isnan(barrier), torch.zeros_like(barrier), barrier)
-    return torch.where(z <= -1 / t**2, barrier, t * z - math.log(1 / t**2) / t + 1 / t)
-
-
-def ref_loss(probs, bounds):
-    norm = math.prod(probs.shape[2:])
-    total = 0
-    for name, _, _ in TERMS:
-        f = REF[name](probs)
-        b = bounds[name]
-        total = (
-            total
-            + WEIGHT
-            * (ref_log_barrier(f - b[..., 1], T) + ref_log_barrier(b[..., 0] - f, T)).sum()
-            / norm
-        )
-    return total
 
 
 # ----------------------------------------------------------------------------------------------
@@ -206,10 +95,9 @@ def compare(shape, device, repeats_ours, repeats_ref):
     probs, labels = make_inputs(shape, device)
     k = shape[1]
     onehot = F.one_hot(labels, k).movedim(-1, 1).float()
-    bounds = ref_bounds(onehot)
-    ours = ShapeDescriptorLoss(
-        [DescriptorTerm(n, tuple(range(k)), margin=m, mode=mo, weight=WEIGHT) for n, m, mo in TERMS]
-    )
+    terms = [(n, tuple(range(k)), m, mo, WEIGHT) for n, m, mo in TERMS]
+    bounds = ref_term_bounds(onehot, terms)  # outside the timed region, as the authors' loader
+    ours = ShapeDescriptorLoss([DescriptorTerm(*term) for term in terms])
 
     def run_ours():
         probs.grad = None
@@ -219,7 +107,7 @@ def compare(shape, device, repeats_ours, repeats_ref):
 
     def run_ref():
         probs.grad = None
-        loss = ref_loss(probs, bounds)
+        loss = ref_loss_from_bounds(probs, bounds, terms, T)
         loss.backward()
         return loss
 

@@ -1,4 +1,4 @@
-"""Bounds: precise (percentage / abs, clamped), constant, empty-class policies, validation."""
+"""Bounds: precise (percentage / abs, clamped), constant, empty-class policies, per-column rules."""
 
 from __future__ import annotations
 
@@ -9,16 +9,29 @@ import torch
 from authors_reference import REF_DESCRIPTORS, ref_precise_bounds
 
 from tutorial_lib.bounds import (
-    apply_empty_policy,
-    bounds_from_target,
-    bounds_from_values,
-    check_bounds,
-    constant_bounds,
+    bound_rules,
+    check_policy,
+    column_bounds,
+    constant_table,
     labels_to_onehot,
+    margin_bounds,
     precise_bounds,
 )
+from tutorial_lib.descriptors import DESCRIPTORS
 
 INF = math.inf
+
+
+def bounds_from_target(target, n_classes, name, classes, *, margin, mode="percentage", policy):
+    """Precise bounds (B, len(classes), n, 2) of one descriptor, made as the loss makes them:
+    ground-truth values laid out as columns, ``bound_rules`` + ``column_bounds``."""
+    onehot = labels_to_onehot(target, n_classes, torch.float64)
+    values = DESCRIPTORS[name](onehot)[:, list(classes)]  # (B, C, n)
+    b, c, n = values.shape
+    present = (onehot.sum(tuple(range(2, onehot.ndim))) > 0)[:, list(classes)]
+    present = present[..., None].expand(b, c, n).reshape(b, c * n)
+    rules = bound_rules([(name, margin, mode, None)] * (c * n), torch.float64, "cpu")
+    return column_bounds(rules, values.reshape(b, c * n), present, policy).view(b, c, n, 2)
 
 
 def test_precise_percentage_and_abs_clamped_at_zero():
@@ -30,8 +43,19 @@ def test_precise_percentage_and_abs_clamped_at_zero():
     assert precise_bounds(v, 10, "percentage")[..., 1].tolist() == [
         [[1100.0, 55.0]]
     ]  # the paper's length margin
-    signed = precise_bounds(torch.tensor([[[-1.0]]]), 0.5, "percentage", clamp_min=None)
+    signed = precise_bounds(torch.tensor([[[-1.0]]]), 0.5, "percentage", signed=True)
     assert signed.tolist() == [[[[-1.5, -0.5]]]]  # |v| keeps lower <= upper for negative values
+
+
+def test_margin_bounds_per_column_margins_and_clamp():
+    values = torch.tensor([[100.0, -5.0, 5.0]])  # (B=1, 3 columns)
+    pct = torch.tensor([0.1, 0.0, 0.0])
+    ab = torch.tensor([0.0, 2.0, 20.0])
+    clamp = torch.tensor([True, False, True])
+    out = margin_bounds(values, pct, ab, clamp)
+    assert out.tolist() == [[[90.0, 110.0], [-7.0, -3.0], [0.0, 25.0]]]
+    assert margin_bounds(values, pct, ab, False)[0, 2].tolist() == [-15.0, 25.0]
+    assert margin_bounds(values, pct, ab)[0, 1].tolist() == [0.0, 0.0]  # clamp=True: all columns
 
 
 @pytest.mark.parametrize(
@@ -61,7 +85,9 @@ def test_corrected_policy():
     target = torch.zeros(2, 8, 8, dtype=torch.long)
     target[0, 2:5, 2:6] = 1
     size = bounds_from_target(target, 2, "size", [1], margin=0.1, policy="corrected")
-    torch.testing.assert_close(size[:, 0, 0], torch.tensor([[10.8, 13.2], [0.0, 0.0]]))
+    torch.testing.assert_close(
+        size[:, 0, 0], torch.tensor([[10.8, 13.2], [0.0, 0.0]], dtype=torch.float64)
+    )
     length = bounds_from_target(target, 2, "length", [1], margin=10, policy="corrected")
     assert length[1].tolist() == [[[0.0, 0.0]]]
     cen = bounds_from_target(target, 2, "centroid", [1], margin=20, mode="abs", policy="corrected")
@@ -69,89 +95,50 @@ def test_corrected_policy():
     assert torch.isfinite(cen[0]).all()
 
 
-def test_constant_bounds_shapes_and_policy():
-    b = constant_bounds([10.0, 20.0], [100.0, 200.0], batch_size=3, n_classes=2, n_values=1)
-    assert b.shape == (3, 2, 1, 2) and b[2, 1, 0].tolist() == [20.0, 200.0]
-    table = constant_bounds([[1, 2], [3, 4]], INF, batch_size=1, n_classes=2, n_values=2)
-    assert table[0, 1].tolist() == [[3.0, INF], [4.0, INF]]
-    one_sided = constant_bounds(None, 5.0, batch_size=1, n_classes=1, n_values=1)
-    assert one_sided.tolist() == [[[[-INF, 5.0]]]]
-    present = torch.tensor([[True, False]])
-    assert apply_empty_policy(b[:1], present, "size", "paper").equal(b[:1])
-    fixed = apply_empty_policy(b[:1], present, "size", "corrected")
-    assert fixed[0, 1].tolist() == [[0.0, 0.0]] and fixed[0, 0].tolist() == [[10.0, 100.0]]
-    free = apply_empty_policy(b[:1], present, "centroid", "corrected")
-    assert free[0, 1].tolist() == [[-INF, INF]]
+def test_constant_table_shapes():
+    assert constant_table([10.0, 20.0], [100.0, 200.0], 2).tolist() == [
+        [[10.0, 100.0]],
+        [[20.0, 200.0]],
+    ]
+    table = constant_table([[1, 2], [3, 4]], INF, 2)
+    assert table.shape == (2, 2, 2) and table[1].tolist() == [[3.0, INF], [4.0, INF]]
+    assert constant_table(None, 5.0, 1).tolist() == [[[-INF, 5.0]]]
 
 
-def test_bounds_from_values_signed_descriptors_not_clamped():
-    v = torch.tensor([[[-0.5]]])
-    out = bounds_from_values(
-        v, torch.tensor([[True]]), descriptor="orientation", margin=0.2, mode="abs", policy="paper"
-    )
-    torch.testing.assert_close(out, torch.tensor([[[[-0.7, -0.3]]]]))
+def test_constant_columns_and_policy():
+    """Constant columns take their table; the corrected policy still applies to absent classes."""
+    columns = [("size", 0.0, "abs", (10.0, 100.0)), ("centroid", 0.0, "abs", (2.0, 8.0))]
+    rules = bound_rules(columns, torch.float32, "cpu")
+    assert rules.all_constant and not rules.any_infinite
+    values = torch.zeros(2, 2)  # not read for constant columns
+    present = torch.tensor([[True, True], [False, False]])
+    paper = column_bounds(rules, values, present, "paper")
+    assert paper.tolist() == [[[10.0, 100.0], [2.0, 8.0]]] * 2
+    fixed = column_bounds(rules, values, present, "corrected")
+    assert fixed[0].tolist() == [[10.0, 100.0], [2.0, 8.0]]
+    assert fixed[1].tolist() == [[0.0, 0.0], [-INF, INF]]  # size extensive, centroid free
+    one_sided = bound_rules([("size", 0.0, "abs", (-INF, 5.0))], torch.float32, "cpu")
+    assert one_sided.any_infinite and one_sided.may_be_free("paper")
 
 
-def test_check_bounds_accepts_valid():
-    check_bounds(torch.tensor([[[[0.0, 1.0]]]]), torch.zeros(1, 1, 1))
-    check_bounds(torch.tensor([[[[-INF, INF]]]]))
-
-
-@pytest.mark.parametrize(
-    "bounds, values, match",
-    [
-        (torch.zeros(1, 1, 1, 3), None, r"shape \(B, K, n, 2\)"),
-        (
-            torch.zeros(1, 1, 2, 2),
-            torch.zeros(1, 1, 1),
-            r"expected shape \(1, 1, 1, 2\).*got \(1, 1, 2, 2\)",
-        ),
-        (torch.tensor([[[[2.0, 1.0]]]]), None, r"lower <= upper, got lower=2.0 > upper=1.0"),
-        (torch.tensor([[[[float("nan"), 1.0]]]]), None, "NaN"),
-    ],
-)
-def test_check_bounds_errors(bounds, values, match):
-    with pytest.raises(ValueError, match=match):
-        check_bounds(bounds, values)
+def test_signed_descriptors_not_clamped():
+    rules = bound_rules([("orientation", 0.2, "abs", None)], torch.float32, "cpu")
+    out = column_bounds(rules, torch.tensor([[-0.5]]), torch.tensor([[True]]), "paper")
+    torch.testing.assert_close(out, torch.tensor([[[-0.7, -0.3]]]))
 
 
 @pytest.mark.parametrize(
     "call, match",
     [
-        (
-            lambda: constant_bounds(5.0, 1.0, batch_size=1, n_classes=1, n_values=1),
-            "lower <= upper",
-        ),
-        (
-            lambda: constant_bounds([1.0, 2.0, 3.0], 9.0, batch_size=1, n_classes=2, n_values=1),
-            r"one value per class \(2\)",
-        ),
-        (
-            lambda: constant_bounds([[1.0, 2.0, 3.0]], 9.0, batch_size=1, n_classes=1, n_values=2),
-            "expected 2 values per class",
-        ),
-        (lambda: constant_bounds(float("nan"), 9.0, batch_size=1, n_classes=1, n_values=1), "NaN"),
+        (lambda: constant_table(5.0, 1.0, 1), "lower <= upper"),
+        (lambda: constant_table([1.0, 2.0, 3.0], 9.0, 2), r"one value per class \(2\)"),
+        (lambda: constant_table(float("nan"), 9.0, 1), "NaN"),
         (
             lambda: precise_bounds(torch.ones(1, 1, 1), 0.1, "relative"),
             r"mode: expected one of \('percentage', 'abs'\)",
         ),
         (lambda: precise_bounds(torch.ones(1, 1, 1), -0.1), "margin: expected a non-negative"),
-        (
-            lambda: apply_empty_policy(
-                torch.zeros(1, 1, 1, 2), torch.ones(1, 1, dtype=torch.bool), "size", "ignore"
-            ),
-            "empty_policy: expected one of",
-        ),
-        (
-            lambda: bounds_from_target(torch.zeros(1, 4, 4), 2, "size", [1], margin=0.1),
-            "integer labels",
-        ),
-        (
-            lambda: bounds_from_target(
-                torch.zeros(1, 4, 4, dtype=torch.long), 2, "area", [1], margin=0.1
-            ),
-            "descriptor: expected one of",
-        ),
+        (lambda: check_policy("ignore"), "empty_policy: expected one of"),
     ],
 )
 def test_bad_arguments_raise(call, match):

@@ -144,7 +144,7 @@ def test_batch_equals_stack_of_items(name, spatial):
     items = torch.cat([fn(p[i : i + 1]) for i in range(3)])
     torch.testing.assert_close(whole, items)
     assert whole.shape[:2] == (3, 4)
-    assert whole.shape[2] == D.descriptor_size(name, len(spatial))
+    assert whole.shape[2] == DESCRIPTORS[name].n_values(len(spatial))
 
 
 @pytest.mark.parametrize("name", sorted(DESCRIPTORS))
@@ -258,6 +258,39 @@ def test_bad_options_raise():
         soft_orientation(torch.rand(1, 1, 3, 3, 3))
     with pytest.raises(ValueError, match=r"descriptor: expected one of .*got 'perimeter'"):
         D.check_descriptor_name("perimeter")
+    with pytest.raises(ValueError, match=r"options: expected keywords among \[\] for 'size'"):
+        DESCRIPTORS["size"](p, connectivity=4)
+    with pytest.raises(ValueError, match=r"options: expected keywords among \['connectivity'\]"):
+        DESCRIPTORS["length"](p, conectivity=4)
+
+
+def test_registry_facts():
+    """One entry per descriptor: its name, how many values, extensive, signed, options."""
+    assert all(name == d.name for name, d in DESCRIPTORS.items())
+    facts = {
+        name: (d.n_values(2), d.n_values(3), d.extensive, d.signed, d.options)
+        for name, d in DESCRIPTORS.items()
+    }
+    assert facts == {
+        "size": (1, 1, True, False, ()),
+        "centroid": (2, 3, False, False, ()),
+        "dist_centroid": (2, 3, False, False, ()),
+        "length": (1, 1, True, False, ("connectivity",)),
+        "compactness": (1, 1, False, False, ("connectivity",)),
+        "covariance": (3, 6, False, True, ()),
+        "eccentricity": (1, 1, False, False, ()),
+        "orientation": (1, 1, False, True, ()),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(DESCRIPTORS))
+def test_public_function_is_the_registry_entry(name):
+    """``soft_<name>`` and ``DESCRIPTORS[name]`` give the same values, bit for bit."""
+    p = torch.randn(2, 3, 9, 11).softmax(1)
+    fn = getattr(D, f"soft_{name}")
+    assert torch.equal(fn(p, spacing=(1.5, 0.5)), DESCRIPTORS[name](p, spacing=(1.5, 0.5)))
+    g = D.Geometry(p)
+    assert torch.equal(DESCRIPTORS[name].compute(g), fn(p))
 
 
 def test_demo_command_runs(capsys):

@@ -10,12 +10,14 @@ import torch.nn.functional as F
 from authors_reference import ref_loss
 
 from tutorial_lib.descriptors import soft_size
+from tutorial_lib.loss_tables import LossTables
 from tutorial_lib.losses import (
     DescriptorTerm,
     ShapeDescriptorLoss,
     cross_entropy_loss,
     paper_loss,
     paper_terms,
+    shape_descriptor_loss,
 )
 from tutorial_lib.penalties import log_barrier_extension
 
@@ -166,6 +168,49 @@ def test_normalisation_and_stats():
     torch.testing.assert_close(sum(stats[f"{n}/loss"] for n, *_ in ALL_TERMS), stats["total"])
 
 
+@pytest.mark.parametrize("policy", ["paper", "corrected"])
+def test_functional_form_equals_the_module(policy):
+    probs, target = make_batch()
+    terms = [*paper_terms("acdc"), DescriptorTerm("size", (2,), lower=5.0, upper=math.inf)]
+    module = ShapeDescriptorLoss(terms, "quadratic", "batch_mean", policy)
+    p1, p2 = probs.clone().requires_grad_(), probs.clone().requires_grad_()
+    out = module(p1, target, 2.0)
+    loss, stats = shape_descriptor_loss(
+        p2, target, 2.0, terms, penalty="quadratic", normalisation="batch_mean", empty_policy=policy
+    )
+    assert torch.equal(out, loss)
+    assert stats.keys() == module.last_stats.keys()
+    assert all(torch.equal(stats[k], module.last_stats[k]) for k in stats)
+    (g1,) = torch.autograd.grad(out, p1)
+    (g2,) = torch.autograd.grad(loss, p2)
+    assert torch.equal(g1, g2)
+    _, no_stats = shape_descriptor_loss(probs, target, 2.0, terms, collect_stats=False)
+    assert no_stats == {}
+
+
+def test_tables_are_built_once(monkeypatch):
+    probs, target = make_batch()
+    loss = paper_loss("acdc")
+    built = []
+    original = LossTables.build
+
+    def counting_build(*args, **kwargs):
+        built.append(args[1:])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(LossTables, "build", counting_build)
+    for t in (1.0, 2.0, 3.0):
+        loss(probs, target, t)
+    assert len(built) == 1 and list(loss.tables) == [(2, F64, probs.device)]
+    tables = loss.tables[2, F64, probs.device]
+    loss(probs.float(), target, 1.0)  # another dtype: its own tables, made once
+    assert len(built) == 2 and loss.tables[2, F64, probs.device] is tables
+    assert tables.labels == ("size", "centroid", "dist_centroid", "length")
+    assert tables.widths == (3, 6, 6, 3)  # classes x values (centroid, spread: 2 values in 2-D)
+    assert tables.weight.shape == (18,) and tables.rules.table.shape == (18, 2)
+    assert tables.cls.tolist() == [1, 2, 3] + [1, 1, 2, 2, 3, 3] * 2 + [1, 2, 3]
+
+
 def test_duplicate_labels_are_made_unique():
     loss = ShapeDescriptorLoss([DescriptorTerm("size", (0,)), DescriptorTerm("size", (1,))])
     assert loss.labels == ["size", "size[1]"]
@@ -277,3 +322,6 @@ def test_bad_t_and_missing_spacing_raise():
     prior = ShapeDescriptorLoss([DescriptorTerm("size", (1,), lower=1.0, upper=2.0, physical=True)])
     with pytest.raises(ValueError, match="spacing: expected mm per axis"):
         prior(probs, target, 1.0)
+    wide = ShapeDescriptorLoss([DescriptorTerm("centroid", (1,), lower=[[1.0, 2.0, 3.0]])])
+    with pytest.raises(ValueError, match=r"expected bounds with 2 values per class for 2-D images"):
+        wide(probs, target, 1.0)

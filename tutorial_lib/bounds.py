@@ -13,45 +13,45 @@ that side" (the losses skip them).
     size and length get ``[0, 0]`` and centroid / spread get ``[0, margin]`` (``[0, 20]`` px with
     their settings): stray probability is pulled towards the image's top-left corner. Constant
     bounds are applied unchanged.
-  * ``"corrected"``: size and length (``EXTENSIVE`` descriptors) get ``[0, 0]``; every other
-    descriptor (centroid, spread, compactness, moments) is left free.
+  * ``"corrected"``: size and length (the ``extensive`` descriptors of
+    ``tutorial_lib.descriptors.DESCRIPTORS``) get ``[0, 0]``; every other descriptor (centroid,
+    spread, compactness, moments) is left free.
+
+The loss lays its bounds out as one column per (term, class, descriptor value) and makes all of
+them in one call: ``column_bounds`` with the per-column rules of ``BoundRules``.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
 
 import torch
 from torch import Tensor
 
-from tutorial_lib.descriptors import (
-    EXTENSIVE,
-    GEOMETRY_FNS,
-    Geometry,
-    SpacingLike,
-    check_descriptor_name,
-)
+from tutorial_lib.descriptors import DESCRIPTORS
 
 __all__ = [
     "EMPTY_POLICIES",
     "MARGIN_MODES",
-    "SIGNED",
-    "apply_empty_policy",
-    "bounds_from_target",
-    "check_bounds",
-    "constant_bounds",
+    "BoundRules",
+    "bound_rules",
+    "column_bounds",
+    "constant_table",
     "labels_to_onehot",
+    "margin_bounds",
     "population_bounds",
     "precise_bounds",
 ]
 
 EMPTY_POLICIES = ("paper", "corrected")
 MARGIN_MODES = ("percentage", "abs")
-# Descriptors that can be negative: their bounds are not clamped at 0.
-SIGNED = frozenset({"covariance", "orientation"})
 
 BoundValue = float | Sequence[float] | Sequence[Sequence[float]] | Tensor
+# One column's rule: (descriptor, margin, mode, constant (lower, upper) or None for precise bounds)
+ColumnRule = tuple[str, float, str, tuple[float, float] | None]
 
 
 def check_policy(policy: str) -> None:
@@ -64,21 +64,51 @@ def check_mode(mode: str) -> None:
         raise ValueError(f"mode: expected one of {MARGIN_MODES}, got {mode!r}")
 
 
-def precise_bounds(
-    values: Tensor, margin: float, mode: str = "percentage", *, clamp_min: float | None = 0.0
+def check_margin(margin: object) -> None:
+    if not (isinstance(margin, (int, float)) and math.isfinite(margin) and margin >= 0):
+        raise ValueError(f"margin: expected a non-negative finite number, got {margin!r}")
+
+
+def split_margin(margin: float, mode: str) -> tuple[float, float]:
+    """``(percentage part, absolute part)`` of a margin: ``m = pct * |v| + abs``, one of them 0."""
+    return (float(margin), 0.0) if mode == "percentage" else (0.0, float(margin))
+
+
+@lru_cache(maxsize=32)
+def _pair(low: float, high: float, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """The constant ``[low, high]`` (e.g. the signs ``[-1, 1]``), made once per dtype and device."""
+    with torch.inference_mode(False):  # usable by autograd even if first made in inference mode
+        return torch.tensor([low, high], dtype=dtype, device=device)
+
+
+def margin_bounds(
+    values: Tensor, pct_margin: Tensor, abs_margin: Tensor, clamp: bool | Tensor = True
 ) -> Tensor:
-    """``[v - m, v + m]`` per value, clamped below at ``clamp_min`` (None: no clamp): (..., n, 2).
+    """Precise bounds ``[v - m, v + m]`` with ``m = pct_margin * |v| + abs_margin``: (..., 2).
+
+    ``pct_margin``, ``abs_margin`` and ``clamp`` (True: both sides clamped below at 0; a bool
+    tensor: per value, False for signed descriptors) broadcast against ``values`` (e.g. one per
+    column of a (B, columns) layout).
+    """
+    margin = torch.addcmul(abs_margin, values.abs(), pct_margin)
+    sign = _pair(-1.0, 1.0, values.dtype, values.device)
+    bounds = torch.addcmul(values[..., None], margin[..., None], sign)  # v -/+ m
+    if isinstance(clamp, Tensor):
+        return torch.where(clamp[..., None], bounds.clamp_min(0), bounds)
+    return bounds.clamp_min_(0) if clamp else bounds
+
+
+def precise_bounds(
+    values: Tensor, margin: float, mode: str = "percentage", *, signed: bool = False
+) -> Tensor:
+    """``[v - m, v + m]`` per value, clamped below at 0 unless ``signed``: (..., n, 2).
 
     ``mode="percentage"``: ``m = margin * |v|``; ``mode="abs"``: ``m = margin``.
     """
     check_mode(mode)
-    if not (isinstance(margin, (int, float)) and math.isfinite(margin) and margin >= 0):
-        raise ValueError(f"margin: expected a non-negative finite number, got {margin!r}")
-    m = values.abs() * margin if mode == "percentage" else torch.full_like(values, float(margin))
-    out = torch.stack([values - m, values + m], dim=-1)
-    if clamp_min is not None:
-        out = out.clamp_min(clamp_min)
-    return out
+    check_margin(margin)
+    pct, ab = split_margin(margin, mode)
+    return margin_bounds(values, values.new_tensor(pct), values.new_tensor(ab), not signed)
 
 
 def _as_table(value: BoundValue, n_classes: int, what: str) -> Tensor:
@@ -121,58 +151,86 @@ def constant_table(lower: BoundValue | None, upper: BoundValue | None, n_classes
     return torch.stack([lo, hi], dim=-1)
 
 
-def constant_bounds(
-    lower: BoundValue | None,
-    upper: BoundValue | None,
-    *,
-    batch_size: int,
-    n_classes: int,
-    n_values: int,
-    dtype: torch.dtype = torch.float32,
-    device: torch.device | str | None = None,
-) -> Tensor:
-    """Fixed bounds (the anatomical-prior form) expanded to ``(batch_size, n_classes, n_values, 2)``.
+@dataclass(frozen=True)
+class BoundRules:
+    """How the bounds of each column (one value of one descriptor on one class) are made.
 
-    ``lower`` / ``upper``: a number, one per class, or a ``(n_classes, n_values)`` table; None or
-    ``±inf`` leaves that side free. Values are in the units of the descriptor (mm with a spacing).
+    Tensors of shape (columns,) unless said otherwise, on the device and dtype of the values:
+
+    - ``pct_margin``, ``abs_margin``: precise bounds ``[v - m, v + m]``, ``m = pct |v| + abs``;
+    - ``clamp``: bool, clamp the precise bounds below at 0 (False for signed descriptors);
+    - ``constant``: bool, take the fixed bounds of ``table`` (columns, 2) instead;
+    - ``extensive``: bool, an absent class gets ``[0, 0]`` under the corrected policy (else free).
+
+    ``all_clamp``, ``any_constant``, ``all_constant`` and ``any_infinite`` (a constant side is
+    ``±inf``) let ``column_bounds`` skip the work that cannot change anything.
     """
-    table = constant_table(lower, upper, n_classes)
-    if table.shape[1] not in (1, n_values):
-        raise ValueError(f"bounds: expected {n_values} values per class, got {table.shape[1]}")
-    return table.to(dtype=dtype, device=device).expand(batch_size, n_classes, n_values, 2)
+
+    pct_margin: Tensor
+    abs_margin: Tensor
+    clamp: Tensor
+    constant: Tensor
+    table: Tensor
+    extensive: Tensor
+    all_clamp: bool
+    any_constant: bool
+    all_constant: bool
+    any_infinite: bool
+
+    def may_be_free(self, policy: str) -> bool:
+        """Can a side be infinite (unconstrained)? Only then must the loss mask sides out."""
+        return policy == "corrected" or self.any_infinite
 
 
-def apply_empty_policy(bounds: Tensor, present: Tensor, descriptor: str, policy: str) -> Tensor:
-    """Bounds (B, C, n, 2) with the policy applied where ``present`` (B, C) is False.
+def bound_rules(
+    columns: Sequence[ColumnRule], dtype: torch.dtype, device: torch.device | str
+) -> BoundRules:
+    """``BoundRules`` of the given columns; signed and extensive come from the descriptor registry."""
+    entries = [DESCRIPTORS[name] for name, *_ in columns]
+    margins = [split_margin(margin, mode) for _, margin, mode, _ in columns]
+    constant = [fixed is not None for *_, fixed in columns]
+    table = [(0.0, 0.0) if fixed is None else fixed for *_, fixed in columns]
+    clamp = [not d.signed for d in entries]
 
-    ``"paper"`` returns ``bounds`` unchanged (for precise bounds, the paper's effect comes from
-    computing them on the value 0: see ``bounds_from_values``). ``"corrected"``: absent classes get
-    ``[0, 0]`` for size and length, ``[-inf, inf]`` (free) for every other descriptor.
-    """
-    check_policy(policy)
-    if policy == "paper":
-        return bounds
-    if descriptor in EXTENSIVE:
-        absent = torch.zeros((), dtype=bounds.dtype, device=bounds.device)
-        return torch.where(present[..., None, None], bounds, absent)
-    free = torch.tensor([-math.inf, math.inf], dtype=bounds.dtype, device=bounds.device)
-    return torch.where(present[..., None, None], bounds, free)
+    def tensor(values: list, dt: torch.dtype = dtype) -> Tensor:
+        return torch.tensor(values, dtype=dt, device=device)
 
-
-def bounds_from_values(
-    values: Tensor, present: Tensor, *, descriptor: str, margin: float, mode: str, policy: str
-) -> Tensor:
-    """Precise bounds (B, C, n, 2) from ground-truth values (B, C, n) with the empty-class policy."""
-    check_policy(policy)
-    clamp = None if descriptor in SIGNED else 0.0
-    if policy == "paper":
-        values = torch.where(
-            present[..., None], values, torch.zeros((), dtype=values.dtype, device=values.device)
-        )
-        return precise_bounds(values, margin, mode, clamp_min=clamp)
-    return apply_empty_policy(
-        precise_bounds(values, margin, mode, clamp_min=clamp), present, descriptor, policy
+    return BoundRules(
+        pct_margin=tensor([pct for pct, _ in margins]),
+        abs_margin=tensor([ab for _, ab in margins]),
+        clamp=tensor(clamp, torch.bool),
+        constant=tensor(constant, torch.bool),
+        table=tensor(table),
+        extensive=tensor([d.extensive for d in entries], torch.bool),
+        all_clamp=all(clamp),
+        any_constant=any(constant),
+        all_constant=all(constant),
+        any_infinite=any(math.isinf(v) for lo_hi in table for v in lo_hi),
     )
+
+
+def column_bounds(rules: BoundRules, values: Tensor, present: Tensor, policy: str) -> Tensor:
+    """Bounds (B, columns, 2) from ground-truth ``values`` (B, columns), with the empty policy.
+
+    ``present`` (B, columns): is the column's class in the ground truth? ``values`` of constant
+    columns are not read (zeros will do). Steps: the paper policy reads an absent class as 0;
+    precise bounds; constant columns take their table; the corrected policy sets absent classes
+    to ``[0, 0]`` (extensive descriptors) or ``[-inf, inf]`` (the others).
+    """
+    if policy == "paper":  # the authors: an absent class reads as the value 0
+        values = torch.where(present, values, 0.0)
+    bounds = margin_bounds(
+        values, rules.pct_margin, rules.abs_margin, True if rules.all_clamp else rules.clamp
+    )
+    if rules.any_constant:
+        bounds = torch.where(rules.constant[:, None], rules.table, bounds)
+    if policy == "corrected":
+        absent = ~present
+        to_zero = (absent & rules.extensive)[..., None]
+        free = (absent & ~rules.extensive)[..., None]
+        free_bounds = _pair(-math.inf, math.inf, bounds.dtype, bounds.device)
+        bounds = torch.where(to_zero, 0.0, torch.where(free, free_bounds, bounds))
+    return bounds
 
 
 def labels_to_onehot(target: Tensor, n_classes: int, dtype: torch.dtype = torch.float32) -> Tensor:
@@ -181,56 +239,6 @@ def labels_to_onehot(target: Tensor, n_classes: int, dtype: torch.dtype = torch.
         1, n_classes, *([1] * (target.ndim - 1))
     )
     return (target.unsqueeze(1) == classes).to(dtype)
-
-
-def bounds_from_target(
-    target: Tensor,
-    n_classes: int,
-    descriptor: str,
-    classes: Sequence[int],
-    *,
-    margin: float,
-    mode: str = "percentage",
-    policy: str = "paper",
-    spacing: SpacingLike = None,
-    **options,
-) -> Tensor:
-    """Precise bounds (B, len(classes), n, 2) of one descriptor from integer labels (B, *spatial)."""
-    check_descriptor_name(descriptor)
-    if target.ndim not in (3, 4) or target.is_floating_point():
-        raise ValueError(
-            f"target: expected integer labels of shape (B, H, W) or (B, D, H, W), got shape "
-            f"{tuple(target.shape)} and dtype {target.dtype}"
-        )
-    idx = list(classes)
-    with torch.no_grad():
-        g = Geometry(labels_to_onehot(target, n_classes), spacing)
-        values = GEOMETRY_FNS[descriptor](g, **options)[:, idx]
-        present = g.mass()[:, idx, 0] > 0
-        return bounds_from_values(
-            values, present, descriptor=descriptor, margin=margin, mode=mode, policy=policy
-        )
-
-
-def check_bounds(bounds: Tensor, values: Tensor | None = None) -> None:
-    """Raise ValueError unless ``bounds`` is (..., n, 2) (matching ``values`` (..., n)), NaN-free, lower <= upper."""
-    if not isinstance(bounds, Tensor) or bounds.ndim < 2 or bounds.shape[-1] != 2:
-        shape = tuple(bounds.shape) if isinstance(bounds, Tensor) else type(bounds).__name__
-        raise ValueError(f"bounds: expected a tensor of shape (B, K, n, 2), got {shape}")
-    if values is not None and tuple(bounds.shape[:-1]) != tuple(values.shape):
-        raise ValueError(
-            f"bounds: expected shape {(*values.shape, 2)} to match descriptor values of shape "
-            f"{tuple(values.shape)}, got {tuple(bounds.shape)}"
-        )
-    if bool(torch.isnan(bounds).any()):
-        raise ValueError("bounds: expected numbers (inf allowed for 'no bound'), got NaN")
-    bad = bounds[..., 0] > bounds[..., 1]
-    if bool(bad.any()):
-        first = [int(i) for i in bad.nonzero()[0]]
-        raise ValueError(
-            f"bounds: expected lower <= upper, got lower={bounds[..., 0][bad][0].tolist()} > "
-            f"upper={bounds[..., 1][bad][0].tolist()} at index {first}"
-        )
 
 
 def population_bounds(

@@ -16,7 +16,8 @@ class, no ``.item()``, no numpy.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 
 import torch
@@ -27,9 +28,10 @@ from tutorial_lib.laplacian import check_connectivity, laplacian_form
 
 __all__ = [
     "DESCRIPTORS",
+    "Descriptor",
     "Geometry",
+    "check_descriptor_name",
     "check_probs",
-    "descriptor_size",
     "soft_centroid",
     "soft_compactness",
     "soft_covariance",
@@ -247,66 +249,49 @@ def _safe_sqrt(x: Tensor) -> Tensor:
 
 
 # ----------------------------------------------------------------------------------------------
-# Public functions
+# The registry: one entry per descriptor, the public functions follow from it
 # ----------------------------------------------------------------------------------------------
-def _run(p: Tensor, spacing: SpacingLike, fn: Callable[[Geometry], Tensor]) -> Tensor:
-    check_probs(p)
-    return fn(Geometry(p, spacing)).to(p.dtype)
+@dataclass(frozen=True)
+class Descriptor:
+    """One soft descriptor: how it is computed, how many values it has, how it is bounded.
 
+    - ``compute(g, **options)``: the values (B, K, n) from a shared ``Geometry`` (compute dtype).
+    - ``n_values(n_axes)``: n for images with ``n_axes`` spatial axes.
+    - ``extensive``: vanishes on an empty class (size, length): the corrected empty-class policy
+      bounds an absent class to ``[0, 0]``; other descriptors of an absent class are left free.
+    - ``signed``: can be negative (covariance, orientation): precise bounds are not clamped at 0.
+    - ``options``: the keyword options it accepts (``"connectivity"`` for the length).
 
-def soft_size(p: Tensor, *, spacing: SpacingLike = None) -> Tensor:
-    """Size ``S = sum_x p(x)`` (times the voxel volume with a spacing): (B, K, 1)."""
-    return _run(p, spacing, Geometry.size)
-
-
-def soft_centroid(p: Tensor, *, spacing: SpacingLike = None) -> Tensor:
-    """Centroid ``C_i = sum_x p(x) x_i / (S + eps)`` per axis, array order: (B, K, n_axes)."""
-    return _run(p, spacing, Geometry.centroid)
-
-
-def soft_dist_centroid(p: Tensor, *, spacing: SpacingLike = None) -> Tensor:
-    """Per-axis RMS spread ``D_i = sqrt(sum_x p(x) (x_i - C_i)^2 / (S + eps))``: (B, K, n_axes).
-
-    The authors' "distance to centroid". A binary s x s square gives sqrt((s^2 - 1) / 12).
+    Calling it, ``DESCRIPTORS[name](p, *, spacing=None, **options)``, validates ``p`` and returns
+    ``(B, K, n)`` in the dtype of ``p``.
     """
-    return _run(p, spacing, Geometry.dist_centroid)
+
+    name: str
+    compute: Callable[..., Tensor]
+    n_values: Callable[[int], int] = lambda n_axes: 1
+    extensive: bool = False
+    signed: bool = False
+    options: tuple[str, ...] = ()
+
+    def check_options(self, n_axes: int, options: Mapping[str, int | None]) -> None:
+        """Raise ValueError unless every option is one this descriptor takes, with a valid value."""
+        unknown = sorted(set(options) - set(self.options))
+        if unknown:
+            raise ValueError(
+                f"options: expected keywords among {list(self.options)} for {self.name!r}, "
+                f"got {unknown}"
+            )
+        if "connectivity" in self.options:
+            check_connectivity(n_axes, options.get("connectivity"))
+
+    def __call__(self, p: Tensor, *, spacing: SpacingLike = None, **options) -> Tensor:
+        check_probs(p)
+        self.check_options(p.ndim - 2, options)
+        return self.compute(Geometry(p, spacing), **options).to(p.dtype)
 
 
-def soft_length(
-    p: Tensor, *, spacing: SpacingLike = None, connectivity: int | None = None
-) -> Tensor:
-    """Graph-Laplacian quadratic form ``L = sum_{p~q} (p(x) - p(y))^2``, each pair once: (B, K, 1).
-
-    ``connectivity``: 8 (default, the authors') or 4 in 2-D; 26 (default), 18 or 6 in 3-D. No
-    wrap-around. A binary interior s x s square gives 12 s - 4 with 8-connectivity (4 s with 4).
-    With a spacing each pair weighs ``voxel volume * |offset| / |offset in mm|`` (mm in 2-D, mm^2 in 3-D).
-    """
-    check_probs(p)
-    check_connectivity(p.ndim - 2, connectivity)
-    return Geometry(p, spacing).length(connectivity).to(p.dtype)
-
-
-def soft_compactness(
-    p: Tensor, *, spacing: SpacingLike = None, connectivity: int | None = None
-) -> Tensor:
-    """Compactness ``L^2 / (S + eps)`` (L: soft_length, S: soft_size): (B, K, 1)."""
-    check_probs(p)
-    check_connectivity(p.ndim - 2, connectivity)
-    g = Geometry(p, spacing)
-    return _compactness(g, connectivity).to(p.dtype)
-
-
-def _compactness(g: Geometry, connectivity: int | None) -> Tensor:
+def _compactness(g: Geometry, connectivity: int | None = None) -> Tensor:
     return g.length(connectivity).square() / (g.size() + g.eps)
-
-
-def soft_covariance(p: Tensor, *, spacing: SpacingLike = None) -> Tensor:
-    """Normalised central second moments ``sum p (x_i - C_i)(x_j - C_j) / S``, upper triangle.
-
-    2-D: (rr, rc, cc), n = 3. 3-D: (00, 01, 02, 11, 12, 22), n = 6. Equal to scikit-image's
-    ``moments_central(mask)[...] / area`` on a binary mask.
-    """
-    return _run(p, spacing, Geometry.covariance)
 
 
 def _eigen_2d(cov: Tensor) -> tuple[Tensor, Tensor]:
@@ -327,14 +312,6 @@ def _eccentricity(g: Geometry) -> Tensor:
     return _safe_sqrt(1 - small.clamp_min(0) / (big + g.eps))
 
 
-def soft_eccentricity(p: Tensor, *, spacing: SpacingLike = None) -> Tensor:
-    """Eccentricity ``sqrt(1 - l_min / l_max)`` of the second-moment matrix: (B, K, 1).
-
-    0 for a disk (ball), towards 1 for a line; the definition of scikit-image's ``regionprops``.
-    """
-    return _run(p, spacing, _eccentricity)
-
-
 def _orientation(g: Geometry) -> Tensor:
     if g.nd != 2:
         raise ValueError(
@@ -347,53 +324,89 @@ def _orientation(g: Geometry) -> Tensor:
     return 0.5 * torch.atan2(y, torch.where(degenerate, torch.ones_like(x), x))
 
 
+_CONNECTIVITY = ("connectivity",)
+DESCRIPTORS: dict[str, Descriptor] = {
+    d.name: d
+    for d in (
+        Descriptor("size", Geometry.size, extensive=True),
+        Descriptor("centroid", Geometry.centroid, lambda n_axes: n_axes),
+        Descriptor("dist_centroid", Geometry.dist_centroid, lambda n_axes: n_axes),
+        Descriptor("length", Geometry.length, extensive=True, options=_CONNECTIVITY),
+        Descriptor("compactness", _compactness, options=_CONNECTIVITY),
+        Descriptor("covariance", Geometry.covariance, lambda n: n * (n + 1) // 2, signed=True),
+        Descriptor("eccentricity", _eccentricity),
+        Descriptor("orientation", _orientation, signed=True),
+    )
+}
+"""Name -> ``Descriptor``; each is called as ``f(p, *, spacing=None, **options) -> (B, K, n)``."""
+
+
+def check_descriptor_name(name: str) -> None:
+    if name not in DESCRIPTORS:
+        raise ValueError(f"descriptor: expected one of {sorted(DESCRIPTORS)}, got {name!r}")
+
+
+# ----------------------------------------------------------------------------------------------
+# Public functions (the registry's entries, with their formulas)
+# ----------------------------------------------------------------------------------------------
+def soft_size(p: Tensor, *, spacing: SpacingLike = None) -> Tensor:
+    """Size ``S = sum_x p(x)`` (times the voxel volume with a spacing): (B, K, 1)."""
+    return DESCRIPTORS["size"](p, spacing=spacing)
+
+
+def soft_centroid(p: Tensor, *, spacing: SpacingLike = None) -> Tensor:
+    """Centroid ``C_i = sum_x p(x) x_i / (S + eps)`` per axis, array order: (B, K, n_axes)."""
+    return DESCRIPTORS["centroid"](p, spacing=spacing)
+
+
+def soft_dist_centroid(p: Tensor, *, spacing: SpacingLike = None) -> Tensor:
+    """Per-axis RMS spread ``D_i = sqrt(sum_x p(x) (x_i - C_i)^2 / (S + eps))``: (B, K, n_axes).
+
+    The authors' "distance to centroid". A binary s x s square gives sqrt((s^2 - 1) / 12).
+    """
+    return DESCRIPTORS["dist_centroid"](p, spacing=spacing)
+
+
+def soft_length(
+    p: Tensor, *, spacing: SpacingLike = None, connectivity: int | None = None
+) -> Tensor:
+    """Graph-Laplacian quadratic form ``L = sum_{p~q} (p(x) - p(y))^2``, each pair once: (B, K, 1).
+
+    ``connectivity``: 8 (default, the authors') or 4 in 2-D; 26 (default), 18 or 6 in 3-D. No
+    wrap-around. A binary interior s x s square gives 12 s - 4 with 8-connectivity (4 s with 4).
+    With a spacing each pair weighs ``voxel volume * |offset| / |offset in mm|`` (mm in 2-D, mm^2 in 3-D).
+    """
+    return DESCRIPTORS["length"](p, spacing=spacing, connectivity=connectivity)
+
+
+def soft_compactness(
+    p: Tensor, *, spacing: SpacingLike = None, connectivity: int | None = None
+) -> Tensor:
+    """Compactness ``L^2 / (S + eps)`` (L: soft_length, S: soft_size): (B, K, 1)."""
+    return DESCRIPTORS["compactness"](p, spacing=spacing, connectivity=connectivity)
+
+
+def soft_covariance(p: Tensor, *, spacing: SpacingLike = None) -> Tensor:
+    """Normalised central second moments ``sum p (x_i - C_i)(x_j - C_j) / S``, upper triangle.
+
+    2-D: (rr, rc, cc), n = 3. 3-D: (00, 01, 02, 11, 12, 22), n = 6. Equal to scikit-image's
+    ``moments_central(mask)[...] / area`` on a binary mask.
+    """
+    return DESCRIPTORS["covariance"](p, spacing=spacing)
+
+
+def soft_eccentricity(p: Tensor, *, spacing: SpacingLike = None) -> Tensor:
+    """Eccentricity ``sqrt(1 - l_min / l_max)`` of the second-moment matrix: (B, K, 1).
+
+    0 for a disk (ball), towards 1 for a line; the definition of scikit-image's ``regionprops``.
+    """
+    return DESCRIPTORS["eccentricity"](p, spacing=spacing)
+
+
 def soft_orientation(p: Tensor, *, spacing: SpacingLike = None) -> Tensor:
     """Angle (radians, in [-pi/2, pi/2]) between the row axis and the major axis, 2-D only: (B, K, 1).
 
     ``0.5 * atan2(2 cov_rc, cov_rr - cov_cc)``; the convention of scikit-image's ``regionprops``.
     Undefined (returned as 0) for a disk.
     """
-    return _run(p, spacing, _orientation)
-
-
-DESCRIPTORS: dict[str, Callable[..., Tensor]] = {
-    "size": soft_size,
-    "centroid": soft_centroid,
-    "dist_centroid": soft_dist_centroid,
-    "length": soft_length,
-    "compactness": soft_compactness,
-    "covariance": soft_covariance,
-    "eccentricity": soft_eccentricity,
-    "orientation": soft_orientation,
-}
-"""Name -> ``f(p, *, spacing=None, **options) -> (B, K, n)``."""
-
-# How the loss computes each descriptor from a shared Geometry (same values as the functions above).
-GEOMETRY_FNS: dict[str, Callable[..., Tensor]] = {
-    "size": lambda g: g.size(),
-    "centroid": lambda g: g.centroid(),
-    "dist_centroid": lambda g: g.dist_centroid(),
-    "length": lambda g, connectivity=None: g.length(connectivity),
-    "compactness": lambda g, connectivity=None: _compactness(g, connectivity),
-    "covariance": lambda g: g.covariance(),
-    "eccentricity": _eccentricity,
-    "orientation": _orientation,
-}
-
-# Descriptors that vanish on an empty class (bounded to [0, 0] by the corrected empty policy).
-EXTENSIVE = frozenset({"size", "length"})
-
-
-def descriptor_size(name: str, n_axes: int) -> int:
-    """Number of values n the descriptor ``name`` returns for images with ``n_axes`` spatial axes."""
-    check_descriptor_name(name)
-    return {
-        "centroid": n_axes,
-        "dist_centroid": n_axes,
-        "covariance": n_axes * (n_axes + 1) // 2,
-    }.get(name, 1)
-
-
-def check_descriptor_name(name: str) -> None:
-    if name not in DESCRIPTORS:
-        raise ValueError(f"descriptor: expected one of {sorted(DESCRIPTORS)}, got {name!r}")
+    return DESCRIPTORS["orientation"](p, spacing=spacing)

@@ -8,7 +8,11 @@ a penalty (``"log_barrier"`` or ``"quadratic"``), a normalisation and an empty-c
 with ``z = f - upper`` and ``z = lower - f``; ``norm = H * W`` (``"paper"``: a sum over the batch,
 divided by the number of pixels) or ``B * H * W`` (``"batch_mean"``: the same per-image scale for
 every batch size). Bounds are computed inside ``forward`` from the (augmented) target, or are
-constant per class (anatomical priors). See ``paper_terms`` for the authors' settings.
+constant per class (anatomical priors), by ``tutorial_lib.bounds``. See ``paper_terms`` for the
+authors' settings.
+
+``shape_descriptor_loss`` is the loss as a function; ``ShapeDescriptorLoss`` is a thin module over
+it that keeps the settings and the per-column tables (``tutorial_lib.loss_tables``).
 """
 
 from __future__ import annotations
@@ -23,21 +27,25 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from tutorial_lib.bounds import (
-    SIGNED,
     BoundValue,
+    check_margin,
     check_mode,
     check_policy,
     constant_table,
     labels_to_onehot,
 )
 from tutorial_lib.descriptors import (
-    EXTENSIVE,
-    GEOMETRY_FNS,
-    Geometry,
     SpacingLike,
     check_descriptor_name,
     check_probs,
-    descriptor_size,
+)
+from tutorial_lib.loss_tables import (
+    LossTables,
+    column_values,
+    geometries,
+    target_bounds,
+    term_labels,
+    term_stats,
 )
 from tutorial_lib.penalties import PENALTIES, check_penalty_name
 
@@ -48,6 +56,7 @@ __all__ = [
     "cross_entropy_loss",
     "paper_loss",
     "paper_terms",
+    "shape_descriptor_loss",
 ]
 
 NORMALISATIONS = ("paper", "batch_mean")
@@ -93,12 +102,7 @@ class DescriptorTerm:
             raise ValueError(f"classes: expected distinct class indices, got {self.classes!r}")
         object.__setattr__(self, "classes", classes)
         check_mode(self.mode)
-        if not (
-            isinstance(self.margin, (int, float))
-            and math.isfinite(self.margin)
-            and self.margin >= 0
-        ):
-            raise ValueError(f"margin: expected a non-negative finite number, got {self.margin!r}")
+        check_margin(self.margin)
         if not (
             isinstance(self.weight, (int, float))
             and math.isfinite(self.weight)
@@ -141,8 +145,156 @@ def paper_terms(dataset: str, *, weight: float = 1e-2) -> list[DescriptorTerm]:
     ]
 
 
+# ----------------------------------------------------------------------------------------------
+# The loss as a function
+# ----------------------------------------------------------------------------------------------
+def check_loss_settings(
+    terms: Sequence[DescriptorTerm], penalty: str, normalisation: str, empty_policy: str
+) -> list[DescriptorTerm]:
+    """The terms as a list; ValueError unless every setting is a known one."""
+    terms = list(terms)
+    if not terms or not all(isinstance(t, DescriptorTerm) for t in terms):
+        raise ValueError(f"terms: expected a non-empty sequence of DescriptorTerm, got {terms!r}")
+    check_penalty_name(penalty)
+    if normalisation not in NORMALISATIONS:
+        raise ValueError(f"normalisation: expected one of {NORMALISATIONS}, got {normalisation!r}")
+    check_policy(empty_policy)
+    return terms
+
+
+def check_loss_inputs(
+    terms: Sequence[DescriptorTerm],
+    probs: Tensor,
+    target: Tensor | None,
+    spacing: SpacingLike,
+    empty_policy: str,
+    check_values: bool,
+) -> None:
+    """ValueError unless the inputs fit the terms (``check_values``: also NaN and label range)."""
+    check_probs(probs, "probs", check_nan=False)
+    B, K, *spatial = probs.shape
+    top = max(max(t.classes) for t in terms)
+    if top >= K:
+        raise ValueError(
+            f"probs: terms constrain class {top}, so expected K > {top} channels, got K = {K}"
+        )
+    needs_target = any(not t.is_constant for t in terms) or empty_policy != "paper"
+    if target is None:
+        if needs_target:
+            raise ValueError(
+                "target: expected integer labels (B, *spatial); got None (needed by precise bounds or the empty policy)"
+            )
+    else:
+        if not isinstance(target, Tensor) or target.is_floating_point() or target.is_complex():
+            raise ValueError(
+                f"target: expected an integer label tensor, got {getattr(target, 'dtype', type(target).__name__)}"
+            )
+        if tuple(target.shape) != (B, *spatial):
+            raise ValueError(
+                f"target: expected shape {(B, *spatial)} to match probs {tuple(probs.shape)}, got {tuple(target.shape)}"
+            )
+    if spacing is None and any(t.physical for t in terms):
+        raise ValueError("spacing: expected mm per axis for the physical terms, got None")
+    if check_values:
+        flags = [torch.isnan(probs).any()]
+        if target is not None:
+            flags.append(((target < 0) | (target >= K)).any())
+        bad = torch.stack(flags).tolist()
+        if bad[0]:
+            raise ValueError("probs: expected finite probabilities, got a tensor containing NaN")
+        if len(bad) > 1 and bad[1]:
+            raise ValueError(
+                f"target: expected labels in [0, {K - 1}], got values outside that range"
+            )
+
+
+def shape_descriptor_loss(
+    probs: Tensor,
+    target: Tensor | None,
+    t: float | Tensor,
+    terms: Sequence[DescriptorTerm],
+    *,
+    penalty: str = "log_barrier",
+    normalisation: str = "paper",
+    empty_policy: str = "paper",
+    spacing: SpacingLike = None,
+    check_inputs: bool = True,
+    collect_stats: bool = True,
+    tables: dict[tuple, LossTables] | None = None,
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """The shape-descriptor loss and its stats: ``sum weight * psi_t(z) / norm`` (module docstring).
+
+    Arguments as ``ShapeDescriptorLoss`` and its ``forward``. ``tables``: a cache of the
+    ``LossTables`` of ``terms`` keyed by (n_axes, dtype, device), filled here on first use (None:
+    built for this call). Returns the loss (a scalar) and the detached stats (``last_stats``;
+    empty unless ``collect_stats``).
+    """
+    terms = check_loss_settings(terms, penalty, normalisation, empty_policy)
+    check_loss_inputs(terms, probs, target, spacing, empty_policy, check_inputs)
+    with torch.autocast(device_type=probs.device.type, enabled=False):
+        p = probs if probs.dtype in (torch.float32, torch.float64) else probs.float()
+        key = (p.ndim - 2, p.dtype, p.device)
+        cache = {} if tables is None else tables
+        if key not in cache:
+            cache[key] = LossTables.build(terms, *key)
+        return _loss(
+            p,
+            target,
+            t,
+            terms,
+            cache[key],
+            spacing=spacing,
+            penalty=penalty,
+            normalisation=normalisation,
+            empty_policy=empty_policy,
+            collect_stats=collect_stats,
+        )
+
+
+def _loss(
+    p: Tensor,
+    target: Tensor | None,
+    t: float | Tensor,
+    terms: list[DescriptorTerm],
+    tables: LossTables,
+    *,
+    spacing: SpacingLike,
+    penalty: str,
+    normalisation: str,
+    empty_policy: str,
+    collect_stats: bool,
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """All terms at once: descriptor values and bounds are laid out as (B, columns)."""
+    B, K, *spatial = p.shape
+    f = column_values(geometries(p, spacing), terms, tables)
+    with torch.no_grad():
+        if target is None:  # constant bounds only
+            bounds = tables.rules.table.expand(*f.shape, 2)
+        else:
+            truth = geometries(labels_to_onehot(target, K, p.dtype), spacing)
+            bounds = target_bounds(truth, f, terms, tables, empty_policy)  # (B, columns, 2)
+        # a side bounded by ±inf is free: masked out (only possible with some settings)
+        active = torch.isfinite(bounds) if tables.rules.may_be_free(empty_policy) else None
+    z = (f[..., None] - bounds) * tables.sign  # [lower - f, f - upper]
+    if active is not None:
+        z = torch.where(active, z, -1.0)
+    psi = PENALTIES[penalty](z, t)
+    if active is not None:
+        psi = torch.where(active, psi, 0.0)
+    norm = math.prod(spatial) * (B if normalisation == "batch_mean" else 1)
+    per_column = psi.sum((0, 2)) * (tables.weight / norm)
+    total = per_column.sum()
+    if not collect_stats:
+        return total, {}
+    return total, term_stats(tables, per_column.detach(), z.detach(), active, total.detach())
+
+
+# ----------------------------------------------------------------------------------------------
+# The loss as a module
+# ----------------------------------------------------------------------------------------------
 class ShapeDescriptorLoss(nn.Module):
-    """Sum of penalised descriptor constraints (see the module docstring).
+    """Sum of penalised descriptor constraints (see the module docstring); ``shape_descriptor_loss``
+    with its settings kept and its tables made once.
 
     ``forward(probs, target, t, spacing=None)``: ``probs`` (B, K, *spatial) softmax probabilities,
     ``target`` (B, *spatial) integer labels (None only if every term has constant bounds and the
@@ -166,300 +318,39 @@ class ShapeDescriptorLoss(nn.Module):
         collect_stats: bool = True,
     ) -> None:
         super().__init__()
-        terms = list(terms)
-        if not terms or not all(isinstance(t, DescriptorTerm) for t in terms):
-            raise ValueError(
-                f"terms: expected a non-empty sequence of DescriptorTerm, got {terms!r}"
-            )
-        check_penalty_name(penalty)
-        if normalisation not in NORMALISATIONS:
-            raise ValueError(
-                f"normalisation: expected one of {NORMALISATIONS}, got {normalisation!r}"
-            )
-        check_policy(empty_policy)
-        self.terms = terms
+        self.terms = check_loss_settings(terms, penalty, normalisation, empty_policy)
         self.penalty = penalty
         self.normalisation = normalisation
         self.empty_policy = empty_policy
         self.check_inputs = check_inputs
         self.collect_stats = collect_stats
-        self.labels = _unique_labels(terms)
-        self._tables = [
-            constant_table(t.lower, t.upper, len(t.classes)) if t.is_constant else None
-            for t in terms
-        ]
-        self._device_cache: dict[tuple, Tensor] = {}
+        self.labels = term_labels(self.terms)
+        self.tables: dict[tuple, LossTables] = {}  # (n_axes, dtype, device) -> LossTables
         self.last_stats: dict[str, Tensor] = {}
 
     def extra_repr(self) -> str:
         names = ", ".join(f"{t.label}{list(t.classes)}" for t in self.terms)
         return f"terms=[{names}], penalty={self.penalty!r}, normalisation={self.normalisation!r}, empty_policy={self.empty_policy!r}"
 
-    # -- validation -----------------------------------------------------------------------------
-    def _validate(self, probs: Tensor, target: Tensor | None, spacing: SpacingLike) -> None:
-        check_probs(probs, "probs", check_nan=False)
-        B, K, *spatial = probs.shape
-        top = max(max(t.classes) for t in self.terms)
-        if top >= K:
-            raise ValueError(
-                f"probs: terms constrain class {top}, so expected K > {top} channels, got K = {K}"
-            )
-        needs_target = any(not t.is_constant for t in self.terms) or self.empty_policy != "paper"
-        if target is None:
-            if needs_target:
-                raise ValueError(
-                    "target: expected integer labels (B, *spatial); got None (needed by precise bounds or the empty policy)"
-                )
-        else:
-            if not isinstance(target, Tensor) or target.is_floating_point() or target.is_complex():
-                raise ValueError(
-                    f"target: expected an integer label tensor, got {getattr(target, 'dtype', type(target).__name__)}"
-                )
-            if tuple(target.shape) != (B, *spatial):
-                raise ValueError(
-                    f"target: expected shape {(B, *spatial)} to match probs {tuple(probs.shape)}, got {tuple(target.shape)}"
-                )
-        if spacing is None and any(t.physical for t in self.terms):
-            raise ValueError("spacing: expected mm per axis for the physical terms, got None")
-        if self.check_inputs:
-            flags = [torch.isnan(probs).any()]
-            if target is not None:
-                flags.append(((target < 0) | (target >= K)).any())
-            bad = torch.stack(flags).tolist()
-            if bad[0]:
-                raise ValueError(
-                    "probs: expected finite probabilities, got a tensor containing NaN"
-                )
-            if len(bad) > 1 and bad[1]:
-                raise ValueError(
-                    f"target: expected labels in [0, {K - 1}], got values outside that range"
-                )
-
-    def _select(self, x: Tensor, classes: tuple[int, ...]) -> Tensor:
-        if classes == tuple(range(classes[0], classes[0] + len(classes))):
-            return x[:, classes[0] : classes[0] + len(classes)]
-        key = ("idx", classes, x.device)
-        if key not in self._device_cache:
-            self._device_cache[key] = torch.tensor(classes, device=x.device)
-        return x.index_select(1, self._device_cache[key])
-
-    def _columns(self, nd: int, dtype: torch.dtype, device: torch.device) -> dict[str, Any]:
-        """Per-column constants (one column per term, class and descriptor value), cached."""
-        key = ("columns", nd, dtype, device)
-        if key in self._device_cache:
-            return self._device_cache[key]
-        rows: list[tuple] = []
-        for i, term in enumerate(self.terms):
-            n = descriptor_size(term.descriptor, nd)
-            table = None
-            if term.is_constant:
-                table = self._tables[i]
-                if table.shape[1] not in (1, n):
-                    raise ValueError(
-                        f"term {self.labels[i]!r}: expected bounds with {n} values per class for "
-                        f"{nd}-D images, got {table.shape[1]}"
-                    )
-                table = table.expand(len(term.classes), n, 2)
-            for ci, c in enumerate(term.classes):
-                for j in range(n):
-                    lo, hi = (
-                        (0.0, 0.0)
-                        if table is None
-                        else (float(table[ci, j, 0]), float(table[ci, j, 1]))
-                    )
-                    rows.append(
-                        (
-                            term.weight,
-                            term.margin,
-                            term.mode == "percentage",
-                            term.descriptor not in SIGNED,
-                            term.descriptor in EXTENSIVE,
-                            term.is_constant,
-                            lo,
-                            hi,
-                            c,
-                            i,
-                        )
-                    )
-        cols = list(zip(*rows, strict=True))
-        margin, pct, constant = cols[1], cols[2], cols[5]
-        bounds = list(zip(cols[6], cols[7], strict=True))
-
-        def tensor(values, dt=dtype):
-            return torch.tensor(values, dtype=dt, device=device)
-
-        term_of_column = torch.tensor(cols[9])
-        out = {
-            "weight": tensor(cols[0]),
-            # margin = |v| * pct_margin + abs_margin: one of the two is 0 in each column
-            "pct_margin": tensor([m if p else 0.0 for m, p in zip(margin, pct, strict=True)]),
-            "abs_margin": tensor([0.0 if p else m for m, p in zip(margin, pct, strict=True)]),
-            "clamp": tensor(cols[3], torch.bool)[:, None],
-            "extensive": tensor(cols[4], torch.bool),
-            "constant": tensor(constant, torch.bool)[:, None],
-            "table": tensor(bounds),  # (columns, 2) constant bounds (0 where not constant)
-            "cls": tensor(cols[8], torch.long),
-            # (terms, columns): sums the columns of each term with one matrix product
-            "term_matrix": (term_of_column == torch.arange(len(self.terms))[:, None]).to(
-                dtype=dtype, device=device
-            ),
-            "term_columns": torch.bincount(term_of_column, minlength=len(self.terms)).tolist(),
-            "sign": tensor([-1.0, 1.0]),
-            "free": tensor([-math.inf, math.inf]),
-            "all_clamp": all(cols[3]),
-            "any_constant": any(constant),
-            "all_constant": all(constant),
-            # can a bound be infinite (a free side)? Only then are constraints masked out
-            "may_be_free": self.empty_policy == "corrected"
-            or any(math.isinf(v) for lo_hi in bounds for v in lo_hi),
-        }
-        self._device_cache[key] = out
-        return out
-
-    def _n_active(self, cols: dict[str, Any], batch: int, dtype: torch.dtype) -> Tensor:
-        """Constraints per term when none is masked out: 2 sides x B images x its columns."""
-        key = ("n_active", batch, dtype, cols["weight"].device)
-        if key not in self._device_cache:
-            self._device_cache[key] = torch.tensor(
-                [2.0 * batch * n for n in cols["term_columns"]],
-                dtype=dtype,
-                device=cols["weight"].device,
-            )
-        return self._device_cache[key]
-
-    # -- forward --------------------------------------------------------------------------------
     def forward(
         self, probs: Tensor, target: Tensor | None, t: float | Tensor, spacing: SpacingLike = None
     ) -> Tensor:
-        self._validate(probs, target, spacing)
-        with torch.autocast(device_type=probs.device.type, enabled=False):
-            return self._loss(probs, target, t, spacing)
-
-    def _loss(
-        self, probs: Tensor, target: Tensor | None, t: float | Tensor, spacing: SpacingLike
-    ) -> Tensor:
-        """All terms at once: descriptor values and bounds are laid out as (B, columns)."""
-        p = probs if probs.dtype in (torch.float32, torch.float64) else probs.float()
-        B, K, *spatial = p.shape
-        cols = self._columns(len(spatial), p.dtype, p.device)
-        geos: dict[tuple[bool, bool], Geometry] = {}
-
-        def geo(truth: bool, physical: bool) -> Geometry:
-            if (truth, physical) not in geos:
-                x = onehot if truth else p
-                geos[truth, physical] = Geometry(x, spacing if physical else None)
-            return geos[truth, physical]
-
-        onehot = None if target is None else labels_to_onehot(target, K, p.dtype)
-        f = torch.cat(
-            [
-                self._select(
-                    GEOMETRY_FNS[term.descriptor](geo(False, term.physical), **term.options),
-                    term.classes,
-                ).flatten(1)
-                for term in self.terms
-            ],
-            dim=1,
+        loss, stats = shape_descriptor_loss(
+            probs,
+            target,
+            t,
+            self.terms,
+            penalty=self.penalty,
+            normalisation=self.normalisation,
+            empty_policy=self.empty_policy,
+            spacing=spacing,
+            check_inputs=self.check_inputs,
+            collect_stats=self.collect_stats,
+            tables=self.tables,
         )
-        with torch.no_grad():
-            bounds = self._bounds(cols, geo if onehot is not None else None, f)  # (B, columns, 2)
-            # a side bounded by ±inf is free: masked out (only possible with some settings)
-            active = torch.isfinite(bounds) if cols["may_be_free"] else None
-        z = (f[..., None] - bounds) * cols["sign"]  # [lower - f, f - upper]
-        if active is not None:
-            z = torch.where(active, z, -1.0)
-        psi = PENALTIES[self.penalty](z, t)
-        if active is not None:
-            psi = torch.where(active, psi, 0.0)
-        norm = math.prod(spatial) * (B if self.normalisation == "batch_mean" else 1)
-        per_column = psi.sum((0, 2)) * (cols["weight"] / norm)
-        total = per_column.sum()
         if self.collect_stats:
-            self._record_stats(cols, per_column.detach(), z.detach(), active, total.detach())
-        return total
-
-    def _bounds(self, cols: dict[str, Any], geo, f: Tensor) -> Tensor:
-        """Bounds (B, columns, 2), ``[..., 0]`` lower and ``[..., 1]`` upper, with the empty-class policy."""
-        if geo is None:  # constant bounds only, no target
-            return cols["table"].expand(*f.shape, 2)
-        present = (geo(True, False).mass()[..., 0] > 0).index_select(1, cols["cls"])
-        nd = geo(True, False).nd
-        if cols["all_constant"]:
-            values = torch.zeros_like(f)
-        else:
-            values = torch.cat(
-                [
-                    f.new_zeros(
-                        f.shape[0], len(term.classes) * descriptor_size(term.descriptor, nd)
-                    )
-                    if term.is_constant
-                    else self._select(
-                        GEOMETRY_FNS[term.descriptor](geo(True, term.physical), **term.options),
-                        term.classes,
-                    ).flatten(1)
-                    for term in self.terms
-                ],
-                dim=1,
-            )
-        if self.empty_policy == "paper":
-            values = torch.where(present, values, 0.0)
-        margin = torch.addcmul(cols["abs_margin"], values.abs(), cols["pct_margin"])
-        bounds = torch.addcmul(values[..., None], margin[..., None], cols["sign"])  # v -/+ m
-        if cols["all_clamp"]:
-            bounds = bounds.clamp_min_(0)
-        else:
-            bounds = torch.where(cols["clamp"], bounds.clamp_min(0), bounds)
-        if cols["any_constant"]:
-            bounds = torch.where(cols["constant"], cols["table"], bounds)
-        if self.empty_policy == "corrected":
-            absent = ~present
-            to_zero = (absent & cols["extensive"])[..., None]
-            free = (absent & ~cols["extensive"])[..., None]
-            bounds = torch.where(to_zero, 0.0, torch.where(free, cols["free"], bounds))
-        return bounds
-
-    def _record_stats(
-        self,
-        cols: dict[str, Any],
-        per_column: Tensor,
-        z: Tensor,
-        active: Tensor | None,
-        total: Tensor,
-    ) -> None:
-        """``last_stats``: per-term sums over columns with one matrix product (no read-back)."""
-        violation = torch.relu(z)  # masked-out constraints hold z = -1: no violation
-        per_col = [
-            per_column,
-            violation.sum((0, 2)),
-            violation.sign().sum((0, 2)),  # the number of violated constraints
-        ]
-        if active is not None:
-            per_col.append(active.sum((0, 2)).to(z.dtype))
-        sums = cols["term_matrix"] @ torch.stack(per_col, dim=1)  # (terms, 3 or 4)
-        if active is None:
-            n_active = self._n_active(cols, z.shape[0], z.dtype)
-        else:
-            n_active = sums[:, 3].clamp_min(1)
-        ratios = sums[:, 1:3] / n_active[:, None]  # mean violation, fraction violated
-        stats: dict[str, Tensor] = {}
-        for i, label in enumerate(self.labels):
-            stats[f"{label}/loss"] = sums[i, 0]
-            stats[f"{label}/violation"] = ratios[i, 0]
-            stats[f"{label}/frac_violated"] = ratios[i, 1]
-        stats["total"] = total
-        self.last_stats = stats
-
-
-def _unique_labels(terms: Sequence[DescriptorTerm]) -> list[str]:
-    labels: list[str] = []
-    for term in terms:
-        label = term.label
-        if label in labels:
-            label = f"{label}{list(term.classes)}".replace(" ", "")
-        while label in labels:
-            label += "'"
-        labels.append(label)
-    return labels
+            self.last_stats = stats
+        return loss
 
 
 def paper_loss(
