@@ -9,11 +9,11 @@ import torch
 
 from tutorial_lib.penalties import (
     PENALTIES,
-    MultiplyT,
     check_penalty_name,
     log_barrier_extension,
     quadratic_penalty,
 )
+from tutorial_lib.schedules import MultiplyT
 
 F64 = torch.float64
 

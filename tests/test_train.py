@@ -12,10 +12,15 @@ from tiny_runs import tiny_config as tiny
 
 from tutorial_lib import train as train_module
 from tutorial_lib.checkpoint import load_checkpoint
+from tutorial_lib.errors import NonFiniteLossError
+from tutorial_lib.evaluation import evaluate, predict_run
+from tutorial_lib.metrics import dice_3d_per_volume
+from tutorial_lib.models import build_model
 from tutorial_lib.presets import get_preset
-from tutorial_lib.run_parts import LRSchedule
+from tutorial_lib.run_setup import init_bias_from_sizes, load_data, resolve_data_root
 from tutorial_lib.runlog import read_csv, read_metrics
-from tutorial_lib.train import NonFiniteLossError, evaluate, train
+from tutorial_lib.schedules import LRSchedule
+from tutorial_lib.train import train
 
 
 @pytest.fixture(scope="module")
@@ -65,10 +70,6 @@ def test_evaluate_matches_the_saved_test_results(runs):
 
 def test_validation_dsc3d_matches_metrics_module(runs):
     """The per-epoch 3-D DSC (pooled counts) equals tutorial_lib.metrics.dice_3d_per_volume."""
-    from tutorial_lib.evaluation import predict_run
-    from tutorial_lib.metrics import dice_3d_per_volume
-    from tutorial_lib.run_parts import load_data, resolve_data_root
-
     run_dir, _ = runs["ce"]
     cfg = tiny("ce")
     val = load_data(cfg, resolve_data_root(cfg, None), "val")
@@ -109,8 +110,6 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monk
         return loss * math.nan if calls["n"] > steps_per_epoch else loss
 
     cfg = tiny("ce", epochs=3)
-    from tutorial_lib.run_parts import load_data, resolve_data_root
-
     n_train = len(load_data(cfg, resolve_data_root(cfg, None), "train"))
     steps_per_epoch = math.ceil(n_train / cfg.batch_size)
     monkeypatch.setattr(train_module, "cross_entropy_loss", breaks_in_epoch_1)
@@ -172,9 +171,6 @@ def test_lr_rule_follows_the_best_epoch():
 
 
 def test_init_bias_from_sizes_sets_centred_log_proportions():
-    from tutorial_lib.models import build_model
-    from tutorial_lib.run_parts import init_bias_from_sizes
-
     model = build_model("small_unet", 1, 3, base=4, depth=2)
     labels = torch.tensor([[[0, 0, 0, 0], [0, 0, 1, 2]]])  # proportions 6/8, 1/8, 1/8
     init_bias_from_sizes(model, labels, 3)

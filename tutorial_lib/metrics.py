@@ -30,7 +30,9 @@ __all__ = [
     "dice_from_counts",
     "dice_2d",
     "dice_3d_per_volume",
+    "volume_counts",
     "mean_dice",
+    "class_means",
     "surface",
     "surface_distances",
     "hd95",
@@ -133,6 +135,18 @@ def _group_index(volume_ids: Sequence[Hashable] | torch.Tensor, n: int, device: 
     return list(order), torch.tensor(index, device=device, dtype=torch.long)
 
 
+def volume_counts(
+    counts: torch.Tensor, volume_ids: Sequence[Hashable] | torch.Tensor
+) -> tuple[list[Hashable], torch.Tensor]:
+    """Per-slice counts (B, K, 3) of `dice_counts` summed by volume: (ids in first-seen order, (V, K, 3)).
+
+    `volume_ids`: one id per slice, any order.
+    """
+    ids, index = _group_index(volume_ids, counts.shape[0], counts.device)
+    pooled = counts.new_zeros(len(ids), *counts.shape[1:]).index_add_(0, index, counts)
+    return ids, pooled
+
+
 def dice_3d_per_volume(
     pred: torch.Tensor,
     target: torch.Tensor,
@@ -146,9 +160,7 @@ def dice_3d_per_volume(
     Slices (B, H, W) are grouped by `volume_ids` (one id per slice, any order); the counts of a
     volume's slices are summed before the ratio, so DSC_vk = 2 Σ|P∩G| / (Σ|P| + Σ|G|).
     """
-    counts = dice_counts(pred, target, n_classes)
-    ids, index = _group_index(volume_ids, counts.shape[0], counts.device)
-    pooled = counts.new_zeros(len(ids), *counts.shape[1:]).index_add_(0, index, counts)
+    ids, pooled = volume_counts(dice_counts(pred, target, n_classes), volume_ids)
     return ids, dice_from_counts(pooled, empty=empty)
 
 
@@ -159,6 +171,28 @@ def mean_dice(dsc: torch.Tensor, dim: int | tuple[int, ...] | None = None) -> to
     `mean_dice(dsc[:, 1:])` the mean over foreground classes.
     """
     return torch.nanmean(dsc, dim=dim) if dim is not None else torch.nanmean(dsc)
+
+
+def class_means(
+    values: torch.Tensor, class_names: Sequence[str], selection: Sequence[int]
+) -> dict[str, float]:
+    """Per-class means over the rows of `values` (V, K) and their "mean" over the `selection` classes.
+
+    NaN and infinite values are left out (a Dice absent in both masks, an HD95 with one empty
+    mask): `{name_k: mean_v values[v, k], "mean": mean_{k in selection} (mean_v values[v, k])}`.
+    """
+    if values.ndim != 2 or values.shape[1] != len(class_names):
+        raise ValueError(
+            f"class_means: expected values (V, {len(class_names)}), got shape {tuple(values.shape)}"
+        )
+    if any(not 0 <= k < len(class_names) for k in selection):
+        raise ValueError(
+            f"class_means: expected selection indices below {len(class_names)}, got {list(selection)}"
+        )
+    finite = torch.where(torch.isinf(values), math.nan, values)
+    means = {name: float(mean_dice(finite[:, k])) for k, name in enumerate(class_names)}
+    means["mean"] = float(mean_dice(mean_dice(finite[:, list(selection)], dim=0)))
+    return means
 
 
 # ---------------------------------------------------------------- Hausdorff distance (HD95)
