@@ -123,13 +123,18 @@ def dice_2d(
     return dice_from_counts(dice_counts(pred, target, n_classes), empty=empty)
 
 
-def _group_index(volume_ids: Sequence[Hashable] | torch.Tensor, n: int, device: torch.device):
+def _group_index(
+    volume_ids: Sequence[Hashable] | torch.Tensor, n: int, device: torch.device, name: str
+) -> tuple[list[Hashable], torch.Tensor]:
+    """(ids in first-seen order, the index of each slice's volume in that list)."""
     if isinstance(volume_ids, torch.Tensor):
         if volume_ids.ndim != 1:
-            raise ValueError(f"expected volume_ids of shape ({n},), got {tuple(volume_ids.shape)}")
+            raise ValueError(
+                f"{name}: expected volume_ids of shape ({n},), got {tuple(volume_ids.shape)}"
+            )
         volume_ids = volume_ids.tolist()
     if len(volume_ids) != n:
-        raise ValueError(f"expected {n} volume ids (one per slice), got {len(volume_ids)}")
+        raise ValueError(f"{name}: expected {n} volume ids (one per slice), got {len(volume_ids)}")
     order: dict[Hashable, int] = {}
     index = [order.setdefault(v, len(order)) for v in volume_ids]
     return list(order), torch.tensor(index, device=device, dtype=torch.long)
@@ -142,7 +147,7 @@ def volume_counts(
 
     `volume_ids`: one id per slice, any order.
     """
-    ids, index = _group_index(volume_ids, counts.shape[0], counts.device)
+    ids, index = _group_index(volume_ids, counts.shape[0], counts.device, "volume_counts")
     pooled = counts.new_zeros(len(ids), *counts.shape[1:]).index_add_(0, index, counts)
     return ids, pooled
 
@@ -275,6 +280,7 @@ def _directed_cdist(a: torch.Tensor, b: torch.Tensor, chunk: int) -> torch.Tenso
 def _directed_edt(src: torch.Tensor, dst: torch.Tensor, spacing: Sequence[float]) -> torch.Tensor:
     """Distances from each voxel of `src` to the nearest voxel of `dst`, by a Euclidean distance
     transform of the complement of `dst` (scipy, on the CPU), within the bounding box of both."""
+    # scipy.ndimage loads in a fraction of a second: only when a mask is large enough for this path
     from scipy.ndimage import distance_transform_edt
 
     both = (src | dst).nonzero()
@@ -366,7 +372,7 @@ def hd95_per_volume(
         raise ValueError(
             f"hd95_per_volume: expected slices (B, H, W), got shape {tuple(pred.shape)}"
         )
-    ids, index = _group_index(volume_ids, pred.shape[0], pred.device)
+    ids, index = _group_index(volume_ids, pred.shape[0], pred.device, "hd95_per_volume")
     spacing_t = torch.ones(3) if spacing is None else torch.as_tensor(spacing, dtype=torch.float64)
     if spacing_t.shape not in ((3,), (pred.shape[0], 3)):
         raise ValueError(

@@ -9,7 +9,8 @@ What `build_run` builds, in this order (the order fixes the random numbers of a 
   the train and val splits (`load_data`), the training set placed on the device when it fits
   (else on the CPU, pinned when the device is CUDA), and the in-plane spacing per slice when a
   term is in physical units (mm);
-- the precision: bfloat16 autocast or none (`amp_dtype`), channels_last (on CUDA by default);
+- the precision: bfloat16 autocast or none (`amp_dtype`), channels_last (on CUDA by default),
+  cuDNN autotuning on CUDA (fixed input sizes);
 - the network (`build_network`, seeded by `config.seed`), its output bias from the mean class
   sizes when asked (`init_bias_from_sizes`), and its `torch.compile` form (`compile_network`);
 - the optimiser (Adam, fused on CUDA), the LR rule (`LRSchedule`), the barrier schedule
@@ -95,7 +96,7 @@ class Run:
     epoch: int = 0
     best_score: float = -math.inf
     best_epoch: int = 0
-    history: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    history: list[dict[str, float]] = dataclasses.field(default_factory=list)  # metrics.csv rows
 
     @property
     def class_names(self) -> list[str]:

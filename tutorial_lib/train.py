@@ -22,14 +22,9 @@ validation 2-D DSC over the preset's `selection_classes` (foreground), multiply 
 rule, append a CSV row and write `checkpoints/last.pt`. After the last epoch the best checkpoint is
 evaluated on the test split (3-D DSC and HD95 per class).
 
-On CUDA: bfloat16 autocast where supported, channels_last, cuDNN autotuning, and the whole
-training set kept on the GPU when it fits (exact resume is guaranteed on the CPU; cuDNN kernels
-need not be deterministic). A non-finite loss stops the run (`NonFiniteLossError`) before anything is written
-for that epoch, so `last.pt` stays the last good state.
-
-`train(..., compile=True)` runs the forward passes through `torch.compile(model)` (fewer, fused
-kernels: ENet's eager step is launch-bound on a GPU); the first epoch pays the compile time, on the
-CPU it needs a C++ compiler, and checkpoints still hold the plain module's weights.
+A non-finite loss stops the run (`NonFiniteLossError`) before anything is written for that epoch,
+so `last.pt` stays the last good state. `compile=True` runs the forward passes through
+`torch.compile(model)` (see `run_setup.compile_network`); checkpoints hold the plain module.
 
 Run directory layout:
 
@@ -45,7 +40,7 @@ Run directory layout:
     OUT/checkpoints/best.pt    the weights with the best validation score
 
 `train(..., resume=True)` continues from `last.pt` and gives the same result as an uninterrupted run
-(bitwise on CPU).
+(bitwise on the CPU; on CUDA, cuDNN kernels need not be deterministic).
 """
 
 from __future__ import annotations
