@@ -130,14 +130,6 @@ def _raise_non_finite(run: Run, loss: torch.Tensor, n_steps: int) -> None:
 # --------------------------------------------------------------------------- one epoch
 
 
-def stat_columns(stats: dict[str, torch.Tensor]) -> dict[str, str]:
-    """CSV column -> key of `ShapeDescriptorLoss.last_stats`: "c_size_violation" -> "size/violation".
-
-    "total" (the loss itself) is left out: it is the `train_loss` column already.
-    """
-    return {"c_" + key.replace("/", "_"): key for key in stats if key != "total"}
-
-
 class EpochTotals:
     """Running sums of one epoch's training pass, kept on the device: no read-back per step.
 
@@ -170,8 +162,9 @@ class EpochTotals:
         self.dsc += dsc.nan_to_num(0.0).sum(0)
         self.dsc_n += (~dsc.isnan()).sum(0)
         if stats:
+            # column "c_size_violation" for "size/violation"; "total" is train_loss already
             if self.stats is None:
-                self.stat_columns = stat_columns(stats)
+                self.stat_columns = {"c_" + k.replace("/", "_"): k for k in stats if k != "total"}
             keys = self.stat_columns.values()
             values = torch.stack([stats[key].detach().float().reshape(()) for key in keys])
             self.stats = values if self.stats is None else self.stats + values
@@ -235,10 +228,10 @@ def _validate(run: Run) -> dict[str, float]:
     return validation_scores(counts, val.volume_ids, run.class_names, run.selection_classes)
 
 
-def _run_epoch(run: Run, out: Path, progress: bool) -> dict[str, Any]:
+def _run_epoch(run: Run, out: Path, progress: bool) -> dict[str, float]:
     """Train, validate, keep the best weights, step t and the LR rule, write CSV and last.pt."""
     epoch, start = run.epoch, time.perf_counter()
-    row: dict[str, Any] = {"epoch": epoch, "t": run.t, "lr": run.lr_schedule.lr}
+    row: dict[str, float] = {"epoch": epoch, "t": run.t, "lr": run.lr_schedule.lr}
     row.update(_train_epoch(run, progress))
     row.update(_validate(run))
     row["seconds"] = time.perf_counter() - start
