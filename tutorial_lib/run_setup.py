@@ -119,7 +119,8 @@ def build_run(
 
     `compile`: False (eager), True ("default") or a torch.compile mode (`COMPILE_MODES`).
     `data`: the data already placed (tensors made in memory, e.g. by a benchmark); None reads it
-    from `data_root`. Raises ValueError for a bad value, before any data is read.
+    from `data_root`. Raises ValueError for a bad value (the config type, the device and `compile`
+    before any data is read; `selection_classes` once the classes are known).
     """
     if not isinstance(config, TrainConfig):
         raise ValueError(
