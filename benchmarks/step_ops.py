@@ -7,7 +7,7 @@ training step of the ``acdc-ce`` and ``acdc-descriptors`` presets (ENet, B = 8, 
 as ``tutorial_lib.train`` does it, split into parts:
 
 - ``batch``: index the training tensors and move them to the device (``_train_epoch``);
-- ``augment``: ``tutorial_lib.run_parts.augment`` with the preset's settings;
+- ``augment``: ``tutorial_lib.train.augment`` with the preset's settings;
 - ``forward``: the network under the run's autocast, then ``logits.float()`` (``_step``);
 - ``loss``: softmax + ``ShapeDescriptorLoss``, or ``cross_entropy_loss`` (``_step``);
 - ``backward``: ``zero_grad(set_to_none=True)`` + ``loss.backward()`` (``_step``);
@@ -204,10 +204,11 @@ def _toy_batch(size: int, batch: int, seed: int) -> tuple[torch.Tensor, torch.Te
 def count_step(preset: str, *, size: int, path: str, seed: int = 0) -> dict[str, Any]:
     """Op counts of one training step of ``preset`` (see the module docstring)."""
     from tutorial_lib import train as train_module
+    from tutorial_lib.data.datasets import SliceSet
     from tutorial_lib.evaluation import autocast_context
     from tutorial_lib.losses import cross_entropy_loss
     from tutorial_lib.presets import get_preset
-    from tutorial_lib.run_parts import augment
+    from tutorial_lib.run_setup import TrainData, build_run
 
     cfg = get_preset(preset)
     if path == "cuda":  # what the preset resolves to on CUDA: "auto" = bf16, None = channels_last
@@ -220,7 +221,10 @@ def count_step(preset: str, *, size: int, path: str, seed: int = 0) -> dict[str,
         cfg = dataclasses.replace(cfg, channels_last=False, amp="off")
     images, labels, class_names = _toy_batch(size, cfg.batch_size, seed)
     device = torch.device("cpu")
-    run = train_module._setup(cfg, device, class_names, labels)
+    n = images.shape[0]
+    val = SliceSet(images, labels, ["v"] * n, torch.arange(n), torch.ones(n, 3), class_names)
+    data = TrainData(Path("."), class_names, images, labels, None, val)
+    run = build_run(cfg, device=device, data=data)
     if path == "cuda":  # what train picks on CUDA: the fused Adam
         run.optimizer = torch.optim.Adam(
             run.model.parameters(), lr=cfg.lr, betas=tuple(cfg.betas), fused=True
@@ -228,7 +232,7 @@ def count_step(preset: str, *, size: int, path: str, seed: int = 0) -> dict[str,
     check_every = 1 if path == "cpu" else train_module.CHECK_EVERY
     t = run.t
     run.model.train()
-    totals = train_module.EpochTotals(run.class_names, run.mean_classes, device)
+    totals = train_module.EpochTotals(run.class_names, run.selection_classes, device)
     order = torch.arange(images.shape[0])
     batches = order.split(cfg.batch_size)
 
@@ -239,7 +243,7 @@ def count_step(preset: str, *, size: int, path: str, seed: int = 0) -> dict[str,
         with part("batch"):
             x, y = train_module.load_batch(images, labels, index, device)
         with part("augment"):
-            x, y = augment(cfg, x, y, run.generators["augment"])
+            x, y = train_module.augment(cfg, x, y, run.generators["augment"])
         with part("forward"):  # train._step
             if run.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)

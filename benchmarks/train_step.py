@@ -40,7 +40,7 @@ def main() -> None:
     from tutorial_lib.losses import cross_entropy_loss
     from tutorial_lib.models import build_model
     from tutorial_lib.presets import get_preset
-    from tutorial_lib.run_parts import build_loss
+    from tutorial_lib.run_setup import build_loss
 
     # a realistic batch: toy cardiac slices (4 classes) at the asked size
     volumes = generate_toy("toy-cardiac", size=args.size, n_patients=3, seed=args.seed)

@@ -49,7 +49,8 @@ import torch
 from tutorial_lib import descriptors, plots, widgets
 from tutorial_lib.device import get_device, set_cpu_threads
 from tutorial_lib.losses import DescriptorTerm, ShapeDescriptorLoss
-from tutorial_lib.penalties import MultiplyT, log_barrier_extension, quadratic_penalty
+from tutorial_lib.penalties import log_barrier_extension, quadratic_penalty
+from tutorial_lib.schedules import MultiplyT
 from tutorial_lib.widgets import make_shape
 
 # %%

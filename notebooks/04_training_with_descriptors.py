@@ -57,7 +57,7 @@ from tutorial_lib.losses import ShapeDescriptorLoss, cross_entropy_loss
 from tutorial_lib.metrics import dice_3d_per_volume, mean_dice
 from tutorial_lib.models import build_model
 from tutorial_lib.presets import get_preset
-from tutorial_lib.run_parts import build_loss, resolve_data_root
+from tutorial_lib.run_setup import build_loss, resolve_data_root
 from tutorial_lib.runlog import config_run_dir, read_metrics, runs_root
 from tutorial_lib.train import train
 

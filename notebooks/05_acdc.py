@@ -59,8 +59,8 @@ from tutorial_lib.losses import DescriptorTerm, ShapeDescriptorLoss
 from tutorial_lib.penalties import log_barrier_extension
 from tutorial_lib.presets import get_preset
 from tutorial_lib.reproduce import compare_runs, dataset_or_stand_in, format_table, run_configs
-from tutorial_lib.run_parts import LRSchedule
 from tutorial_lib.runlog import config_run_dir, read_json, read_metrics, runs_root
+from tutorial_lib.schedules import LRSchedule
 from tutorial_lib.widgets import make_shape
 
 # %%

@@ -58,7 +58,7 @@ from tutorial_lib.device import get_device, set_cpu_threads
 from tutorial_lib.models import build_model, count_parameters
 from tutorial_lib.presets import get_preset
 from tutorial_lib.reproduce import compare_runs, dataset_or_stand_in, format_table, run_configs
-from tutorial_lib.run_parts import resolve_data_root
+from tutorial_lib.run_setup import resolve_data_root
 from tutorial_lib.runlog import config_run_dir, read_json, read_metrics, runs_root
 from tutorial_lib.widgets import make_shape
 

@@ -58,7 +58,7 @@ from tutorial_lib.evaluation import predict_run
 from tutorial_lib.losses import DescriptorTerm, ShapeDescriptorLoss
 from tutorial_lib.metrics import dice_3d_per_volume, mean_dice
 from tutorial_lib.presets import get_preset
-from tutorial_lib.run_parts import resolve_data_root
+from tutorial_lib.run_setup import resolve_data_root
 from tutorial_lib.runlog import config_run_dir, runs_root
 from tutorial_lib.train import train as train_run  # `train` is the training split here
 from tutorial_lib.widgets import make_shape

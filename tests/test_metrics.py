@@ -9,14 +9,17 @@ import pytest
 import torch
 
 from tutorial_lib.metrics import (
+    class_means,
     dice_2d,
     dice_3d_per_volume,
     dice_counts,
+    dice_from_counts,
     hd95,
     hd95_per_volume,
     mean_dice,
     surface,
     surface_distances,
+    volume_counts,
 )
 
 # ------------------------------------------------------------------ brute-force references
@@ -146,6 +149,42 @@ def test_dice_3d_pools_the_counts_of_each_volume():
             assert dsc[v, k].item() == pytest.approx(brute_dice(pred[rows], target[rows], k))
     order_t, dsc_t = dice_3d_per_volume(pred, target, torch.tensor([7, 3, 7, 3, 9]), 3)
     assert order_t == [7, 3, 9] and torch.equal(dsc_t, dsc)
+
+
+def test_volume_counts_sums_the_slices_of_each_volume():
+    g = torch.Generator().manual_seed(2)
+    pred = torch.randint(0, 3, (6, 4, 4), generator=g)
+    target = torch.randint(0, 3, (6, 4, 4), generator=g)
+    counts = dice_counts(pred, target, 3)
+    ids = ["b", "a", "b", "c", "a", "b"]
+    order, pooled = volume_counts(counts, ids)
+    assert order == ["b", "a", "c"] and pooled.shape == (3, 3, 3) and pooled.dtype == counts.dtype
+    for v, vid in enumerate(order):
+        rows = [i for i, x in enumerate(ids) if x == vid]
+        assert torch.equal(pooled[v], counts[rows].sum(0))
+    _, dsc = dice_3d_per_volume(pred, target, ids, 3)
+    assert torch.equal(dice_from_counts(pooled), dsc)
+    with pytest.raises(ValueError, match=r"volume_counts: expected 6 volume ids .*got 2"):
+        volume_counts(counts, ["a", "b"])
+
+
+def test_class_means_skip_nan_and_inf_and_average_the_selected_classes():
+    values = torch.tensor(
+        [[1.0, 2.0, math.inf, 4.0], [3.0, math.nan, 6.0, 8.0], [5.0, 4.0, 9.0, math.inf]],
+        dtype=torch.float64,
+    )
+    means = class_means(values, ["bg", "a", "b", "c"], [1, 3])
+    assert means == {"bg": 3.0, "a": 3.0, "b": 7.5, "c": 6.0, "mean": 4.5}
+    everything_nan = torch.full((2, 2), math.nan, dtype=torch.float64)
+    assert all(math.isnan(v) for v in class_means(everything_nan, ["bg", "a"], [1]).values())
+    with pytest.raises(
+        ValueError, match=r"class_means: expected values \(V, 4\), got shape \(3,\)"
+    ):
+        class_means(values[:, 0], ["bg", "a", "b", "c"], [1])
+    with pytest.raises(
+        ValueError, match=r"class_means: expected selection indices below 4, got \[4\]"
+    ):
+        class_means(values, ["bg", "a", "b", "c"], [4])
 
 
 def test_dice_3d_of_a_volume_is_not_the_mean_of_its_slices():

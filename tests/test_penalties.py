@@ -1,4 +1,4 @@
-"""Penalties: the exact log-barrier extension, its C^1 junction, finiteness, gradients; t schedule."""
+"""Penalties: the exact log-barrier extension, its C^1 junction, finiteness, gradients."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import torch
 
 from tutorial_lib.penalties import (
     PENALTIES,
-    MultiplyT,
     check_penalty_name,
     log_barrier_extension,
     quadratic_penalty,
@@ -100,30 +99,3 @@ def test_bad_tensor_t_and_names_raise():
         ValueError, match=r"penalty: expected one of \['log_barrier', 'quadratic'\], got 'l2'"
     ):
         check_penalty_name("l2")
-
-
-def test_multiply_t_schedule_and_state():
-    sched = MultiplyT(1.0, 1.1)
-    for _ in range(199):
-        sched.step()
-    assert sched.t == pytest.approx(1.1**199, rel=1e-9)
-    assert 1.0e8 < sched.t < 2e8  # ~1.7e8 at epoch 199, as in docs/method.md
-    other = MultiplyT(5.0, 2.0)
-    other.load_state_dict(sched.state_dict())
-    assert other.state_dict() == sched.state_dict()
-    other.step()
-    sched.step()
-    assert other.t == sched.t
-    capped = MultiplyT(1.0, 10.0, max_t=50.0)
-    assert [capped.step() for _ in range(3)] == [10.0, 50.0, 50.0]
-
-
-@pytest.mark.parametrize(
-    "kwargs, match",
-    [({"t0": 0.0}, "t0"), ({"factor": -1.0}, "factor"), ({"t0": 2.0, "max_t": 1.0}, "max_t")],
-)
-def test_multiply_t_bad_arguments(kwargs, match):
-    with pytest.raises(ValueError, match=match):
-        MultiplyT(**kwargs)
-    with pytest.raises(ValueError, match="missing"):
-        MultiplyT().load_state_dict({"t": 1.0})

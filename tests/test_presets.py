@@ -9,7 +9,7 @@ import pytest
 from tutorial_lib.config import AugmentConfig, TrainConfig
 from tutorial_lib.losses import DescriptorTerm, paper_terms
 from tutorial_lib.presets import FAST_OVERRIDES, PRESETS, corrected, get_preset, toy_terms
-from tutorial_lib.run_parts import build_loss
+from tutorial_lib.run_setup import build_loss
 
 SHARED = dict(lr=5e-4, betas=(0.9, 0.99), t0=1.0, t_factor=1.1, t_max=None, penalty="log_barrier")
 

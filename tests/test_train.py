@@ -12,10 +12,13 @@ from tiny_runs import tiny_config as tiny
 
 from tutorial_lib import train as train_module
 from tutorial_lib.checkpoint import load_checkpoint
+from tutorial_lib.errors import NonFiniteLossError
+from tutorial_lib.evaluation import evaluate, predict_run
+from tutorial_lib.metrics import dice_3d_per_volume
 from tutorial_lib.presets import get_preset
-from tutorial_lib.run_parts import LRSchedule
+from tutorial_lib.run_setup import load_data, resolve_data_root
 from tutorial_lib.runlog import read_csv, read_metrics
-from tutorial_lib.train import NonFiniteLossError, evaluate, train
+from tutorial_lib.train import train
 
 
 @pytest.fixture(scope="module")
@@ -65,10 +68,6 @@ def test_evaluate_matches_the_saved_test_results(runs):
 
 def test_validation_dsc3d_matches_metrics_module(runs):
     """The per-epoch 3-D DSC (pooled counts) equals tutorial_lib.metrics.dice_3d_per_volume."""
-    from tutorial_lib.evaluation import predict_run
-    from tutorial_lib.metrics import dice_3d_per_volume
-    from tutorial_lib.run_parts import load_data, resolve_data_root
-
     run_dir, _ = runs["ce"]
     cfg = tiny("ce")
     val = load_data(cfg, resolve_data_root(cfg, None), "val")
@@ -109,8 +108,6 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monk
         return loss * math.nan if calls["n"] > steps_per_epoch else loss
 
     cfg = tiny("ce", epochs=3)
-    from tutorial_lib.run_parts import load_data, resolve_data_root
-
     n_train = len(load_data(cfg, resolve_data_root(cfg, None), "train"))
     steps_per_epoch = math.ceil(n_train / cfg.batch_size)
     monkeypatch.setattr(train_module, "cross_entropy_loss", breaks_in_epoch_1)
@@ -145,47 +142,6 @@ def test_bad_inputs_raise_value_errors(tmp_path):
         train(tiny("ce"), data_root=tmp_path / "nothing", out_dir=tmp_path / "x", progress=False)
     with pytest.raises(ValueError, match="config.json"):
         evaluate(tmp_path / "missing")
-
-
-@pytest.mark.parametrize(
-    ("rule", "fires"),
-    [
-        ("paper", [0, 20, 40]),  # best_epoch stays 0: 0 % 20 == 0 fires right after epoch 0
-        ("paper-skip-epoch0", [20, 40]),
-        ("constant", []),
-    ],
-)
-def test_lr_rule(rule, fires):
-    model = torch.nn.Linear(1, 1)
-    opt = torch.optim.Adam(model.parameters(), lr=1.0)
-    schedule = LRSchedule(rule, 1.0)
-    fired = [e for e in range(45) if schedule.step(e, 0, opt)]
-    assert fired == fires
-    assert opt.param_groups[0]["lr"] == schedule.lr == 0.5 ** len(fires)
-
-
-def test_lr_rule_follows_the_best_epoch():
-    opt = torch.optim.Adam(torch.nn.Linear(1, 1).parameters(), lr=1.0)
-    schedule = LRSchedule("paper", 1.0)
-    fired = [e for e in range(1, 60) if schedule.step(e, 5, opt)]
-    assert fired == [25, 50]  # epoch % (best_epoch + 20) == 0
-
-
-def test_init_bias_from_sizes_sets_centred_log_proportions():
-    from tutorial_lib.models import build_model
-    from tutorial_lib.run_parts import init_bias_from_sizes
-
-    model = build_model("small_unet", 1, 3, base=4, depth=2)
-    labels = torch.tensor([[[0, 0, 0, 0], [0, 0, 1, 2]]])  # proportions 6/8, 1/8, 1/8
-    init_bias_from_sizes(model, labels, 3)
-    bias = model.head.bias.detach().double()
-    expected = torch.log(torch.tensor([6 / 8, 1 / 8, 1 / 8], dtype=torch.float64))
-    assert torch.allclose(bias, expected - expected.mean(), atol=1e-6)
-    assert torch.allclose(
-        torch.softmax(bias, 0), torch.tensor([0.75, 0.125, 0.125], dtype=torch.float64), atol=1e-6
-    )
-    with pytest.raises(ValueError, match="output convolution with 5 channels"):
-        init_bias_from_sizes(model, labels, 5)
 
 
 def test_anatomical_priors_train_with_constant_bounds_in_mm(tmp_path):

@@ -13,9 +13,10 @@ from tiny_runs import TINY_DATA as BASE_DATA
 from tiny_runs import tiny_config
 
 from tutorial_lib.checkpoint import load_checkpoint
-from tutorial_lib.run_parts import compile_network
+from tutorial_lib.evaluation import evaluate
+from tutorial_lib.run_setup import compile_network
 from tutorial_lib.runlog import read_json, read_metrics
-from tutorial_lib.train import evaluate, train
+from tutorial_lib.train import train
 
 # 16 training slices in batches of 8 and the 10 validation slices in one batch: one graph for the
 # training steps and one for validation (eval mode, no grad), no recompile for a short last batch.

@@ -25,9 +25,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm.auto import tqdm
 
 from tutorial_lib.config import TrainConfig
+from tutorial_lib.device import get_device
 from tutorial_lib.errors import RunFailedError
+from tutorial_lib.run_setup import compile_mode, resolve_data_root
+from tutorial_lib.train import train
 
 __all__ = ["train_runs", "default_jobs", "RunFailedError"]
 
@@ -68,8 +72,6 @@ def _worker(
 ) -> None:
     """The body of one run's process: train, then put (name, "ok"|"error", value) on `results`."""
     torch.set_num_threads(threads)
-    from tutorial_lib.train import train
-
     start = time.perf_counter()
     try:
         train(
@@ -118,9 +120,6 @@ def train_runs(
     Returns the wall seconds of each run. The toy datasets a config needs are generated here
     first, once, so the processes never race to write them.
     """
-    from tutorial_lib.device import get_device
-    from tutorial_lib.run_parts import compile_mode, resolve_data_root
-
     _check_runs(runs)
     device = get_device(str(device)) if device is not None else get_device()
     jobs = default_jobs(device, len(runs)) if jobs is None else jobs
@@ -135,8 +134,6 @@ def train_runs(
 
 
 def _train_in_turn(runs, roots, device, progress, train_options) -> dict[str, float]:
-    from tutorial_lib.train import train
-
     seconds = {}
     for name, (config, out_dir) in runs.items():
         start = time.perf_counter()
@@ -154,8 +151,6 @@ def _train_in_turn(runs, roots, device, progress, train_options) -> dict[str, fl
 
 
 def _train_at_once(runs, roots, device, jobs, progress, train_options) -> dict[str, float]:
-    from tqdm.auto import tqdm
-
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
     threads = max(1, torch.get_num_threads() // jobs) if device.type == "cpu" else 1

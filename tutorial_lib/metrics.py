@@ -30,7 +30,9 @@ __all__ = [
     "dice_from_counts",
     "dice_2d",
     "dice_3d_per_volume",
+    "volume_counts",
     "mean_dice",
+    "class_means",
     "surface",
     "surface_distances",
     "hd95",
@@ -121,16 +123,33 @@ def dice_2d(
     return dice_from_counts(dice_counts(pred, target, n_classes), empty=empty)
 
 
-def _group_index(volume_ids: Sequence[Hashable] | torch.Tensor, n: int, device: torch.device):
+def _group_index(
+    volume_ids: Sequence[Hashable] | torch.Tensor, n: int, device: torch.device, name: str
+) -> tuple[list[Hashable], torch.Tensor]:
+    """(ids in first-seen order, the index of each slice's volume in that list)."""
     if isinstance(volume_ids, torch.Tensor):
         if volume_ids.ndim != 1:
-            raise ValueError(f"expected volume_ids of shape ({n},), got {tuple(volume_ids.shape)}")
+            raise ValueError(
+                f"{name}: expected volume_ids of shape ({n},), got {tuple(volume_ids.shape)}"
+            )
         volume_ids = volume_ids.tolist()
     if len(volume_ids) != n:
-        raise ValueError(f"expected {n} volume ids (one per slice), got {len(volume_ids)}")
+        raise ValueError(f"{name}: expected {n} volume ids (one per slice), got {len(volume_ids)}")
     order: dict[Hashable, int] = {}
     index = [order.setdefault(v, len(order)) for v in volume_ids]
     return list(order), torch.tensor(index, device=device, dtype=torch.long)
+
+
+def volume_counts(
+    counts: torch.Tensor, volume_ids: Sequence[Hashable] | torch.Tensor
+) -> tuple[list[Hashable], torch.Tensor]:
+    """Per-slice counts (B, K, 3) of `dice_counts` summed by volume: (ids in first-seen order, (V, K, 3)).
+
+    `volume_ids`: one id per slice, any order.
+    """
+    ids, index = _group_index(volume_ids, counts.shape[0], counts.device, "volume_counts")
+    pooled = counts.new_zeros(len(ids), *counts.shape[1:]).index_add_(0, index, counts)
+    return ids, pooled
 
 
 def dice_3d_per_volume(
@@ -146,9 +165,7 @@ def dice_3d_per_volume(
     Slices (B, H, W) are grouped by `volume_ids` (one id per slice, any order); the counts of a
     volume's slices are summed before the ratio, so DSC_vk = 2 Σ|P∩G| / (Σ|P| + Σ|G|).
     """
-    counts = dice_counts(pred, target, n_classes)
-    ids, index = _group_index(volume_ids, counts.shape[0], counts.device)
-    pooled = counts.new_zeros(len(ids), *counts.shape[1:]).index_add_(0, index, counts)
+    ids, pooled = volume_counts(dice_counts(pred, target, n_classes), volume_ids)
     return ids, dice_from_counts(pooled, empty=empty)
 
 
@@ -159,6 +176,28 @@ def mean_dice(dsc: torch.Tensor, dim: int | tuple[int, ...] | None = None) -> to
     `mean_dice(dsc[:, 1:])` the mean over foreground classes.
     """
     return torch.nanmean(dsc, dim=dim) if dim is not None else torch.nanmean(dsc)
+
+
+def class_means(
+    values: torch.Tensor, class_names: Sequence[str], selection: Sequence[int]
+) -> dict[str, float]:
+    """Per-class means over the rows of `values` (V, K) and their "mean" over the `selection` classes.
+
+    NaN and infinite values are left out (a Dice absent in both masks, an HD95 with one empty
+    mask): `{name_k: mean_v values[v, k], "mean": mean_{k in selection} (mean_v values[v, k])}`.
+    """
+    if values.ndim != 2 or values.shape[1] != len(class_names):
+        raise ValueError(
+            f"class_means: expected values (V, {len(class_names)}), got shape {tuple(values.shape)}"
+        )
+    if any(not 0 <= k < len(class_names) for k in selection):
+        raise ValueError(
+            f"class_means: expected selection indices below {len(class_names)}, got {list(selection)}"
+        )
+    finite = torch.where(torch.isinf(values), math.nan, values)
+    means = {name: float(mean_dice(finite[:, k])) for k, name in enumerate(class_names)}
+    means["mean"] = float(mean_dice(mean_dice(finite[:, list(selection)], dim=0)))
+    return means
 
 
 # ---------------------------------------------------------------- Hausdorff distance (HD95)
@@ -241,6 +280,7 @@ def _directed_cdist(a: torch.Tensor, b: torch.Tensor, chunk: int) -> torch.Tenso
 def _directed_edt(src: torch.Tensor, dst: torch.Tensor, spacing: Sequence[float]) -> torch.Tensor:
     """Distances from each voxel of `src` to the nearest voxel of `dst`, by a Euclidean distance
     transform of the complement of `dst` (scipy, on the CPU), within the bounding box of both."""
+    # scipy.ndimage loads in a fraction of a second: only when a mask is large enough for this path
     from scipy.ndimage import distance_transform_edt
 
     both = (src | dst).nonzero()
@@ -332,7 +372,7 @@ def hd95_per_volume(
         raise ValueError(
             f"hd95_per_volume: expected slices (B, H, W), got shape {tuple(pred.shape)}"
         )
-    ids, index = _group_index(volume_ids, pred.shape[0], pred.device)
+    ids, index = _group_index(volume_ids, pred.shape[0], pred.device, "hd95_per_volume")
     spacing_t = torch.ones(3) if spacing is None else torch.as_tensor(spacing, dtype=torch.float64)
     if spacing_t.shape not in ((3,), (pred.shape[0], 3)):
         raise ValueError(

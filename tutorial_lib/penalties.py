@@ -1,4 +1,4 @@
-"""Penalties that turn a constraint ``z <= 0`` into a loss, and the schedule of their parameter t.
+"""Penalties that turn a constraint ``z <= 0`` into a loss (the schedule of t is in ``schedules``).
 
 - ``log_barrier_extension(z, t)`` (Kervadec et al. 2019), with ``thr = -1/t^2``::
 
@@ -22,7 +22,6 @@ from torch import Tensor
 
 __all__ = [
     "PENALTIES",
-    "MultiplyT",
     "check_penalty_name",
     "log_barrier_extension",
     "quadratic_penalty",
@@ -72,55 +71,3 @@ PENALTIES: dict[str, Callable[[Tensor, float | Tensor], Tensor]] = {
 def check_penalty_name(name: str) -> None:
     if name not in PENALTIES:
         raise ValueError(f"penalty: expected one of {sorted(PENALTIES)}, got {name!r}")
-
-
-class MultiplyT:
-    """t schedule of the paper: ``t = t0 * factor ** n_steps`` (``step()`` once per epoch).
-
-    ``max_t`` (optional) caps t. ``state_dict()`` / ``load_state_dict()`` make resuming exact.
-    """
-
-    def __init__(self, t0: float = 1.0, factor: float = 1.1, max_t: float | None = None) -> None:
-        if not (isinstance(t0, (int, float)) and math.isfinite(t0) and t0 > 0):
-            raise ValueError(f"t0: expected a positive finite number, got {t0!r}")
-        if not (isinstance(factor, (int, float)) and math.isfinite(factor) and factor > 0):
-            raise ValueError(f"factor: expected a positive finite number, got {factor!r}")
-        if max_t is not None and not max_t >= t0:
-            raise ValueError(f"max_t: expected None or a number >= t0 = {t0}, got {max_t!r}")
-        self.t0 = float(t0)
-        self.factor = float(factor)
-        self.max_t = None if max_t is None else float(max_t)
-        self.steps = 0
-        self.t = self.t0
-
-    def step(self) -> float:
-        """Advance one epoch and return the new t."""
-        self.steps += 1
-        self.t = self.t * self.factor
-        if self.max_t is not None:
-            self.t = min(self.t, self.max_t)
-        return self.t
-
-    def state_dict(self) -> dict[str, float | int | None]:
-        return {
-            "t": self.t,
-            "t0": self.t0,
-            "factor": self.factor,
-            "max_t": self.max_t,
-            "steps": self.steps,
-        }
-
-    def load_state_dict(self, state: dict) -> None:
-        missing = {"t", "t0", "factor", "steps"} - set(state)
-        if missing:
-            raise ValueError(
-                f"MultiplyT state: expected keys t, t0, factor, steps, max_t; missing {sorted(missing)}"
-            )
-        self.t = float(state["t"])
-        self.t0 = float(state["t0"])
-        self.factor = float(state["factor"])
-        self.max_t = None if state.get("max_t") is None else float(state["max_t"])
-        self.steps = int(state["steps"])
-
-    def __repr__(self) -> str:
-        return f"MultiplyT(t0={self.t0}, factor={self.factor}, max_t={self.max_t}, t={self.t:.4g}, steps={self.steps})"

@@ -28,7 +28,11 @@ from typing import Any
 
 import torch
 
+from tutorial_lib.concurrent_runs import default_jobs, train_runs
+from tutorial_lib.device import get_device
+from tutorial_lib.evaluation import load_run_config, predict_run
 from tutorial_lib.presets import get_preset
+from tutorial_lib.run_setup import load_data, resolve_data_root
 from tutorial_lib.runlog import read_json, write_json
 
 __all__ = [
@@ -99,9 +103,7 @@ def _example_slices(labels: torch.Tensor, volume_ids: list[str], n: int = 4) -> 
 def _figures(
     out: Path, runs: dict[str, Path], tests: dict[str, dict], classes: list[str], device
 ) -> list[str]:
-    from tutorial_lib import plots
-    from tutorial_lib.evaluation import load_run_config, predict_run
-    from tutorial_lib.run_parts import load_data, resolve_data_root
+    from tutorial_lib import plots  # matplotlib: loaded only when figures are drawn
 
     foreground = classes[1:]
     written = []
@@ -157,9 +159,6 @@ def reproduce(
     (training resumes from its last checkpoint), so a killed `reproduce` can simply be restarted.
     Returns the `summary.json` dict (see the module docstring).
     """
-    from tutorial_lib.concurrent_runs import default_jobs, train_runs
-    from tutorial_lib.device import get_device
-
     device = get_device(str(device)) if device is not None else get_device()
     configs = run_configs(dataset, fast=fast, seed=seed)
     if data_root is None and not dataset.startswith("toy-"):

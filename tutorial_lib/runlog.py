@@ -7,6 +7,8 @@ leaves a half-written file behind.
 from __future__ import annotations
 
 import csv
+import dataclasses
+import hashlib
 import io
 import json
 import math
@@ -14,7 +16,10 @@ import os
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tutorial_lib.config import TrainConfig
 
 __all__ = [
     "atomic_write_bytes",
@@ -116,15 +121,13 @@ def runs_root() -> Path:
     return Path("../runs") if Path("../pyproject.toml").is_file() else Path("runs")
 
 
-def config_run_dir(config: Any, root: str | os.PathLike | None = None) -> Path:
+def config_run_dir(config: TrainConfig, root: str | os.PathLike | None = None) -> Path:
     """One folder per dataset and configuration (epochs aside): `root/<dataset>/<name>-<hash8>`.
 
     A changed preset starts a new run instead of resuming an old one; the same configuration, with
     more or fewer epochs, resumes the same folder (and is shared between notebooks).
     """
-    import dataclasses
-    import hashlib
-
+    # config loads the loss and torch: imported here, so that runlog itself stays torch-free
     from tutorial_lib.config import config_to_dict
 
     key = json.dumps(config_to_dict(dataclasses.replace(config, epochs=1)), sort_keys=True)

@@ -18,8 +18,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # torch-heavy modules load when the command runs, so that `--help` stays fast
     from tutorial_lib.device import set_cpu_threads
-    from tutorial_lib.train import evaluate
+    from tutorial_lib.evaluation import evaluate
 
     set_cpu_threads(args.threads)
     result = evaluate(args.run, device=args.device, data_root=args.data, split=args.split)

@@ -43,6 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # torch-heavy modules load when the command runs, so that `--help` stays fast
     from tutorial_lib.device import set_cpu_threads
     from tutorial_lib.presets import get_preset
     from tutorial_lib.train import train
