@@ -342,8 +342,10 @@ def train(
     like `device`, so a run may resume either way. Every value is checked before a file is written.
     """
     out = Path(out_dir)
+    state = _check_resumable(
+        out, config, resume
+    )  # before the data is read: a misused folder fails fast
     run = build_run(config, data_root=data_root, device=device, compile=compile)
-    state = _check_resumable(out, config, resume)
     if state is not None:
         _restore(run, state)
     write_json(out / "config.json", config_to_dict(config))
