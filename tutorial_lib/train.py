@@ -342,9 +342,8 @@ def train(
     like `device`, so a run may resume either way. Every value is checked before a file is written.
     """
     out = Path(out_dir)
-    state = _check_resumable(
-        out, config, resume
-    )  # before the data is read: a misused folder fails fast
+    # the folder is checked before the data is read: a misused folder fails fast
+    state = _check_resumable(out, config, resume)
     run = build_run(config, data_root=data_root, device=device, compile=compile)
     if state is not None:
         _restore(run, state)
