@@ -51,6 +51,7 @@ from tutorial_lib import plots, widgets
 from tutorial_lib.descriptors import (
     soft_centroid,
     soft_compactness,
+    soft_covariance,
     soft_dist_centroid,
     soft_eccentricity,
     soft_length,
@@ -149,6 +150,18 @@ assert torch.allclose(orientation[1], torch.tensor(math.radians(30), dtype=DTYPE
 assert torch.allclose(
     eccentricity, torch.tensor(math.sqrt(1 - (b / a) ** 2), dtype=DTYPE), atol=0.01
 )
+
+# The second-moment matrix (rr, rc, cc): its diagonal is the squared per-axis spread, and its
+# off-diagonal (a² - b²)/4 · sin θ cos θ is what tells the 45° ellipse from the disk.
+covariance = soft_covariance(ellipses)[:, 0]
+assert torch.allclose(covariance[:, [0, 2]], spreads**2)
+for th, (rr, rc, cc) in zip(angles, covariance.tolist(), strict=True):
+    rad = math.radians(th)
+    off_diagonal = (a**2 - b**2) / 4 * math.sin(rad) * math.cos(rad)
+    print(
+        f"θ = {th:4.0f}°: rr {rr:6.1f}, rc {rc:6.1f} (continuous {off_diagonal:6.1f}), cc {cc:6.1f}"
+    )
+    assert abs(rc - off_diagonal) <= 0.01 * (a**2 - b**2) / 8
 
 # %%
 # NBVAL_IGNORE_OUTPUT
