@@ -155,7 +155,7 @@ def _step_time(
 
 def step_costs(device, amp: bool, steps: int = 20) -> None:
     """Training-loop step with cross-entropy vs with the paper's loss, same network (target <= 1.15x)."""
-    from tutorial_lib.losses import paper_loss
+    from tutorial_lib.losses import ShapeDescriptorLoss, paper_terms
     from tutorial_lib.models import build_model
 
     for model_name, k, b, dataset in [("enet", 4, 8, "acdc"), ("residual_unet", 2, 4, "promise12")]:
@@ -165,7 +165,7 @@ def step_costs(device, amp: bool, steps: int = 20) -> None:
         opt = torch.optim.Adam(model.parameters(), 5e-4, betas=(0.9, 0.99))
         x = torch.randn(b, 1, 256, 256, device=device).contiguous(memory_format=fmt)
         y = torch.randint(0, k, (b, 256, 256), device=device)
-        loss_fn = paper_loss(dataset)
+        loss_fn = ShapeDescriptorLoss(paper_terms(dataset))
         loss_fn.check_inputs = False  # as the training loop does
         times = {}
         for descriptors in (False, True, False, True):  # interleaved against drift

@@ -15,7 +15,6 @@ from tutorial_lib.losses import (
     DescriptorTerm,
     ShapeDescriptorLoss,
     cross_entropy_loss,
-    paper_loss,
     paper_terms,
     shape_descriptor_loss,
 )
@@ -83,7 +82,7 @@ def test_paper_terms():
     ]
     prom = paper_terms("promise12")
     assert [t.classes for t in prom] == [(0, 1), (1,), (1,), (1,)]
-    assert paper_loss("acdc").empty_policy == "paper"
+    assert ShapeDescriptorLoss(paper_terms("acdc")).empty_policy == "paper"
     with pytest.raises(ValueError, match="dataset: expected 'acdc' or 'promise12'"):
         paper_terms("brats")
 
@@ -190,7 +189,7 @@ def test_functional_form_equals_the_module(policy):
 
 def test_tables_are_built_once(monkeypatch):
     probs, target = make_batch()
-    loss = paper_loss("acdc")
+    loss = ShapeDescriptorLoss(paper_terms("acdc"))
     built = []
     original = LossTables.build
 
@@ -218,7 +217,7 @@ def test_duplicate_labels_are_made_unique():
 
 def test_tensor_t_low_precision_and_autocast():
     probs, target = make_batch(dtype=torch.float32)
-    loss = paper_loss("acdc")
+    loss = ShapeDescriptorLoss(paper_terms("acdc"))
     ref = loss(probs, target, 3.0)
     torch.testing.assert_close(loss(probs, target, torch.tensor(3.0)), ref)
     with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -312,13 +311,13 @@ def test_bad_configuration_raises(make, match):
 def test_bad_inputs_raise(args, match):
     probs, target = make_batch()
     with pytest.raises(ValueError, match=match):
-        paper_loss("acdc")(*args(probs, target), 1.0)
+        ShapeDescriptorLoss(paper_terms("acdc"))(*args(probs, target), 1.0)
 
 
 def test_bad_t_and_missing_spacing_raise():
     probs, target = make_batch()
     with pytest.raises(ValueError, match="t: expected a positive"):
-        paper_loss("acdc")(probs, target, 0.0)
+        ShapeDescriptorLoss(paper_terms("acdc"))(probs, target, 0.0)
     prior = ShapeDescriptorLoss([DescriptorTerm("size", (1,), lower=1.0, upper=2.0, physical=True)])
     with pytest.raises(ValueError, match="spacing: expected mm per axis"):
         prior(probs, target, 1.0)

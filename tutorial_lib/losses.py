@@ -54,7 +54,6 @@ __all__ = [
     "DescriptorTerm",
     "ShapeDescriptorLoss",
     "cross_entropy_loss",
-    "paper_loss",
     "paper_terms",
     "shape_descriptor_loss",
 ]
@@ -351,13 +350,6 @@ class ShapeDescriptorLoss(nn.Module):
         if self.collect_stats:
             self.last_stats = stats
         return loss
-
-
-def paper_loss(
-    dataset: str, *, empty_policy: str = "paper", normalisation: str = "paper"
-) -> ShapeDescriptorLoss:
-    """The authors' loss for ``"acdc"`` or ``"promise12"``: ``paper_terms`` + log barrier."""
-    return ShapeDescriptorLoss(paper_terms(dataset), "log_barrier", normalisation, empty_policy)
 
 
 def cross_entropy_loss(logits: Tensor, target: Tensor) -> Tensor:
