@@ -70,7 +70,7 @@ def resolve_data_root(config: TrainConfig, data_root: str | os.PathLike | None) 
         raise ValueError(
             f"data root: dataset {data.dataset!r} needs a prepared folder (python -m tutorial_lib prepare), got none"
         )
-    from tutorial_lib.data.synthetic import ensure_toy_dataset
+    from tutorial_lib.data.toy.dataset import ensure_toy_dataset
 
     kwargs: dict[str, Any] = {"size": data.size, "seed": data.generator_seed}
     if data.n_patients is not None:

@@ -1,5 +1,5 @@
 """Vectorised rendering of the toy anatomies: per-slice shape parameters drawn with numpy,
-pixels drawn with torch for a whole chunk of slices at once (see synthetic_render).
+pixels drawn with torch for a whole chunk of slices at once (see `render`).
 
 `RENDERERS[name](rng, n_patients, size, options)` returns images (N, H, W) min-max normalised
 per volume, labels (N, H, W) uint8, the patient index of each slice and the slices per patient.
@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from tutorial_lib.data.synthetic_options import ToyCardiacOptions, ToyProstateOptions
-from tutorial_lib.data.synthetic_render import (
+from tutorial_lib.data.toy.options import ToyCardiacOptions, ToyProstateOptions
+from tutorial_lib.data.toy.render import (
     ellipse_frame,
     ellipse_radius,
     gaussian_blur,
