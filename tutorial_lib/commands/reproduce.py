@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 
+from tutorial_lib.commands.options import add_compile_option, add_device_options
+from tutorial_lib.device import set_cpu_threads
+from tutorial_lib.reproduce import DATASETS, format_table, reproduce
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from tutorial_lib.commands.options import add_compile_option
-    from tutorial_lib.reproduce import DATASETS
 
     parser.add_argument("--dataset", required=True, choices=DATASETS)
     parser.add_argument("--fast", action="store_true", help="the short variant of both presets")
@@ -22,12 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data", default=None, help="prepared dataset folder (needed for acdc, promise12)"
     )
-    parser.add_argument(
-        "--device", default=None, help="cpu, cuda, mps (default: the best available)"
-    )
-    parser.add_argument(
-        "--threads", type=int, default=None, help="CPU threads (default: all cores, at most 8)"
-    )
+    add_device_options(parser)
     parser.add_argument(
         "--jobs",
         type=int,
@@ -41,8 +38,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tutorial_lib.device import set_cpu_threads
-    from tutorial_lib.reproduce import format_table, reproduce
 
     set_cpu_threads(args.threads)
     out = args.out or f"runs/reproduce-{args.dataset}{'-fast' if args.fast else ''}-s{args.seed}"
