@@ -10,7 +10,6 @@ from tutorial_lib.reproduce import DATASETS, format_table, reproduce
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-
     parser.add_argument("--dataset", required=True, choices=DATASETS)
     parser.add_argument("--fast", action="store_true", help="the short variant of both presets")
     parser.add_argument(
@@ -38,7 +37,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-
     set_cpu_threads(args.threads)
     out = args.out or f"runs/reproduce-{args.dataset}{'-fast' if args.fast else ''}-s{args.seed}"
     summary = reproduce(

@@ -12,7 +12,6 @@ from tutorial_lib.train import train
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-
     parser.add_argument(
         "--preset",
         required=True,
@@ -41,7 +40,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-
     set_cpu_threads(args.threads)
     config = get_preset(args.preset, fast=args.fast)
     changes = {k: v for k, v in (("epochs", args.epochs), ("seed", args.seed)) if v is not None}
