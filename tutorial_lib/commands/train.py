@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
+from tutorial_lib import train as training  # looked up at run time (tests substitute it)
 from tutorial_lib.commands.options import add_compile_option, add_device_options, metric_line
 from tutorial_lib.device import set_cpu_threads
 from tutorial_lib.presets import PRESETS, get_preset
-from tutorial_lib.train import train
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     changes = {k: v for k, v in (("epochs", args.epochs), ("seed", args.seed)) if v is not None}
     config = dataclasses.replace(config, **changes)
     out = args.out or f"runs/{config.name}"
-    summary = train(
+    summary = training.train(
         config,
         data_root=args.data,
         out_dir=out,
