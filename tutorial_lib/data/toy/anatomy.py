@@ -66,7 +66,9 @@ def _background(
     return smooth_field(torch.from_numpy(low.astype(np.float32)), size)
 
 
-def _bias(rng: np.random.Generator, patient: np.ndarray, size: int, amplitude: float):
+def _bias(
+    rng: np.random.Generator, patient: np.ndarray, size: int, amplitude: float
+) -> torch.Tensor:
     """Per-patient bias fields (P, H, W): one smooth field per patient, shared by its slices."""
     n_patients = int(patient.max()) + 1
     low = rng.uniform(-1, 1, (n_patients, 3, 3)).astype(np.float32)
@@ -99,7 +101,7 @@ def _row_band(centre: torch.Tensor, reach: torch.Tensor, size: int) -> tuple[int
     return r0, max(r0, r1)
 
 
-def _body_mask(rows, cols, size: int) -> torch.Tensor:
+def _body_mask(rows: torch.Tensor, cols: torch.Tensor, size: int) -> torch.Tensor:
     """The body outline (1, H, W): an ellipse filling most of the image (outside: air)."""
     half = torch.full((1,), 0.47 * size)
     centre = torch.full((1,), (size - 1) / 2)
@@ -345,7 +347,14 @@ def _prostate_image(
     return _finish(rng, image, s.patient, size, o.blur, o.noise)
 
 
-def _finish(rng, image, patient, size, blur, noise) -> torch.Tensor:
+def _finish(
+    rng: np.random.Generator,
+    image: torch.Tensor,
+    patient: np.ndarray,
+    size: int,
+    blur: tuple[float, float],
+    noise: tuple[float, float],
+) -> torch.Tensor:
     """Blur (partial volume), Rician noise, then min-max per volume like the real data."""
     n = image.shape[0]
     sigma = torch.from_numpy((_uniform(rng, blur, n) * size).astype(np.float32))
