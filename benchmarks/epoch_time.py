@@ -35,7 +35,7 @@ import torch
 def write_dataset(root: Path, *, slices: int, size: int, seed: int) -> dict[str, int]:
     """A prepared-format folder with `slices` training slices; returns slice counts per split."""
     from tutorial_lib.data.storage import VolumeRecord, write_manifest, write_volume
-    from tutorial_lib.data.synthetic import generate_toy
+    from tutorial_lib.data.toy.dataset import generate_toy
 
     n_val = max(8, round(0.1 * slices))
     base = generate_toy("toy-cardiac", size=size, n_patients=24, seed=seed)

@@ -190,7 +190,7 @@ def count_ops(fn: Callable[[], Any], host_tensors: Iterable[torch.Tensor] = ()) 
 # ----------------------------------------------------------------------------------------------
 def _toy_batch(size: int, batch: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     """Toy cardiac slices (4 classes) at the asked size: float32 images, uint8 labels, as loaded."""
-    from tutorial_lib.data.synthetic import generate_toy
+    from tutorial_lib.data.toy.dataset import generate_toy
 
     volumes = generate_toy("toy-cardiac", size=size, n_patients=3, seed=seed)
     images = torch.cat([torch.as_tensor(v.image) for v in volumes]).unsqueeze(1).float()

@@ -36,7 +36,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
 
-    from tutorial_lib.data.synthetic import generate_toy
+    from tutorial_lib.data.toy.dataset import generate_toy
     from tutorial_lib.losses import cross_entropy_loss
     from tutorial_lib.models import build_model
     from tutorial_lib.presets import get_preset

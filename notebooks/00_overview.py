@@ -50,7 +50,7 @@ import torch
 import tutorial_lib
 from tutorial_lib import descriptors, plots, widgets
 from tutorial_lib.data.datasets import load_split
-from tutorial_lib.data.synthetic import ensure_toy_dataset
+from tutorial_lib.data.toy.dataset import ensure_toy_dataset
 from tutorial_lib.device import get_device, set_cpu_threads
 
 # %%

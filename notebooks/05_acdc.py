@@ -52,7 +52,8 @@ from tutorial_lib import plots
 from tutorial_lib.bounds import precise_bounds
 from tutorial_lib.concurrent_runs import train_runs
 from tutorial_lib.config import config_to_dict
-from tutorial_lib.data.fetch import SOURCES, data_dir
+from tutorial_lib.data.fetch import SOURCES
+from tutorial_lib.data.storage import data_dir
 from tutorial_lib.descriptors import soft_size
 from tutorial_lib.device import get_device, set_cpu_threads
 from tutorial_lib.losses import DescriptorTerm, ShapeDescriptorLoss

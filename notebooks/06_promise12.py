@@ -52,8 +52,9 @@ from tutorial_lib import plots
 from tutorial_lib.concurrent_runs import train_runs
 from tutorial_lib.config import config_to_dict
 from tutorial_lib.data.datasets import load_split
-from tutorial_lib.data.fetch import SOURCES, data_dir
+from tutorial_lib.data.fetch import SOURCES
 from tutorial_lib.data.prepare import resize_slices
+from tutorial_lib.data.storage import data_dir
 from tutorial_lib.device import get_device, set_cpu_threads
 from tutorial_lib.models import build_model, count_parameters
 from tutorial_lib.presets import get_preset

@@ -51,7 +51,7 @@ import torch
 from tutorial_lib import plots, widgets
 from tutorial_lib.bounds import labels_to_onehot, population_bounds
 from tutorial_lib.data.datasets import load_split
-from tutorial_lib.data.synthetic import ensure_toy_dataset
+from tutorial_lib.data.toy.dataset import ensure_toy_dataset
 from tutorial_lib.descriptors import DESCRIPTORS, soft_size
 from tutorial_lib.device import get_device, set_cpu_threads
 from tutorial_lib.evaluation import predict_run

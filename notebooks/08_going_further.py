@@ -51,7 +51,7 @@ from tutorial_lib import plots
 from tutorial_lib.bounds import labels_to_onehot, precise_bounds
 from tutorial_lib.data.datasets import load_split
 from tutorial_lib.data.storage import read_manifest, read_volume
-from tutorial_lib.data.synthetic import ensure_toy_dataset
+from tutorial_lib.data.toy.dataset import ensure_toy_dataset
 from tutorial_lib.descriptors import (
     soft_centroid,
     soft_dist_centroid,

@@ -6,7 +6,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from tutorial_lib.data.datasets import SliceDataset, iterate_batches, load_split
-from tutorial_lib.data.synthetic import make_toy_dataset
+from tutorial_lib.data.toy.dataset import make_toy_dataset
 
 
 @pytest.fixture(scope="module")

@@ -1,16 +1,20 @@
 """Downloads against a local HTTP server on 127.0.0.1: checksums, truncation, unsafe archives,
-login pages, caching, the --archive path and the data_fetch.py command line."""
+login pages, caching, the --archive path, `python -m tutorial_lib fetch` and data_fetch.py."""
 
 import hashlib
 import io
 import socket
+import subprocess
+import sys
 import tarfile
 import zipfile
+from pathlib import Path
 
 import pytest
 from data_http_server import serve
 
 import data_fetch
+from tutorial_lib import cli
 from tutorial_lib.data import fetch as fetch_module
 from tutorial_lib.data.archives import unpack_archive
 from tutorial_lib.data.fetch import ChecksumMismatchError, FetchError, Source, fetch
@@ -181,7 +185,64 @@ def test_command_line(tmp_path, monkeypatch, capsys):
         assert (tmp_path / "data" / "raw" / "promise12" / "training" / "readme.txt").exists()
         assert (tmp_path / "data" / "downloads" / "data.zip").exists()
         monkeypatch.setitem(fetch_module.SOURCES, "promise12", source_for(url, b"other"))
-        assert data_fetch.main(["promise12", "--no-progress", "--dest", str(tmp_path / "d2")]) == 1
+        assert data_fetch.main(["promise12", "--no-progress", "--dest", str(tmp_path / "d2")]) == 2
         assert "--accept-checksum" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         data_fetch.main(["imagenet"])
+
+
+def test_fetch_subcommand_downloads_and_maps_errors_to_exit_codes(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TUTORIAL_DATA_DIR", str(tmp_path / "data"))
+    with serve() as server:
+        url = server.add("/data.zip", ARCHIVE)
+        monkeypatch.setitem(fetch_module.SOURCES, "promise12", source_for(url, ARCHIVE))
+        dest = tmp_path / "raw"
+        assert cli.main(["fetch", "promise12", "--no-progress", "--dest", str(dest)]) == 0
+        out = capsys.readouterr().out
+        assert "TERMS" in out and "CITE" in out and f"prepare promise12 --src {dest}" in out
+        assert (dest / "training" / "readme.txt").exists()
+        assert cli.main(["fetch", "promise12", "--no-progress", "--dest", str(dest)]) == 0
+        assert "already holds this archive" in capsys.readouterr().out
+        assert server.requests["/data.zip"] == 1
+
+        # bad input, exit code 2: a checksum mismatch, a missing --archive, a --dest in use
+        monkeypatch.setitem(fetch_module.SOURCES, "promise12", source_for(url, b"other"))
+        d2 = str(tmp_path / "d2")
+        assert cli.main(["fetch", "promise12", "--no-progress", "--dest", d2]) == 2
+        assert "--accept-checksum" in capsys.readouterr().err
+        accepted = ["fetch", "promise12", "--no-progress", "--dest", d2, "--accept-checksum"]
+        assert cli.main(accepted) == 0
+        assert "Accepted because --accept-checksum" in capsys.readouterr().out
+        missing = str(tmp_path / "nope.zip")
+        assert cli.main(["fetch", "promise12", "--archive", missing, "--dest", d2]) == 2
+        assert "nope.zip" in capsys.readouterr().err
+        (tmp_path / "busy").mkdir()
+        (tmp_path / "busy" / "other.txt").write_text("x")
+        busy = ["fetch", "promise12", "--dest", str(tmp_path / "busy"), "--accept-checksum"]
+        assert cli.main(busy) == 2
+        assert "absent or empty" in capsys.readouterr().err
+
+        # the download itself failed, exit code 1
+        forbidden = server.add("/login.zip", ARCHIVE, mode="forbidden")
+        monkeypatch.setitem(
+            fetch_module.SOURCES, "promise12", source_for(forbidden, ARCHIVE, filename="login.zip")
+        )
+        assert (
+            cli.main(["fetch", "promise12", "--no-progress", "--dest", str(tmp_path / "d3")]) == 1
+        )
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and "needs a login" in err and "--archive" in err
+    with pytest.raises(SystemExit):
+        cli.main(["fetch", "imagenet"])
+
+
+@pytest.mark.parametrize(
+    "entry", [["data_fetch.py"], ["-m", "tutorial_lib", "fetch"]], ids=["data_fetch", "module"]
+)
+def test_both_entry_points_run_as_scripts(tmp_path, entry):
+    root = Path(__file__).resolve().parents[1]
+    argv = [*entry, "promise12", "--archive", str(tmp_path / "nope.zip"), "--dest", str(tmp_path)]
+    done = subprocess.run(
+        [sys.executable, *argv], cwd=root, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 2 and "error: --archive" in done.stderr and "nope.zip" in done.stderr

@@ -1,9 +1,10 @@
-"""Command line: `python -m tutorial_lib {demo,prepare,train,evaluate,reproduce} ...`.
+"""Command line: `python -m tutorial_lib {demo,fetch,prepare,train,evaluate,reproduce} ...`.
 
 Each sub-command lives in `tutorial_lib/commands/<name>.py` and exposes
-`add_arguments(parser)` and `run(args) -> int`; its errors are turned into messages and exit codes
-here, once (tutorial_lib.errors). They are imported only when used,
-so `--help` stays fast and a missing optional dependency only affects its command.
+`add_arguments(parser)` and `run(args) -> int`, and may name in `FAILURES` its own exceptions
+that mean "it failed"; errors are turned into messages and exit codes here, once
+(tutorial_lib.errors). Commands are imported only when used, so a command does not pay for
+another's imports and a missing optional dependency only affects its command.
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ import argparse
 import importlib
 import os
 import sys
+from types import ModuleType
+
+from tutorial_lib.errors import RunError  # torch-free
 
 # Before torch loads its OpenMP runtime (no module imported above loads torch): idle worker threads
 # sleep instead of spinning, which keeps small CPU convolutions from slowing down many-fold when the
@@ -20,6 +24,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 COMMANDS = {
     "demo": "Compute the shape descriptors of a toy image and print them.",
+    "fetch": "Download and unpack a real dataset (ACDC, PROMISE12, MSD prostate).",
     "prepare": "Slice, normalise and split a downloaded dataset (ACDC, PROMISE12, MSD prostate).",
     "train": "Train one preset (cross-entropy or shape descriptors).",
     "evaluate": "Evaluate the best checkpoint of a run on its test split.",
@@ -27,7 +32,7 @@ COMMANDS = {
 }
 
 
-def _load(name: str):
+def _load(name: str) -> ModuleType:
     return importlib.import_module(f"tutorial_lib.commands.{name}")
 
 
@@ -46,20 +51,24 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run one command; exit code 0 done, 1 a run failed, 2 bad input (the message says which)."""
-    from tutorial_lib.errors import RunError
-
-    argv = sys.argv[1:] if argv is None else argv
-    args = build_parser(argv).parse_args(argv)
+def run_command(command: ModuleType, args: argparse.Namespace) -> int:
+    """Run a command module on parsed arguments; errors become a message and an exit code."""
+    failures = (RunError, *getattr(command, "FAILURES", ()))
     try:
-        return int(_load(args.command).run(args) or 0)
-    except RunError as error:
+        return int(command.run(args) or 0)
+    except failures as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     except (ValueError, FileNotFoundError, FileExistsError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; exit code 0 done, 1 a run failed, 2 bad input (the message says which)."""
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(argv).parse_args(argv)
+    return run_command(_load(args.command), args)
 
 
 if __name__ == "__main__":

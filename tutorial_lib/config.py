@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from tutorial_lib.bounds import EMPTY_POLICIES
-from tutorial_lib.data.synthetic import default_split_sizes
-from tutorial_lib.data.synthetic_options import OPTIONS, make_options
+from tutorial_lib.data.toy.dataset import default_split_sizes
+from tutorial_lib.data.toy.options import OPTIONS, make_options
 from tutorial_lib.losses import NORMALISATIONS, DescriptorTerm
 from tutorial_lib.models import MODELS
 from tutorial_lib.penalties import PENALTIES
@@ -133,7 +133,7 @@ class DataConfig:
     """Which data: a prepared dataset on disk, or a toy dataset generated on demand.
 
     `size`, `n_patients`, `generator_seed` and `shape_options` only matter for the toy datasets
-    (they are passed to `tutorial_lib.data.synthetic.ensure_toy_dataset`; `shape_options` are the
+    (they are passed to `tutorial_lib.data.toy.dataset.ensure_toy_dataset`; `shape_options` are the
     fields of its `ToyCardiacOptions` / `ToyProstateOptions`, empty for a real dataset).
     `max_train_slices` keeps the first N training slices (None: all).
     """

@@ -33,7 +33,7 @@ from torch import nn
 
 from tutorial_lib.config import TrainConfig
 from tutorial_lib.data.datasets import SliceSet, load_split
-from tutorial_lib.data.synthetic import ensure_toy_dataset
+from tutorial_lib.data.toy.dataset import ensure_toy_dataset
 from tutorial_lib.device import get_device
 from tutorial_lib.losses import ShapeDescriptorLoss
 from tutorial_lib.models import build_model

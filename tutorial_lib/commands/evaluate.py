@@ -4,21 +4,18 @@ from __future__ import annotations
 
 import argparse
 
+from tutorial_lib.commands.options import add_device_options, metric_line
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run", required=True, help="run directory written by `train`")
     parser.add_argument("--data", default=None, help="prepared dataset folder (default: the run's)")
     parser.add_argument("--split", default="test", choices=("train", "val", "test"))
-    parser.add_argument(
-        "--device", default=None, help="cpu, cuda, mps (default: the best available)"
-    )
-    parser.add_argument(
-        "--threads", type=int, default=None, help="CPU threads (default: all cores, at most 8)"
-    )
+    add_device_options(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    # torch-heavy modules load when the command runs, so that `--help` stays fast
+    # torch and the training stack load here, so that `evaluate --help` stays quick
     from tutorial_lib.device import set_cpu_threads
     from tutorial_lib.evaluation import evaluate
 
@@ -30,8 +27,5 @@ def run(args: argparse.Namespace) -> int:
     )
     for metric in (f"{split}_dsc3d", f"{split}_hd95"):
         values = result[metric]
-        print(
-            f"{metric}: "
-            + "  ".join(f"{k} {v:.3f}" if v is not None else f"{k} n/a" for k, v in values.items())
-        )
+        print(metric_line(metric, values))
     return 0

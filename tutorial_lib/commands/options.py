@@ -1,8 +1,9 @@
-"""Command-line options that several commands (and the benchmarks) share."""
+"""What several commands (and the benchmarks) share: command-line options, the metric lines."""
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 
 COMPILE_HELP = (
     "run the network through torch.compile to cut the per-kernel launch overhead on a GPU "
@@ -15,4 +16,21 @@ def add_compile_option(parser: argparse.ArgumentParser) -> None:
     """`--compile [MODE]`: False when absent, True when given alone, else the mode's name."""
     parser.add_argument(
         "--compile", nargs="?", const=True, default=False, metavar="MODE", help=COMPILE_HELP
+    )
+
+
+def add_device_options(parser: argparse.ArgumentParser) -> None:
+    """`--device` (default: the best available) and `--threads` (CPU threads)."""
+    parser.add_argument(
+        "--device", default=None, help="cpu, cuda, cuda:1, mps (default: the best available)"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=None, help="CPU threads (default: all cores, at most 8)"
+    )
+
+
+def metric_line(metric: str, values: Mapping[str, float | None]) -> str:
+    """`test_dsc3d: rv 0.812  myocardium 0.790 ...`, `n/a` for a class without a value."""
+    return f"{metric}: " + "  ".join(
+        f"{k} {v:.3f}" if v is not None else f"{k} n/a" for k, v in values.items()
     )

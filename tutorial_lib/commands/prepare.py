@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 
-DATASETS = ("acdc", "promise12", "msd-prostate")
+from tutorial_lib.data.prepare import SPECS, prepare_dataset
+
+DATASETS = tuple(SPECS)  # acdc, promise12, msd-prostate
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,8 +43,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tutorial_lib.data.prepare import prepare_dataset
-
     prepare_dataset(
         args.dataset,
         args.src,

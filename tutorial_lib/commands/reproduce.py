@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 
+from tutorial_lib import reproduce as reproducing  # looked up at run time (tests substitute it)
+from tutorial_lib.commands.options import add_compile_option, add_device_options
+from tutorial_lib.device import set_cpu_threads
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from tutorial_lib.commands.options import add_compile_option
-    from tutorial_lib.reproduce import DATASETS
-
-    parser.add_argument("--dataset", required=True, choices=DATASETS)
+    parser.add_argument("--dataset", required=True, choices=reproducing.DATASETS)
     parser.add_argument("--fast", action="store_true", help="the short variant of both presets")
     parser.add_argument(
         "--seed", type=int, default=0, help="training seed (and toy data seed), default 0"
@@ -22,12 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data", default=None, help="prepared dataset folder (needed for acdc, promise12)"
     )
-    parser.add_argument(
-        "--device", default=None, help="cpu, cuda, mps (default: the best available)"
-    )
-    parser.add_argument(
-        "--threads", type=int, default=None, help="CPU threads (default: all cores, at most 8)"
-    )
+    add_device_options(parser)
     parser.add_argument(
         "--jobs",
         type=int,
@@ -41,12 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tutorial_lib.device import set_cpu_threads
-    from tutorial_lib.reproduce import format_table, reproduce
-
     set_cpu_threads(args.threads)
     out = args.out or f"runs/reproduce-{args.dataset}{'-fast' if args.fast else ''}-s{args.seed}"
-    summary = reproduce(
+    summary = reproducing.reproduce(
         args.dataset,
         fast=args.fast,
         seed=args.seed,
@@ -57,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         jobs=args.jobs,
         train_options={"compile": args.compile} if args.compile else None,
     )
-    print(format_table(summary))
+    print(reproducing.format_table(summary))
     print(
         f"wrote {out}/summary.json and {', '.join(summary['figures'])} in {summary['seconds']:.0f} s"
     )

@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
+from tutorial_lib import train as training  # looked up at run time (tests substitute it)
+from tutorial_lib.commands.options import add_compile_option, add_device_options, metric_line
+from tutorial_lib.device import set_cpu_threads
+from tutorial_lib.presets import PRESETS, get_preset
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from tutorial_lib.commands.options import add_compile_option
-    from tutorial_lib.presets import PRESETS
-
     parser.add_argument(
         "--preset",
         required=True,
@@ -28,32 +30,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--fast", action="store_true", help="the preset's short variant (as reproduce --fast)"
     )
-    parser.add_argument(
-        "--device", default=None, help="cpu, cuda, cuda:1, mps (default: the best available)"
-    )
+    add_device_options(parser)
     parser.add_argument("--out", default=None, help="run directory (default: runs/<preset>)")
     parser.add_argument(
         "--resume", action="store_true", help="continue the run in --out from its last checkpoint"
     )
     add_compile_option(parser)
-    parser.add_argument(
-        "--threads", type=int, default=None, help="CPU threads (default: all cores, at most 8)"
-    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def run(args: argparse.Namespace) -> int:
-    # torch-heavy modules load when the command runs, so that `--help` stays fast
-    from tutorial_lib.device import set_cpu_threads
-    from tutorial_lib.presets import get_preset
-    from tutorial_lib.train import train
-
     set_cpu_threads(args.threads)
     config = get_preset(args.preset, fast=args.fast)
     changes = {k: v for k, v in (("epochs", args.epochs), ("seed", args.seed)) if v is not None}
     config = dataclasses.replace(config, **changes)
     out = args.out or f"runs/{config.name}"
-    summary = train(
+    summary = training.train(
         config,
         data_root=args.data,
         out_dir=out,
@@ -68,8 +60,5 @@ def run(args: argparse.Namespace) -> int:
     )
     for metric in ("test_dsc3d", "test_hd95"):
         values = test.get(metric, {})
-        print(
-            f"{metric}: "
-            + "  ".join(f"{k} {v:.3f}" if v is not None else f"{k} n/a" for k, v in values.items())
-        )
+        print(metric_line(metric, values))
     return 0

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from skimage.transform import resize
+from tqdm.auto import tqdm
 
 from tutorial_lib.data.readers import (
     CorruptFileError,
@@ -45,6 +47,7 @@ class DatasetSpec:
     find: Callable[..., list[VolumeSource]]
     read: Callable[[VolumeSource], RawVolume]
     notes: tuple[str, ...] = ()
+    looks_for: str = "raw volumes"  # what `find` looks for, named when it finds none
 
 
 SPECS: dict[str, DatasetSpec] = {
@@ -56,6 +59,7 @@ SPECS: dict[str, DatasetSpec] = {
         find_acdc,
         read_acdc,
         ("ED and ES frames of the training patients; slices along the last NIfTI axis",),
+        "patientNNN folders",
     ),
     "promise12": DatasetSpec(
         "promise12",
@@ -65,6 +69,7 @@ SPECS: dict[str, DatasetSpec] = {
         find_promise12,
         read_promise12,
         ("slices along the first axis of the SimpleITK array",),
+        "CaseNN.mhd files",
     ),
     "msd-prostate": DatasetSpec(
         "msd-prostate",
@@ -78,6 +83,7 @@ SPECS: dict[str, DatasetSpec] = {
             "labels 1 (peripheral zone) and 2 (transition zone) merged into prostate",
             "slices along the last NIfTI axis",
         ),
+        "imagesTr/prostate_NN.nii.gz files",
     ),
 }
 
@@ -104,8 +110,6 @@ def resize_slices(
 
     `label_quirk`: labels bilinear then truncated towards zero (authors' PROMISE12 script).
     """
-    from skimage.transform import resize
-
     shape = (image.shape[0], size, size)
     common = dict(mode="constant", preserve_range=True, anti_aliasing=False)
     out_image = resize(image, shape, order=1, **common).astype(np.float32)
@@ -140,21 +144,7 @@ def prepare_dataset(
     """Prepare raw dataset `name` found anywhere below `src` into `dest`; return `dest`."""
     spec = get_spec(name)
     src, dest = Path(src), Path(dest)
-    if not src.is_dir():
-        raise FileNotFoundError(
-            f"--src: expected a folder holding the raw {name} data; {src} is not one"
-        )
-    if size < 8:
-        raise ValueError(f"expected --size >= 8; got {size}")
-    kwargs = {"include_testing": include_testing} if name == "acdc" else {}
-    sources = spec.find(src, **kwargs)
-    if not sources:
-        what = {
-            "acdc": "patientNNN folders",
-            "promise12": "CaseNN.mhd files",
-            "msd-prostate": "imagesTr/prostate_NN.nii.gz files",
-        }[name]
-        raise FileNotFoundError(f"expected {what} below {src}; found none")
+    sources = find_sources(spec, src, size, include_testing=include_testing)
     n_val = spec.default_val if n_val is None else n_val
     n_test = spec.default_test if n_test is None else n_test
     splits = split_patients([s.patient for s in sources], n_val, n_test, seed)
@@ -166,49 +156,66 @@ def prepare_dataset(
     records = []
     with atomic_directory(dest, overwrite=overwrite) as tmp:
         for source in _progress(sources, name, progress):
-            raw = spec.read(source)
-            image, label, spacing = prepare_volume(raw, size, source, label_quirk=label_quirk)
             split = split_of[source.patient]
-            write_volume(tmp / split, source.id, image, label, spacing)
             records.append(
-                VolumeRecord(
-                    source.id,
-                    source.patient,
-                    split,
-                    len(image),
-                    list(raw.image.shape),
-                    [float(s) for s in spacing],
-                    extra={
-                        "original_spacing": [float(s) for s in raw.spacing],
-                        "source": str(source.image.relative_to(src)),
-                    },
-                )
+                write_prepared_volume(tmp / split, spec, source, split, src, size, label_quirk)
             )
+        options = {"size": size, "n_val": n_val, "n_test": n_test, "seed": seed}
+        options.update(label_quirk=label_quirk, include_testing=include_testing)
         write_manifest(
-            tmp,
-            name,
-            spec.classes,
-            size,
-            records,
-            options={
-                "size": size,
-                "n_val": n_val,
-                "n_test": n_test,
-                "seed": seed,
-                "label_quirk": label_quirk,
-                "include_testing": include_testing,
-            },
-            notes=list(spec.notes),
+            tmp, name, spec.classes, size, records, options=options, notes=list(spec.notes)
         )
     log(f"Wrote {len(records)} volumes to {dest}")
     return dest
 
 
+def find_sources(
+    spec: DatasetSpec, src: Path, size: int, *, include_testing: bool = False
+) -> list[VolumeSource]:
+    """The raw volumes of `spec` below `src` (checks `src` and `size` first)."""
+    if not src.is_dir():
+        raise FileNotFoundError(
+            f"--src: expected a folder holding the raw {spec.name} data; {src} is not one"
+        )
+    if size < 8:
+        raise ValueError(f"expected --size >= 8; got {size}")
+    kwargs = {"include_testing": include_testing} if spec.name == "acdc" else {}
+    sources = spec.find(src, **kwargs)
+    if not sources:
+        raise FileNotFoundError(f"expected {spec.looks_for} below {src}; found none")
+    return sources
+
+
+def write_prepared_volume(
+    folder: Path,
+    spec: DatasetSpec,
+    source: VolumeSource,
+    split: str,
+    src: Path,
+    size: int,
+    label_quirk: bool,
+) -> VolumeRecord:
+    """Read, normalise and resize one raw volume, write it to `folder`; return its record."""
+    raw = spec.read(source)
+    image, label, spacing = prepare_volume(raw, size, source, label_quirk=label_quirk)
+    write_volume(folder, source.id, image, label, spacing)
+    return VolumeRecord(
+        source.id,
+        source.patient,
+        split,
+        len(image),
+        list(raw.image.shape),
+        [float(s) for s in spacing],
+        extra={
+            "original_spacing": [float(s) for s in raw.spacing],
+            "source": str(source.image.relative_to(src)),
+        },
+    )
+
+
 def _progress(items, name: str, enabled: bool):
     if not enabled:
         return items
-    from tqdm.auto import tqdm
-
     return tqdm(items, desc=f"prepare {name}", unit="volume")
 
 

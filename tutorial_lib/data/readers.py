@@ -48,7 +48,7 @@ def _integer_labels(values: np.ndarray, allowed: set[int], path: Path) -> np.nda
 
 
 def _read_nifti(path: Path) -> tuple[np.ndarray, tuple[float, ...]]:
-    import nibabel as nib
+    import nibabel as nib  # here: PROMISE12 (MetaImage) needs only SimpleITK
 
     if not path.is_file():
         raise FileNotFoundError(f"expected the file {path}; it is missing")
@@ -60,7 +60,7 @@ def _read_nifti(path: Path) -> tuple[np.ndarray, tuple[float, ...]]:
 
 
 def _read_metaimage(path: Path) -> tuple[np.ndarray, tuple[float, ...]]:
-    import SimpleITK as sitk
+    import SimpleITK as sitk  # here: ACDC and MSD (NIfTI) need only nibabel
 
     if not path.is_file():
         raise FileNotFoundError(f"expected the file {path}; it is missing")

@@ -43,4 +43,4 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-__all__ = ["MODELS", "build_model", "count_parameters", "ENet", "ResidualUNet", "SmallUNet"]
+__all__ = ["MODELS", "build_model", "count_parameters"]

@@ -1,4 +1,4 @@
-"""Embedded toy datasets, written in the prepared on-disk format (deterministic, vectorised).
+"""The toy datasets: generated in memory, written in the prepared on-disk format, cached.
 
 - `toy-cardiac`: 4 classes like ACDC (background, RV, myocardium, LV cavity): patients of
   several short-axis slices, shrinking from base to apex, RV and LV absent on some apex slices.
@@ -32,13 +32,8 @@ from tutorial_lib.data.storage import (
     write_manifest,
     write_volume,
 )
-from tutorial_lib.data.synthetic_anatomy import RENDERERS
-from tutorial_lib.data.synthetic_options import (
-    CLASSES,
-    ToyCardiacOptions,
-    ToyProstateOptions,
-    make_options,
-)
+from tutorial_lib.data.toy.anatomy import RENDERERS
+from tutorial_lib.data.toy.options import CLASSES, make_options
 
 GENERATOR_VERSION = 3  # bump when the generated pixels change, so caches are refreshed
 CHUNK_PIXELS = 4_000_000  # slices are rendered in chunks of about this many pixels
@@ -215,25 +210,3 @@ def ensure_toy_dataset(
         if not (target / MANIFEST).is_file():
             raise
     return target
-
-
-def slices_per_second(name: str, size: int, n_patients: int = 50) -> float:
-    """Measure the generator's speed in 2-D slices per second (one run, wall clock)."""
-    import time
-
-    start = time.perf_counter()
-    volumes = generate_toy(name, size=size, n_patients=n_patients, seed=0)
-    elapsed = time.perf_counter() - start
-    return sum(len(v.image) for v in volumes) / max(elapsed, 1e-9)
-
-
-__all__ = [
-    "ToyCardiacOptions",
-    "ToyProstateOptions",
-    "ToyVolume",
-    "generate_toy",
-    "make_toy_dataset",
-    "ensure_toy_dataset",
-    "toy_spacing",
-    "slices_per_second",
-]

@@ -8,13 +8,13 @@ import pytest
 
 from tutorial_lib.data import storage
 from tutorial_lib.data.datasets import load_split
-from tutorial_lib.data.synthetic import (
-    ToyCardiacOptions,
+from tutorial_lib.data.toy.dataset import (
     ensure_toy_dataset,
     generate_toy,
     make_toy_dataset,
     toy_spacing,
 )
+from tutorial_lib.data.toy.options import ToyCardiacOptions
 
 
 @pytest.mark.parametrize("name", ["toy-cardiac", "toy-prostate"])
@@ -136,7 +136,7 @@ def test_a_failed_write_leaves_nothing_behind(tmp_path, monkeypatch):
             raise OSError("disk full")
         return storage.write_volume(*args, **kwargs)
 
-    monkeypatch.setattr("tutorial_lib.data.synthetic.write_volume", failing_write)
+    monkeypatch.setattr("tutorial_lib.data.toy.dataset.write_volume", failing_write)
     with pytest.raises(OSError, match="disk full"):
         make_toy_dataset("toy-prostate", tmp_path / "toy", size=32, n_patients=5, seed=0)
     assert list(tmp_path.iterdir()) == []

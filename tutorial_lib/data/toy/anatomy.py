@@ -1,5 +1,5 @@
 """Vectorised rendering of the toy anatomies: per-slice shape parameters drawn with numpy,
-pixels drawn with torch for a whole chunk of slices at once (see synthetic_render).
+pixels drawn with torch for a whole chunk of slices at once (see `render`).
 
 `RENDERERS[name](rng, n_patients, size, options)` returns images (N, H, W) min-max normalised
 per volume, labels (N, H, W) uint8, the patient index of each slice and the slices per patient.
@@ -7,11 +7,13 @@ per volume, labels (N, H, W) uint8, the patient index of each slice and the slic
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
-from tutorial_lib.data.synthetic_options import ToyCardiacOptions, ToyProstateOptions
-from tutorial_lib.data.synthetic_render import (
+from tutorial_lib.data.toy.options import ToyCardiacOptions, ToyProstateOptions
+from tutorial_lib.data.toy.render import (
     ellipse_frame,
     ellipse_radius,
     gaussian_blur,
@@ -64,7 +66,9 @@ def _background(
     return smooth_field(torch.from_numpy(low.astype(np.float32)), size)
 
 
-def _bias(rng: np.random.Generator, patient: np.ndarray, size: int, amplitude: float):
+def _bias(
+    rng: np.random.Generator, patient: np.ndarray, size: int, amplitude: float
+) -> torch.Tensor:
     """Per-patient bias fields (P, H, W): one smooth field per patient, shared by its slices."""
     n_patients = int(patient.max()) + 1
     low = rng.uniform(-1, 1, (n_patients, 3, 3)).astype(np.float32)
@@ -97,7 +101,7 @@ def _row_band(centre: torch.Tensor, reach: torch.Tensor, size: int) -> tuple[int
     return r0, max(r0, r1)
 
 
-def _body_mask(rows, cols, size: int) -> torch.Tensor:
+def _body_mask(rows: torch.Tensor, cols: torch.Tensor, size: int) -> torch.Tensor:
     """The body outline (1, H, W): an ellipse filling most of the image (outside: air)."""
     half = torch.full((1,), 0.47 * size)
     centre = torch.full((1,), (size - 1) / 2)
@@ -105,52 +109,93 @@ def _body_mask(rows, cols, size: int) -> torch.Tensor:
     return inside_ellipse(u, v, half, half * 0.9)
 
 
+@dataclass(frozen=True)
+class _Slices:
+    """The slices of a chunk of patients and the stream their random parameters come from."""
+
+    rng: np.random.Generator
+    n_patients: int
+    counts: np.ndarray  # slices per patient
+    patient: np.ndarray  # (N,) patient index of each slice
+    z: np.ndarray  # (N,) position in [0, 1] along the patient's volume
+
+    @classmethod
+    def draw(cls, rng: np.random.Generator, n_patients: int, slices: tuple) -> _Slices:
+        counts, patient, _, z = _slice_positions(rng, n_patients, slices)
+        return cls(rng, n_patients, counts, patient, z)
+
+    @property
+    def n(self) -> int:
+        return self.patient.size
+
+    def per_patient(self, bounds: tuple[float, float]) -> np.ndarray:
+        """One uniform draw in `bounds` per patient, repeated on each of its slices (N,)."""
+        return _uniform(self.rng, bounds, self.n_patients)[self.patient]
+
+
+def _float32_tensors(**arrays: np.ndarray) -> dict[str, torch.Tensor]:
+    """Per-slice parameters as float32 tensors, by name."""
+    return {k: torch.from_numpy(np.asarray(v, dtype=np.float32)) for k, v in arrays.items()}
+
+
 def _render_cardiac(
     rng: np.random.Generator, n_patients: int, size: int, o: ToyCardiacOptions
 ) -> tuple[torch.Tensor, torch.Tensor, np.ndarray, np.ndarray]:
-    """Images (N, H, W) before normalisation, labels (N, H, W), patient index, slice counts."""
-    counts, patient, _, z = _slice_positions(rng, n_patients, o.slices)
-    n = patient.size
+    """Images (N, H, W) normalised per volume, labels (N, H, W), patient index, slice counts."""
+    s = _Slices.draw(rng, n_patients, o.slices)
+    t, has_rv, has_lv = _cardiac_parameters(s, size, o)
+    rv, myo, lv = _cardiac_masks(t, has_rv, has_lv, size)
+    label = torch.zeros((s.n, size, size), dtype=torch.uint8)
+    label.masked_fill_(rv, 1).masked_fill_(myo, 2).masked_fill_(lv, 3)
+    return _cardiac_image(s, size, o, rv, myo, lv), label, s.patient, s.counts
 
-    def per_patient(bounds):
-        return _uniform(rng, bounds, n_patients)[patient]
 
-    scale = 1 - (1 - per_patient(o.apex_scale)) * z**1.5
-    radius = per_patient(o.lv_radius) * size * scale
-    elong = np.sqrt(per_patient(o.lv_elongation))
-    thick = per_patient(o.myo_thickness) * size * (1 + 0.15 * z)
+def _cardiac_parameters(
+    s: _Slices, size: int, o: ToyCardiacOptions
+) -> tuple[dict[str, torch.Tensor], np.ndarray, np.ndarray]:
+    """Per-slice LV ellipse, wall and RV ellipse (pixels, radians); which slices have RV and LV."""
+    rng, n_patients, patient, z = s.rng, s.n_patients, s.patient, s.z
+    scale = 1 - (1 - s.per_patient(o.apex_scale)) * z**1.5
+    radius = s.per_patient(o.lv_radius) * size * scale
+    elong = np.sqrt(s.per_patient(o.lv_elongation))
+    thick = s.per_patient(o.myo_thickness) * size * (1 + 0.15 * z)
     drift = rng.uniform(-0.02, 0.02, (2, n_patients))[:, patient] * size * z
     cy = (0.5 + rng.uniform(-1, 1, n_patients) * o.position_jitter)[patient] * size + drift[0]
     cx = (0.55 + rng.uniform(-1, 1, n_patients) * o.position_jitter)[patient] * size + drift[1]
     turn = np.deg2rad(rng.uniform(-1, 1, n_patients) * o.rotation_deg)[patient]
     ellipse_angle = rng.uniform(0, np.pi, n_patients)[patient] + 0.2 * z
-    wobble, phase = per_patient(o.wobble), rng.uniform(0, 2 * np.pi, n_patients)[patient]
-    has_rv = z <= per_patient(o.rv_extent)
+    wobble, phase = s.per_patient(o.wobble), rng.uniform(0, 2 * np.pi, n_patients)[patient]
+    has_rv = z <= s.per_patient(o.rv_extent)
     is_apex = z >= 1
     has_lv = ~(is_apex & (rng.random(n_patients)[patient] < o.apex_lv_absent_prob))
 
     epi = (radius * (elong + 1 / elong) / 2) + thick  # mean epicardial radius
     rv_dir = np.pi + turn + 0.1 * z
     rv_size = 1 - 0.35 * z
-    rv_off = per_patient(o.rv_offset) * epi
-    t = {  # per-slice parameters as float32 tensors
-        k: torch.from_numpy(np.asarray(v, dtype=np.float32))
-        for k, v in dict(
-            cy=cy,
-            cx=cx,
-            a=radius * elong,
-            b=radius / elong,
-            thick=thick,
-            angle=ellipse_angle,
-            wobble=wobble,
-            phase=phase,
-            rv_cy=cy + rv_off * np.sin(rv_dir),
-            rv_cx=cx + rv_off * np.cos(rv_dir),
-            rv_u=per_patient(o.rv_depth) * epi * rv_size,
-            rv_v=per_patient(o.rv_width) * epi * rv_size,
-            rv_dir=rv_dir,
-        ).items()
-    }
+    rv_off = s.per_patient(o.rv_offset) * epi
+    t = _float32_tensors(
+        cy=cy,
+        cx=cx,
+        a=radius * elong,
+        b=radius / elong,
+        thick=thick,
+        angle=ellipse_angle,
+        wobble=wobble,
+        phase=phase,
+        rv_cy=cy + rv_off * np.sin(rv_dir),
+        rv_cx=cx + rv_off * np.cos(rv_dir),
+        rv_u=s.per_patient(o.rv_depth) * epi * rv_size,
+        rv_v=s.per_patient(o.rv_width) * epi * rv_size,
+        rv_dir=rv_dir,
+    )
+    return t, has_rv, has_lv
+
+
+def _cardiac_masks(
+    t: dict[str, torch.Tensor], has_rv: np.ndarray, has_lv: np.ndarray, size: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Boolean masks (N, H, W) of the RV, the myocardium and the LV cavity (disjoint)."""
+    n = t["cy"].numel()
     rows, cols = pixel_grid(size)
     # each shape is computed on the band of rows that can hold it (see _row_band): outside,
     # q >= (distance / largest semi-axis)^2 > (1 + wobble)^2 >= the wobble factor squared
@@ -170,57 +215,87 @@ def _render_cardiac(
     del u, v
     rv &= ~epi_mask & torch.from_numpy(has_rv).view(-1, 1, 1)
     lv &= torch.from_numpy(has_lv).view(-1, 1, 1)
-    myo = epi_mask & ~lv
+    return rv, epi_mask & ~lv, lv
 
-    label = torch.zeros((n, size, size), dtype=torch.uint8)
-    label.masked_fill_(rv, 1).masked_fill_(myo, 2).masked_fill_(lv, 3)
 
+def _cardiac_image(
+    s: _Slices,
+    size: int,
+    o: ToyCardiacOptions,
+    rv: torch.Tensor,
+    myo: torch.Tensor,
+    lv: torch.Tensor,
+) -> torch.Tensor:
+    """Blood, muscle, tissue with lung patches, air outside the body; bias, blur, noise."""
+    rng, n = s.rng, s.n
     jitter = torch.from_numpy(rng.uniform(0.97, 1.03, (2, n)).astype(np.float32)).view(2, n, 1, 1)
-    blood = torch.from_numpy(per_patient(o.blood_intensity).astype(np.float32)).view(n, 1, 1)
-    muscle = torch.from_numpy(per_patient(o.myo_intensity).astype(np.float32)).view(n, 1, 1)
+    blood = torch.from_numpy(s.per_patient(o.blood_intensity).astype(np.float32)).view(n, 1, 1)
+    muscle = torch.from_numpy(s.per_patient(o.myo_intensity).astype(np.float32)).view(n, 1, 1)
     image = _background(
-        rng, patient, z, size, o.background_intensity, o.lung_intensity, o.lung_fraction
+        rng, s.patient, s.z, size, o.background_intensity, o.lung_intensity, o.lung_fraction
     )
-    image.masked_fill_(~_body_mask(rows, cols, size), 0.03)
+    image.masked_fill_(~_body_mask(*pixel_grid(size), size), 0.03)
     torch.where(rv, blood * 0.95 * jitter[0], image, out=image)
     torch.where(lv, blood * jitter[0], image, out=image)
     torch.where(myo, muscle * jitter[1], image, out=image)
-    _apply_bias(image, _bias(rng, patient, size, o.bias), patient)
-    return _finish(rng, image, patient, size, o.blur, o.noise), label, patient, counts
+    _apply_bias(image, _bias(rng, s.patient, size, o.bias), s.patient)
+    return _finish(rng, image, s.patient, size, o.blur, o.noise)
 
 
 def _render_prostate(
     rng: np.random.Generator, n_patients: int, size: int, o: ToyProstateOptions
 ) -> tuple[torch.Tensor, torch.Tensor, np.ndarray, np.ndarray]:
-    counts, patient, _, z = _slice_positions(rng, n_patients, o.slices)
-    n = patient.size
+    """Images (N, H, W) normalised per volume, labels (N, H, W), patient index, slice counts."""
+    s = _Slices.draw(rng, n_patients, o.slices)
+    t, present = _prostate_parameters(s, size, o)
+    m = _prostate_masks(t, present, size)
+    label = m.gland.to(torch.uint8)
+    return _prostate_image(s, size, o, m), label, s.patient, s.counts
 
-    def per_patient(bounds):
-        return _uniform(rng, bounds, n_patients)[patient]
 
-    half = per_patient(o.gland_extent) / 2
+def _prostate_parameters(
+    s: _Slices, size: int, o: ToyProstateOptions
+) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """Per-slice gland ellipse and rectum (pixels, radians); (N, 1, 1) slices showing the gland."""
+    rng, n_patients, patient, z = s.rng, s.n_patients, s.patient, s.z
+    half = s.per_patient(o.gland_extent) / 2
     z_mid = 0.5 + rng.uniform(-0.1, 0.1, n_patients)[patient]
     section = np.sqrt(np.clip(1 - ((z - z_mid) / half) ** 2, 0, None))
     section = np.where(section > 0.3, section, 0.0)
-    radius = per_patient(o.gland_radius) * size * np.maximum(section, 1e-3)
-    aspect = per_patient(o.gland_aspect)
+    radius = s.per_patient(o.gland_radius) * size * np.maximum(section, 1e-3)
+    aspect = s.per_patient(o.gland_aspect)
     cy = (0.52 + rng.uniform(-1, 1, n_patients) * o.position_jitter)[patient] * size
     cx = (0.5 + rng.uniform(-1, 1, n_patients) * o.position_jitter)[patient] * size
     angle = np.deg2rad(rng.uniform(-1, 1, n_patients) * o.rotation_deg)[patient]
-    t = {
-        k: torch.from_numpy(np.asarray(v, dtype=np.float32))
-        for k, v in dict(
-            cy=cy,
-            cx=cx,
-            a=radius,
-            b=radius * aspect,
-            angle=angle,
-            wobble=per_patient(o.wobble),
-            phase=rng.uniform(0, 2 * np.pi, n_patients)[patient],
-            rect_cy=cy + per_patient(o.gland_radius) * size * 1.35,
-            rect_r=0.05 * size + 0 * cy,
-        ).items()
-    }
+    t = _float32_tensors(
+        cy=cy,
+        cx=cx,
+        a=radius,
+        b=radius * aspect,
+        angle=angle,
+        wobble=s.per_patient(o.wobble),
+        phase=rng.uniform(0, 2 * np.pi, n_patients)[patient],
+        rect_cy=cy + s.per_patient(o.gland_radius) * size * 1.35,
+        rect_r=0.05 * size + 0 * cy,
+    )
+    return t, torch.from_numpy(section > 0).view(-1, 1, 1)
+
+
+@dataclass(frozen=True)
+class _ProstateMasks:
+    """Masks (N, H, W) and the gland's normalised radius `rho` on rows [g0, g1)."""
+
+    gland: torch.Tensor
+    rectum: torch.Tensor  # outside the gland
+    capsule: torch.Tensor  # the band 1 <= rho < 1.12 just outside the gland
+    rho: torch.Tensor
+    g0: int
+    g1: int
+
+
+def _prostate_masks(t: dict[str, torch.Tensor], present: torch.Tensor, size: int) -> _ProstateMasks:
+    """Gland, rectum and capsule masks of each slice; the gland is drawn where `present`."""
+    n = t["cy"].numel()
     rows, cols = pixel_grid(size)
     # rho and the rectum only matter near their centres: computed on bands of rows (the same
     # arithmetic per pixel); outside, rho >= 1.12 and the rectum is absent (see _row_band)
@@ -240,7 +315,6 @@ def _render_prostate(
         t["phase"],
         2,
     )
-    present = torch.from_numpy(section > 0).view(-1, 1, 1)
     gland = torch.zeros((n, size, size), dtype=torch.bool)
     gland[:, g0:g1] = (rho < 1) & present
     r0, r1 = _row_band(t["rect_cy"], torch.maximum(t["rect_r"] * 1.3, t["rect_r"]), size)
@@ -248,26 +322,39 @@ def _render_prostate(
     rectum = torch.zeros((n, size, size), dtype=torch.bool)
     rectum[:, r0:r1] = inside_ellipse(u, v, t["rect_r"] * 1.3, t["rect_r"])
     del u, v
-    label = gland.to(torch.uint8)
-
-    texture_low = torch.from_numpy(rng.uniform(-0.5, 0.5, (n, 24, 24)).astype(np.float32))
-    texture = smooth_field(texture_low, size)
-    level = torch.from_numpy(per_patient(o.gland_intensity).astype(np.float32)).view(n, 1, 1)
-    gland_image = texture.mul_(o.texture).add_(level)
-    gland_image[:, g0:g1].add_((rho > 0.75).float().mul_(o.rim_brightening))  # used in gland
-    image = _background(rng, patient, z, size, o.background_intensity)
-    image.masked_fill_(~_body_mask(rows, cols, size), 0.03)
     rectum &= ~gland
-    image.masked_fill_(rectum, o.rectum_intensity)
     capsule = torch.zeros((n, size, size), dtype=torch.bool)
     capsule[:, g0:g1] = (rho >= 1).logical_and_(rho < 1.12).logical_and_(present)
-    torch.where(capsule, image * (1 - o.capsule_darkening), image, out=image)
-    torch.where(gland, gland_image, image, out=image)
-    _apply_bias(image, _bias(rng, patient, size, o.bias), patient)
-    return _finish(rng, image, patient, size, o.blur, o.noise), label, patient, counts
+    return _ProstateMasks(gland, rectum, capsule, rho, g0, g1)
 
 
-def _finish(rng, image, patient, size, blur, noise) -> torch.Tensor:
+def _prostate_image(
+    s: _Slices, size: int, o: ToyProstateOptions, m: _ProstateMasks
+) -> torch.Tensor:
+    """Textured gland with a bright rim, dark capsule and rectum, tissue; bias, blur, noise."""
+    rng, n = s.rng, s.n
+    texture_low = torch.from_numpy(rng.uniform(-0.5, 0.5, (n, 24, 24)).astype(np.float32))
+    texture = smooth_field(texture_low, size)
+    level = torch.from_numpy(s.per_patient(o.gland_intensity).astype(np.float32)).view(n, 1, 1)
+    gland_image = texture.mul_(o.texture).add_(level)
+    gland_image[:, m.g0 : m.g1].add_((m.rho > 0.75).float().mul_(o.rim_brightening))  # in gland
+    image = _background(rng, s.patient, s.z, size, o.background_intensity)
+    image.masked_fill_(~_body_mask(*pixel_grid(size), size), 0.03)
+    image.masked_fill_(m.rectum, o.rectum_intensity)
+    torch.where(m.capsule, image * (1 - o.capsule_darkening), image, out=image)
+    torch.where(m.gland, gland_image, image, out=image)
+    _apply_bias(image, _bias(rng, s.patient, size, o.bias), s.patient)
+    return _finish(rng, image, s.patient, size, o.blur, o.noise)
+
+
+def _finish(
+    rng: np.random.Generator,
+    image: torch.Tensor,
+    patient: np.ndarray,
+    size: int,
+    blur: tuple[float, float],
+    noise: tuple[float, float],
+) -> torch.Tensor:
     """Blur (partial volume), Rician noise, then min-max per volume like the real data."""
     n = image.shape[0]
     sigma = torch.from_numpy((_uniform(rng, blur, n) * size).astype(np.float32))
