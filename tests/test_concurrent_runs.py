@@ -11,7 +11,8 @@ from tiny_runs import TINY_DATA as BASE_DATA
 from tiny_runs import tiny_config
 
 from tutorial_lib import concurrent_runs
-from tutorial_lib.concurrent_runs import RunFailedError, default_jobs, train_runs
+from tutorial_lib.concurrent_runs import default_jobs, train_runs
+from tutorial_lib.errors import RunFailedError
 from tutorial_lib.runlog import read_csv
 
 TINY_DATA = dataclasses.replace(BASE_DATA, generator_seed=4)

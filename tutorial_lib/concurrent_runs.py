@@ -33,7 +33,7 @@ from tutorial_lib.errors import RunFailedError
 from tutorial_lib.run_setup import compile_mode, resolve_data_root
 from tutorial_lib.train import train
 
-__all__ = ["train_runs", "default_jobs", "RunFailedError"]
+__all__ = ["train_runs", "default_jobs"]
 
 POLL_SECONDS = 0.5
 GRACE_SECONDS = 5.0
