@@ -275,7 +275,9 @@ def bounds_figure(
 
 
 # ---------------------------------------------------------------------------------------------
-# The widgets: sliders mapped onto the pure functions above.
+# The widgets: sliders mapped onto the pure functions above. ipywidgets and IPython are imported
+# inside each explorer, so that make_shape and the figure functions above load without the Jupyter
+# stack (ipywidgets pulls in IPython): scripts and tests use them outside a notebook.
 
 
 def _interactive(fn: Callable[..., Figure], controls: dict):

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from matplotlib.colors import ListedColormap, to_rgba
 from matplotlib.figure import Figure
-from matplotlib.patches import Ellipse, Rectangle
+from matplotlib.patches import Ellipse, Patch, Rectangle
 
 __all__ = [
     "CLASS_COLOURS",
@@ -453,8 +453,6 @@ def plot_label_overlays(
             ax.set_title(titles[i], fontsize=9)
         _clean(ax)
     if class_names is not None:
-        from matplotlib.patches import Patch
-
         handles = [
             Patch(color=CLASS_COLOURS[k % len(CLASS_COLOURS)], label=name)
             for k, name in enumerate(class_names)

@@ -21,6 +21,8 @@ from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from tutorial_lib.runlog import read_metrics
+
 __all__ = [
     "METHOD_COLOURS",
     "load_history",
@@ -42,8 +44,6 @@ History = Mapping[str, Sequence[Any]]
 def load_history(history: History | str | os.PathLike) -> dict[str, list[Any]]:
     """A history as columns; a path is read as a run directory's `metrics.csv`."""
     if isinstance(history, (str, os.PathLike)):
-        from tutorial_lib.runlog import read_metrics
-
         return read_metrics(Path(history))
     if not isinstance(history, Mapping):
         raise ValueError(
