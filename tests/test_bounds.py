@@ -134,6 +134,11 @@ def test_signed_descriptors_not_clamped():
         (lambda: constant_table([1.0, 2.0, 3.0], 9.0, 2), r"one value per class \(2\)"),
         (lambda: constant_table(float("nan"), 9.0, 1), "NaN"),
         (
+            lambda: constant_table([[0.0, 1.0]], [[5.0, 6.0, 7.0]], 1),
+            r"^lower, upper: expected tables that broadcast to one shape, got shapes \(1, 2\) and "
+            r"\(1, 3\)$",
+        ),
+        (
             lambda: precise_bounds(torch.ones(1, 1, 1), 0.1, "relative"),
             r"mode: expected one of \('percentage', 'abs'\)",
         ),

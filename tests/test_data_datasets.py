@@ -84,9 +84,11 @@ def test_iterate_batches_visits_each_slice_once_and_repeats_with_a_seed(root):
 
 
 def test_errors_name_what_was_expected(root, tmp_path):
-    with pytest.raises(ValueError, match=r"split in \('train', 'val', 'test'\).*'training'"):
+    with pytest.raises(
+        ValueError, match=r"^split: expected one of \('train', 'val', 'test'\), got 'training'$"
+    ):
         load_split(root, "training")
     with pytest.raises(FileNotFoundError, match="manifest.json"):
         load_split(tmp_path, "train")
-    with pytest.raises(ValueError, match="batch_size"):
+    with pytest.raises(ValueError, match="^batch_size: expected >= 1, got 0$"):
         next(iterate_batches(load_split(root, "val"), 0))

@@ -91,6 +91,9 @@ def test_checksum_mismatch_shows_both_hashes_and_the_flag(tmp_path):
             run_fetch(tmp_path, wrong)
         message = str(info.value)
         assert hashlib.sha256(ARCHIVE).hexdigest() in message
+        assert message.startswith(
+            f"{tmp_path / 'cache' / 'data.zip'}: expected the published SHA256"
+        )
         assert wrong.known_hash.split(":")[1] in message and "--accept-checksum" in message
         assert not (tmp_path / "raw").exists()
         logs = []
@@ -149,7 +152,13 @@ def test_a_login_page_instead_of_the_archive_is_recognised(tmp_path):
 def test_members_escaping_the_target_are_refused_before_writing(tmp_path, body):
     archive = tmp_path / "bad.archive"
     archive.write_bytes(body)
-    with pytest.raises(ValueError, match="outside the target"):
+    with pytest.raises(
+        ValueError,
+        match=(
+            r"bad\.archive: expected members inside the target folder, got '.*', "
+            "which would land outside"
+        ),
+    ):
         unpack_archive(archive, tmp_path / "out" / "dest")
     assert not (tmp_path / "out" / "dest").exists()
     assert not (tmp_path / "evil.txt").exists() and not (tmp_path / "out" / "evil.txt").exists()
@@ -169,7 +178,9 @@ def test_local_archive_needs_no_network_and_a_missing_one_is_named(tmp_path):
 def test_truncated_local_archive_is_reported(tmp_path):
     archive = tmp_path / "a.tar"
     archive.write_bytes(make_tar({"a.txt": b"x" * 5000})[:3000])
-    with pytest.raises(ValueError, match="a.tar"):
+    with pytest.raises(
+        ValueError, match=r"a\.tar: expected an intact archive, got a corrupt or truncated one \("
+    ):
         unpack_archive(archive, tmp_path / "dest")
     assert not (tmp_path / "dest").exists()
 

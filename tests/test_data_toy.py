@@ -83,17 +83,27 @@ def test_shape_options_change_the_shapes_and_bad_options_are_rejected():
     thin = generate_toy("toy-cardiac", size=64, n_patients=2, seed=0, myo_thickness=(0.03, 0.03))
     thick = generate_toy("toy-cardiac", size=64, n_patients=2, seed=0)
     assert (thin[0].label == 2).sum() < (thick[0].label == 2).sum()
-    with pytest.raises(ValueError, match="unknown option.*lv_radiuss"):
+    with pytest.raises(
+        ValueError,
+        match=(
+            r"^ToyCardiacOptions: expected options among .*, "
+            r"got unknown option\(s\) \['lv_radiuss'\]$"
+        ),
+    ):
         generate_toy("toy-cardiac", size=32, n_patients=2, lv_radiuss=(0.1, 0.2))
-    with pytest.raises(ValueError, match=r"lv_radius.*low <= high.*\(0.2, 0.1\)"):
+    with pytest.raises(
+        ValueError, match=r"^ToyCardiacOptions.lv_radius: expected .*low <= high, got \(0.2, 0.1\)$"
+    ):
         ToyCardiacOptions(lv_radius=(0.2, 0.1))
     with pytest.raises(ValueError, match="probability"):
         ToyCardiacOptions(apex_lv_absent_prob=1.5)
     with pytest.raises(ValueError, match="lung_fraction.*probability.*1.5"):
         ToyCardiacOptions(lung_fraction=1.5)
-    with pytest.raises(ValueError, match="toy dataset name.*'toy-brain'"):
+    with pytest.raises(
+        ValueError, match="^dataset: expected a toy dataset name in .*, got 'toy-brain'$"
+    ):
         generate_toy("toy-brain", size=32, n_patients=2)
-    with pytest.raises(ValueError, match="size >= 16"):
+    with pytest.raises(ValueError, match="^size: expected an integer image size >= 16, got 8$"):
         generate_toy("toy-cardiac", size=8, n_patients=2)
 
 

@@ -270,7 +270,10 @@ def test_hd95_empty_masks():
     assert hd95(empty, full).isinf() and hd95(full, empty).isinf()
     assert hd95(empty, empty, both_empty=0.0).item() == 0.0
     assert hd95(empty, full, one_empty=-1.0).item() == -1.0
-    with pytest.raises(ValueError, match="both masks must be non-empty"):
+    with pytest.raises(
+        ValueError,
+        match="^surface_distances: expected both masks non-empty, got an empty pred_mask$",
+    ):
         surface_distances(empty, full)
 
 

@@ -106,9 +106,14 @@ def test_enet_batch_equals_stack_of_single_items():
 
 
 def test_unknown_model_and_bad_options_name_the_choices():
-    with pytest.raises(ValueError, match="unknown model 'nope'.*small_unet"):
+    with pytest.raises(
+        ValueError, match=r"^model: expected one of \[.*'small_unet'.*\], got 'nope'$"
+    ):
         build_model("nope", 1, 2)
-    with pytest.raises(ValueError, match="n_classes must be >= 1.*n_classes=0"):
+    with pytest.raises(
+        ValueError,
+        match=r"^in_channels, n_classes: expected both >= 1, got in_channels=1, n_classes=0$",
+    ):
         build_model("small_unet", 1, 0)
     with pytest.raises(ValueError, match="^norm: expected one of .*, got 'layer'"):
         build_model("small_unet", 1, 2, norm="layer")

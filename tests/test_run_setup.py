@@ -97,7 +97,7 @@ def test_data_made_in_memory_is_used_as_given():
         (
             {"data": dataclasses.replace(tiny().data, dataset="acdc")},
             {},
-            r"needs a prepared folder",
+            r"^data root: expected a prepared folder for dataset 'acdc' .*, got none$",
         ),
     ],
 )
@@ -126,5 +126,7 @@ def test_init_bias_from_sizes_sets_centred_log_proportions():
     assert torch.allclose(
         torch.softmax(bias, 0), torch.tensor([0.75, 0.125, 0.125], dtype=torch.float64), atol=1e-6
     )
-    with pytest.raises(ValueError, match="output convolution with 5 channels"):
+    with pytest.raises(
+        ValueError, match="^init_bias: expected an output convolution with 5 channels .*, got none$"
+    ):
         init_bias_from_sizes(model, labels, 5)

@@ -31,7 +31,10 @@ def test_multiply_t_schedule_and_state():
 def test_multiply_t_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         MultiplyT(**kwargs)
-    with pytest.raises(ValueError, match="missing"):
+    with pytest.raises(
+        ValueError,
+        match=r"^MultiplyT state: expected keys .*, got one missing \['factor', 'steps', 't0'\]$",
+    ):
         MultiplyT().load_state_dict({"t": 1.0})
 
 

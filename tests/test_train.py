@@ -136,7 +136,9 @@ def test_resume_with_another_config_is_refused(runs):
 def test_bad_inputs_raise_value_errors(tmp_path):
     with pytest.raises(ValueError, match="expected a TrainConfig"):
         train({"epochs": 1}, out_dir=tmp_path, progress=False)
-    with pytest.raises(ValueError, match="prepared folder"):
+    with pytest.raises(
+        ValueError, match="^data root: expected a prepared folder for dataset 'acdc'"
+    ):
         train(get_preset("acdc-ce"), out_dir=tmp_path, progress=False)
     with pytest.raises(ValueError, match="manifest.json"):
         train(tiny("ce"), data_root=tmp_path / "nothing", out_dir=tmp_path / "x", progress=False)

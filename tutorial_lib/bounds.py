@@ -142,7 +142,8 @@ def constant_table(lower: BoundValue | None, upper: BoundValue | None, n_classes
         lo, hi = torch.broadcast_tensors(lo, hi)
     except RuntimeError as err:
         raise ValueError(
-            f"lower / upper: shapes {tuple(lo.shape)} and {tuple(hi.shape)} do not match"
+            f"lower, upper: expected tables that broadcast to one shape, got shapes "
+            f"{tuple(lo.shape)} and {tuple(hi.shape)}"
         ) from err
     if (lo > hi).any():
         raise ValueError(

@@ -37,7 +37,7 @@ def load_checkpoint(
     """Read a checkpoint written by `save_checkpoint` (weights_only=True: no arbitrary code)."""
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"checkpoint: expected a file at {path}, found none")
+        raise ValueError(f"checkpoint: expected a file at {path}, got none")
     state = torch.load(path, map_location=map_location, weights_only=True)
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         got = state.get("format") if isinstance(state, dict) else type(state).__name__

@@ -109,7 +109,7 @@ def load_run_config(run_dir: str | os.PathLike) -> TrainConfig:
     """The TrainConfig saved in `run_dir/config.json`."""
     path = Path(run_dir) / "config.json"
     if not path.is_file():
-        raise ValueError(f"run directory: expected {path} (written by train), found none")
+        raise ValueError(f"run directory: expected {path} (written by train), got none")
     return config_from_dict(read_json(path))
 
 

@@ -175,13 +175,14 @@ def check_loss_inputs(
     top = max(max(t.classes) for t in terms)
     if top >= K:
         raise ValueError(
-            f"probs: terms constrain class {top}, so expected K > {top} channels, got K = {K}"
+            f"probs: expected K > {top} channels (the terms constrain class {top}), got K = {K}"
         )
     needs_target = any(not t.is_constant for t in terms) or empty_policy != "paper"
     if target is None:
         if needs_target:
             raise ValueError(
-                "target: expected integer labels (B, *spatial); got None (needed by precise bounds or the empty policy)"
+                "target: expected integer labels (B, *spatial), needed by precise bounds or the "
+                "empty policy, got None"
             )
     else:
         if not isinstance(target, Tensor) or target.is_floating_point() or target.is_complex():

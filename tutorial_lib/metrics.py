@@ -67,7 +67,9 @@ def _check_label_maps(pred: torch.Tensor, target: torch.Tensor, n_classes: int, 
             f"{name}: expected label maps (B, *spatial), got shape {tuple(pred.shape)}"
         )
     if pred.device != target.device:
-        raise ValueError(f"{name}: pred on {pred.device} and target on {target.device}")
+        raise ValueError(
+            f"{name}: expected pred and target on one device, got {pred.device} and {target.device}"
+        )
     if pred.numel():
         (lo_p, hi_p), (lo_t, hi_t) = torch.aminmax(pred), torch.aminmax(target)
         lo, hi = torch.minimum(lo_p, lo_t), torch.maximum(hi_p, hi_t)
@@ -106,7 +108,7 @@ def dice_from_counts(counts: torch.Tensor, *, empty: str = "nan") -> torch.Tenso
     if empty not in EMPTY_DICE:
         raise ValueError(f"empty: expected one of {EMPTY_DICE}, got {empty!r}")
     if counts.shape[-1:] != (3,):
-        raise ValueError(f"expected counts (..., K, 3), got shape {tuple(counts.shape)}")
+        raise ValueError(f"counts: expected shape (..., K, 3), got shape {tuple(counts.shape)}")
     counts = counts.to(_real_dtype(counts.device))
     denominator = counts[..., 1] + counts[..., 2]
     dice = 2 * counts[..., 0] / denominator  # 0 / 0 = NaN where the class is absent from both
@@ -228,7 +230,9 @@ def _check_masks(
             f"hd95: expected masks of one shape, got {tuple(p.shape)} and {tuple(g.shape)}"
         )
     if p.device != g.device:
-        raise ValueError(f"hd95: pred_mask on {p.device} and target_mask on {g.device}")
+        raise ValueError(
+            f"hd95: expected pred_mask and target_mask on one device, got {p.device} and {g.device}"
+        )
     if spacing is None:
         spacing = [1.0] * p.ndim
     elif isinstance(spacing, torch.Tensor):
@@ -319,7 +323,8 @@ def surface_distances(
         raise ValueError(f"method: expected 'auto', 'cdist' or 'edt', got {method!r}")
     p, g, spacing = _check_masks(pred_mask, target_mask, spacing)
     if not (p.any() and g.any()):
-        raise ValueError("surface_distances: both masks must be non-empty")
+        empty = " and ".join(n for n, m in (("pred_mask", p), ("target_mask", g)) if not m.any())
+        raise ValueError(f"surface_distances: expected both masks non-empty, got an empty {empty}")
     sp, sg = surface(p), surface(g)
     n_pairs = int(sp.sum()) * int(sg.sum())
     limit = AUTO_CDIST_PAIRS.get(p.device.type, AUTO_CDIST_PAIRS["cpu"])

@@ -176,13 +176,14 @@ def resolve_data_root(config: TrainConfig, data_root: str | os.PathLike | None) 
         root = Path(data_root)
         if not (root / "manifest.json").is_file():
             raise ValueError(
-                f"data root: expected a prepared dataset with manifest.json at {root}, found none"
+                f"data root: expected a prepared dataset with manifest.json at {root}, got none"
             )
         return root
     data = config.data
     if not data.dataset.startswith("toy-"):
         raise ValueError(
-            f"data root: dataset {data.dataset!r} needs a prepared folder (python -m tutorial_lib prepare), got none"
+            f"data root: expected a prepared folder for dataset {data.dataset!r} (python -m "
+            "tutorial_lib prepare), got none"
         )
     kwargs: dict[str, Any] = {"size": data.size, "seed": data.generator_seed}
     if data.n_patients is not None:
@@ -322,7 +323,8 @@ def init_bias_from_sizes(model: nn.Module, labels: torch.Tensor, n_classes: int)
                 last = module
     if last is None:
         raise ValueError(
-            f"init_bias: expected an output convolution with {n_classes} channels and a bias, found none"
+            f"init_bias: expected an output convolution with {n_classes} channels and a bias, "
+            "got none"
         )
     counts = torch.bincount(labels.reshape(-1).long(), minlength=n_classes)[:n_classes]
     log_prior = torch.log(counts.double().clamp_min(1) / counts.sum())

@@ -103,9 +103,7 @@ def read_metrics(run_dir: str | os.PathLike) -> dict[str, list[Any]]:
     """`metrics.csv` of a run as columns: {column: [value per epoch]}."""
     path = Path(run_dir) / "metrics.csv"
     if not path.is_file():
-        raise ValueError(
-            f"run directory: expected {path} to exist (a run's metrics.csv), it does not"
-        )
+        raise ValueError(f"run directory: expected {path} (a run's metrics.csv), got none")
     rows = read_csv(path)
     columns: dict[str, list[Any]] = {}
     for row in rows:

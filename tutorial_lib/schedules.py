@@ -57,7 +57,8 @@ class MultiplyT:
         missing = {"t", "t0", "factor", "steps"} - set(state)
         if missing:
             raise ValueError(
-                f"MultiplyT state: expected keys t, t0, factor, steps, max_t; missing {sorted(missing)}"
+                f"MultiplyT state: expected keys t, t0, factor, steps, max_t, got one missing "
+                f"{sorted(missing)}"
             )
         self.t = float(state["t"])
         self.t0 = float(state["t0"])

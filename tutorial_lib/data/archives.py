@@ -26,8 +26,8 @@ def _check_member_name(name: str, archive: Path) -> None:
         or ".." in parts
     ):
         raise ValueError(
-            f"{archive}: refusing to unpack; member {name!r} would land outside the target "
-            "folder (expected relative paths without '..')"
+            f"{archive}: expected members inside the target folder, got {name!r}, which would "
+            "land outside (a '..' or absolute path)"
         )
 
 
@@ -38,11 +38,15 @@ def _check_zip(archive: Path) -> list[str]:
             _check_member_name(info.filename, archive)
             if stat.S_ISLNK(info.external_attr >> 16):
                 raise ValueError(
-                    f"{archive}: refusing to unpack; member {info.filename!r} is a link"
+                    f"{archive}: expected files and folders as members, got {info.filename!r}, "
+                    "a link"
                 )
         bad = zf.testzip()
         if bad is not None:
-            raise ValueError(f"{archive}: the archive is corrupt (bad CRC in member {bad!r})")
+            raise ValueError(
+                f"{archive}: expected an intact archive, got a corrupt one (bad CRC in member "
+                f"{bad!r})"
+            )
         return [i.filename for i in infos]
 
 
@@ -51,7 +55,9 @@ def _check_tar(archive: Path) -> list[str]:
         with tarfile.open(archive) as tf:
             members = tf.getmembers()
     except (tarfile.TarError, EOFError, zlib.error) as exc:
-        raise ValueError(f"{archive}: the archive is corrupt or truncated ({exc})") from exc
+        raise ValueError(
+            f"{archive}: expected an intact archive, got a corrupt or truncated one ({exc})"
+        ) from exc
     for m in members:
         _check_member_name(m.name, archive)
         if m.issym() or m.islnk():
@@ -61,7 +67,8 @@ def _check_tar(archive: Path) -> list[str]:
                 _check_member_name(os.path.normpath(str(target)), archive)
         elif not (m.isfile() or m.isdir()):
             raise ValueError(
-                f"{archive}: refusing to unpack; member {m.name!r} is not a file or folder"
+                f"{archive}: expected files, folders or links as members, got {m.name!r}, "
+                "which is none of these"
             )
     return [m.name for m in members]
 
@@ -74,7 +81,7 @@ def archive_kind(archive: Path) -> str:
         return "zip"
     if tarfile.is_tarfile(archive):
         return "tar"
-    raise ValueError(f"{archive}: expected a zip or tar archive; the file is neither")
+    raise ValueError(f"{archive}: expected a zip or tar archive, got neither")
 
 
 def list_members(archive: str | os.PathLike) -> list[str]:
@@ -112,7 +119,9 @@ def unpack_archive(
         os.replace(tmp, target)
     except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error) as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise ValueError(f"{archive}: the archive is corrupt or truncated ({exc})") from exc
+        raise ValueError(
+            f"{archive}: expected an intact archive, got a corrupt or truncated one ({exc})"
+        ) from exc
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -20,13 +20,15 @@ import torch.nn.functional as F
 def _check_inputs(images: torch.Tensor, labels: torch.Tensor | None) -> None:
     if images.ndim != 4 or not images.is_floating_point():
         raise ValueError(
-            f"expected float images of shape (B, C, H, W); got {tuple(images.shape)} {images.dtype}"
+            f"images: expected float images of shape (B, C, H, W), got shape "
+            f"{tuple(images.shape)}, dtype {images.dtype}"
         )
     if labels is not None:
         expected = (images.shape[0], *images.shape[2:])
         if tuple(labels.shape) != expected or labels.is_floating_point():
             raise ValueError(
-                f"expected integer labels of shape {expected}; got {tuple(labels.shape)} {labels.dtype}"
+                f"labels: expected integer labels of shape {expected}, got shape "
+                f"{tuple(labels.shape)}, dtype {labels.dtype}"
             )
 
 
@@ -84,11 +86,15 @@ def augment_batch(
     """
     _check_inputs(images, labels)
     if not 0 <= p <= 1:
-        raise ValueError(f"expected a probability p in [0, 1]; got {p}")
+        raise ValueError(f"p: expected a probability in [0, 1], got {p}")
     if scale_range[0] <= 0 or scale_range[0] > scale_range[1]:
-        raise ValueError(f"expected 0 < scale_range[0] <= scale_range[1]; got {scale_range}")
+        raise ValueError(
+            f"scale_range: expected 0 < scale_range[0] <= scale_range[1], got {scale_range}"
+        )
     if blur_sigma[0] < 0 or blur_sigma[0] > blur_sigma[1]:
-        raise ValueError(f"expected 0 <= blur_sigma[0] <= blur_sigma[1]; got {blur_sigma}")
+        raise ValueError(
+            f"blur_sigma: expected 0 <= blur_sigma[0] <= blur_sigma[1], got {blur_sigma}"
+        )
     b = images.shape[0]
     if b == 0:
         return images, labels

@@ -86,11 +86,13 @@ def load_split(
 ) -> SliceSet:
     """Load every slice of `split` ("train", "val" or "test") of the prepared dataset at `root`."""
     if split not in SPLITS:
-        raise ValueError(f"expected a split in {SPLITS}; got {split!r}")
+        raise ValueError(f"split: expected one of {SPLITS}, got {split!r}")
     manifest = read_manifest(root)
     records = [v for v in manifest["volumes"] if v["split"] == split]
     if not records:
-        raise ValueError(f"{root}: the manifest lists no volume in split {split!r}")
+        raise ValueError(
+            f"{root}: expected the manifest to list volumes in split {split!r}, got none"
+        )
     images, labels, ids, index, spacing = [], [], [], [], []
     for record in records:
         vol = read_volume(root, split, record["id"])
@@ -103,7 +105,7 @@ def load_split(
     shapes = {im.shape[1:] for im in images}
     if len(shapes) != 1:
         raise ValueError(
-            f"{root}/{split}: expected one in-plane size for all volumes; got {shapes}"
+            f"{root}/{split}: expected one in-plane size for all volumes, got {shapes}"
         )
     result = SliceSet(
         images=torch.from_numpy(np.concatenate(images)).unsqueeze(1),
@@ -156,7 +158,7 @@ def iterate_batches(
     The shuffle permutation is drawn on the CPU from `generator` (seeded runs repeat exactly).
     """
     if batch_size < 1:
-        raise ValueError(f"expected batch_size >= 1; got {batch_size}")
+        raise ValueError(f"batch_size: expected >= 1, got {batch_size}")
     n = len(slices)
     order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
     stop = n - n % batch_size if drop_last else n

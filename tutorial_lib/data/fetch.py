@@ -86,7 +86,7 @@ class ChecksumMismatchError(ValueError):
 
 def get_source(name: str) -> Source:
     if name not in SOURCES:
-        raise ValueError(f"expected a dataset name in {sorted(SOURCES)}; got {name!r}")
+        raise ValueError(f"dataset: expected a dataset name in {sorted(SOURCES)}, got {name!r}")
     return SOURCES[name]
 
 
@@ -147,8 +147,8 @@ def verify_checksum(path: Path, source: Source, *, accept: bool = False, log=pri
     head = path.read_bytes()[:512].lstrip().lower() if path.stat().st_size else b""
     web_page = head.startswith((b"<!doctype html", b"<html"))
     message = (
-        f"{algorithm.upper()} of {path} is {actual}\n"
-        f"but the published {algorithm.upper()} of the {source.name} archive is {expected}."
+        f"{path}: expected the published {algorithm.upper()} of the {source.name} archive, "
+        f"{expected},\ngot {actual}."
     )
     if web_page:
         message += "\nThe file is a web page (probably a login page), not the archive.\n"

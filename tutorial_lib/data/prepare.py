@@ -90,7 +90,7 @@ SPECS: dict[str, DatasetSpec] = {
 
 def get_spec(name: str) -> DatasetSpec:
     if name not in SPECS:
-        raise ValueError(f"expected a dataset name in {sorted(SPECS)}; got {name!r}")
+        raise ValueError(f"dataset: expected a dataset name in {sorted(SPECS)}, got {name!r}")
     return SPECS[name]
 
 
@@ -99,7 +99,9 @@ def normalise_volume(image: np.ndarray, path: Path | str = "volume") -> np.ndarr
     v = image.astype(np.float64)
     lo, hi = v.min(), v.max()
     if not np.isfinite([lo, hi]).all() or hi <= lo:
-        raise CorruptFileError(f"{path}: expected a non-constant finite image; min {lo}, max {hi}")
+        raise CorruptFileError(
+            f"{path}: expected a non-constant finite image, got min {lo}, max {hi}"
+        )
     return ((v - lo) / (hi - lo)).astype(np.float32)
 
 
@@ -178,7 +180,7 @@ def find_sources(
             f"--src: expected a folder holding the raw {spec.name} data; {src} is not one"
         )
     if size < 8:
-        raise ValueError(f"expected --size >= 8; got {size}")
+        raise ValueError(f"--size: expected >= 8, got {size}")
     kwargs = {"include_testing": include_testing} if spec.name == "acdc" else {}
     sources = spec.find(src, **kwargs)
     if not sources:

@@ -38,11 +38,11 @@ class RawVolume:
 
 def _integer_labels(values: np.ndarray, allowed: set[int], path: Path) -> np.ndarray:
     if not np.array_equal(values, np.round(values)):
-        raise CorruptFileError(f"{path}: expected integer labels; found non-integer values")
+        raise CorruptFileError(f"{path}: expected integer labels, got non-integer values")
     found = set(np.unique(values).astype(int).tolist())
     if not found <= allowed:
         raise CorruptFileError(
-            f"{path}: expected label values in {sorted(allowed)}; found {sorted(found)}"
+            f"{path}: expected label values in {sorted(allowed)}, got {sorted(found)}"
         )
     return values.astype(np.uint8)
 
@@ -56,7 +56,9 @@ def _read_nifti(path: Path) -> tuple[np.ndarray, tuple[float, ...]]:
         img = nib.load(str(path))
         return np.asarray(img.dataobj), tuple(float(z) for z in img.header.get_zooms())
     except Exception as exc:  # nibabel raises many types for truncated/corrupt files
-        raise CorruptFileError(f"cannot read {path}: {type(exc).__name__}: {exc}") from exc
+        raise CorruptFileError(
+            f"{path}: expected a readable file, got {type(exc).__name__}: {exc}"
+        ) from exc
 
 
 def _read_metaimage(path: Path) -> tuple[np.ndarray, tuple[float, ...]]:
@@ -68,14 +70,16 @@ def _read_metaimage(path: Path) -> tuple[np.ndarray, tuple[float, ...]]:
         img = sitk.ReadImage(str(path))
         return sitk.GetArrayFromImage(img), tuple(float(s) for s in img.GetSpacing())
     except Exception as exc:  # SimpleITK raises RuntimeError for a missing/short .raw
-        raise CorruptFileError(f"cannot read {path}: {type(exc).__name__}: {exc}") from exc
+        raise CorruptFileError(
+            f"{path}: expected a readable file, got {type(exc).__name__}: {exc}"
+        ) from exc
 
 
 def _same_shape(image: np.ndarray, label: np.ndarray, source: VolumeSource) -> None:
     if image.shape != label.shape:
         raise CorruptFileError(
             f"{source.label}: expected the label's shape to match the image {source.image} "
-            f"{image.shape}; got {label.shape}"
+            f"{image.shape}, got {label.shape}"
         )
 
 
@@ -85,7 +89,7 @@ def read_acdc(source: VolumeSource) -> RawVolume:
     label, _ = _read_nifti(source.label)
     image, label = np.squeeze(image), np.squeeze(label)
     if image.ndim != 3:
-        raise CorruptFileError(f"{source.image}: expected a 3-D volume; got shape {image.shape}")
+        raise CorruptFileError(f"{source.image}: expected a 3-D volume, got shape {image.shape}")
     _same_shape(image, label, source)
     label = _integer_labels(label, {0, 1, 2, 3}, source.label)
     return RawVolume(
@@ -100,7 +104,7 @@ def read_promise12(
     image, spacing = _read_metaimage(source.image)
     label, _ = _read_metaimage(source.label)
     if image.ndim != 3:
-        raise CorruptFileError(f"{source.image}: expected a 3-D volume; got shape {image.shape}")
+        raise CorruptFileError(f"{source.image}: expected a 3-D volume, got shape {image.shape}")
     _same_shape(image, label, source)
     label = _integer_labels(label, set(label_values), source.label)
     return RawVolume(image, label, (spacing[2], spacing[1], spacing[0]))
@@ -115,7 +119,7 @@ def read_msd_prostate(source: VolumeSource) -> RawVolume:
         image = image[..., 0]
     if image.ndim != 3:
         raise CorruptFileError(
-            f"{source.image}: expected (X, Y, Z, 2) or (X, Y, Z); got {image.shape}"
+            f"{source.image}: expected (X, Y, Z, 2) or (X, Y, Z), got {image.shape}"
         )
     _same_shape(image, label, source)
     label = (_integer_labels(label, {0, 1, 2}, source.label) > 0).astype(np.uint8)
@@ -133,7 +137,10 @@ def _unique(sources: list[VolumeSource], src: Path) -> list[VolumeSource]:
     seen: dict[str, Path] = {}
     for s in sources:
         if s.id in seen:
-            raise ValueError(f"volume {s.id} found twice below {src}: {seen[s.id]} and {s.image}")
+            raise ValueError(
+                f"{src}: expected one file per volume id, got volume {s.id} twice: {seen[s.id]} "
+                f"and {s.image}"
+            )
         seen[s.id] = s.image
     return sorted(sources, key=lambda s: s.id)
 

@@ -17,11 +17,11 @@ def split_patients(
     """
     ids = sorted(set(patients))
     if n_val < 0 or n_test < 0:
-        raise ValueError(f"expected non-negative n_val and n_test; got {n_val} and {n_test}")
+        raise ValueError(f"n_val, n_test: expected non-negative numbers, got {n_val} and {n_test}")
     if n_val + n_test >= len(ids):
         raise ValueError(
-            f"expected n_val + n_test < number of patients ({len(ids)}) so that some are left "
-            f"for training; got n_val={n_val}, n_test={n_test}"
+            f"n_val, n_test: expected n_val + n_test < number of patients ({len(ids)}) so that "
+            f"some are left for training, got n_val={n_val}, n_test={n_test}"
         )
     random.Random(seed).shuffle(ids)
     val, test, train = ids[:n_val], ids[n_val : n_val + n_test], ids[n_val + n_test :]

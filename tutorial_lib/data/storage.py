@@ -56,14 +56,15 @@ def check_volume(image: np.ndarray, label: np.ndarray, spacing: Sequence[float])
     """Raise ValueError unless image/label/spacing follow the prepared format."""
     if image.ndim != 3 or label.shape != image.shape:
         raise ValueError(
-            f"expected image and label of the same shape (S, H, W); got {image.shape} and {label.shape}"
+            f"image, label: expected the same shape (S, H, W), got {image.shape} and {label.shape}"
         )
     if image.dtype != np.float32 or label.dtype != np.uint8:
         raise ValueError(
-            f"expected float32 image and uint8 label; got {image.dtype} and {label.dtype}"
+            f"image, label: expected a float32 image and a uint8 label, got {image.dtype} and "
+            f"{label.dtype}"
         )
     if len(spacing) != 3:
-        raise ValueError(f"expected a spacing of 3 values (slice, row, col) in mm; got {spacing!r}")
+        raise ValueError(f"spacing: expected 3 values (slice, row, col) in mm, got {spacing!r}")
 
 
 def write_volume(
@@ -121,7 +122,7 @@ def read_manifest(root: str | os.PathLike) -> dict:
     manifest = json.loads(path.read_text())
     for key in ("dataset", "classes", "volumes"):
         if key not in manifest:
-            raise ValueError(f"{path}: expected a key {key!r}; found {sorted(manifest)}")
+            raise ValueError(f"{path}: expected a key {key!r}, got only {sorted(manifest)}")
     return manifest
 
 

@@ -30,10 +30,11 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
 def build_model(name: str, in_channels: int, n_classes: int, **kwargs) -> nn.Module:
     """Return the network `name` with `in_channels` inputs and `n_classes` output logits."""
     if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; expected one of {sorted(MODELS)}")
+        raise ValueError(f"model: expected one of {sorted(MODELS)}, got {name!r}")
     if in_channels < 1 or n_classes < 1:
         raise ValueError(
-            f"in_channels and n_classes must be >= 1; got in_channels={in_channels}, n_classes={n_classes}"
+            f"in_channels, n_classes: expected both >= 1, got in_channels={in_channels}, "
+            f"n_classes={n_classes}"
         )
     return MODELS[name](in_channels, n_classes, **kwargs)
 

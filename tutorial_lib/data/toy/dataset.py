@@ -67,9 +67,9 @@ def generate_toy(
     """
     options = make_options(name, **shape_options)
     if not isinstance(size, int) or size < 16:
-        raise ValueError(f"expected an integer image size >= 16; got {size!r}")
+        raise ValueError(f"size: expected an integer image size >= 16, got {size!r}")
     if not isinstance(n_patients, int) or n_patients < 1:
-        raise ValueError(f"expected n_patients >= 1; got {n_patients!r}")
+        raise ValueError(f"n_patients: expected an integer >= 1, got {n_patients!r}")
     spacing = toy_spacing(name, size)
     per_chunk = max(1, CHUNK_PIXELS // (size * size * int(options.slices[1])))
     prefix = "patient" if name == "toy-cardiac" else "case"
@@ -93,7 +93,7 @@ def generate_toy(
 def default_split_sizes(n_patients: int) -> tuple[int, int]:
     """Validation and test patients: ~10 % and ~20 % like ACDC's 10/20 of 100, at least 1."""
     if n_patients < 3:
-        raise ValueError(f"expected n_patients >= 3 for a train/val/test split; got {n_patients}")
+        raise ValueError(f"n_patients: expected >= 3 for a train/val/test split, got {n_patients}")
     return max(1, round(0.1 * n_patients)), max(1, round(0.2 * n_patients))
 
 

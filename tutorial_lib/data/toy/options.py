@@ -21,16 +21,16 @@ def _check(options: object) -> None:
         if isinstance(value, tuple):
             if len(value) != 2 or value[0] > value[1] or value[0] < 0:
                 raise ValueError(
-                    f"{name}.{f.name}: expected a (low, high) pair with 0 <= low <= high; "
+                    f"{name}.{f.name}: expected a (low, high) pair with 0 <= low <= high, "
                     f"got {value!r}"
                 )
         elif isinstance(value, int | float) and value < 0:
-            raise ValueError(f"{name}.{f.name}: expected a value >= 0; got {value!r}")
+            raise ValueError(f"{name}.{f.name}: expected a value >= 0, got {value!r}")
         if f.name.endswith(("_prob", "_fraction")) and not 0 <= value <= 1:
-            raise ValueError(f"{name}.{f.name}: expected a probability in [0, 1]; got {value!r}")
+            raise ValueError(f"{name}.{f.name}: expected a probability in [0, 1], got {value!r}")
     slices = getattr(options, "slices", (1, 1))
     if slices[0] < 1 or int(slices[0]) != slices[0] or int(slices[1]) != slices[1]:
-        raise ValueError(f"{name}.slices: expected whole numbers >= 1; got {slices!r}")
+        raise ValueError(f"{name}.slices: expected whole numbers >= 1, got {slices!r}")
 
 
 @dataclass(frozen=True)
@@ -112,13 +112,14 @@ CLASSES = {
 def make_options(name: str, **shape_options: object) -> ToyCardiacOptions | ToyProstateOptions:
     """Build the options dataclass of toy dataset `name`, overriding the given fields."""
     if name not in OPTIONS:
-        raise ValueError(f"expected a toy dataset name in {sorted(OPTIONS)}; got {name!r}")
+        raise ValueError(f"dataset: expected a toy dataset name in {sorted(OPTIONS)}, got {name!r}")
     cls = OPTIONS[name]
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(shape_options) - known)
     if unknown:
         raise ValueError(
-            f"{cls.__name__}: unknown option(s) {unknown}; expected some of {sorted(known)}"
+            f"{cls.__name__}: expected options among {sorted(known)}, "
+            f"got unknown option(s) {unknown}"
         )
     converted = {k: tuple(v) if isinstance(v, list) else v for k, v in shape_options.items()}
     return cls(**converted)
