@@ -291,8 +291,14 @@ widgets.length_explorer()
 # $$\text{compactness} = \frac{L^2}{S}$$
 #
 # A length squared over an area has no unit: it does not change when the shape is scaled. For disks it
-# is $(3.07 \cdot 2\pi r)^2 / (\pi r^2) = 4\pi \cdot 3.07^2 \approx 119$ whatever the radius; any
-# other shape has more boundary for its area. The authors' code computes it but does not constrain it.
+# is $(3.07 \cdot 2\pi r)^2 / (\pi r^2) = 4\pi \cdot 3.07^2 \approx 119$ whatever the radius.
+#
+# With the true perimeter the disk would be the most compact shape of all. The Laplacian length is
+# not the true perimeter: it weighs a boundary by its **direction**. Along an axis it counts about
+# 2.99 per pixel of true length, along a diagonal about 2.82, and more in between (3.07 on average
+# around a circle). Shapes whose sides follow the grid's 8 directions pay less, so a regular
+# **octagon** is more compact than the disk for this length: an anisotropic perimeter has its own
+# most compact shape. The authors' code computes the compactness but does not constrain it.
 
 # %%
 disks = [
@@ -306,11 +312,21 @@ assert ((compact_disks - expected).abs() / expected < 0.04).all()
 
 shapes = {
     kind: make_shape(kind, size=64, radius=20, dtype=DTYPE)
-    for kind in ("disk", "square", "ellipse", "crescent")
+    for kind in ("disk", "octagon", "square", "ellipse", "crescent")
 }
 compact = {kind: float(soft_compactness(m[None, None])[0, 0, 0]) for kind, m in shapes.items()}
 print({kind: round(c, 1) for kind, c in compact.items()})
-assert compact["disk"] == min(compact.values())  # the disk is the most compact shape
+# the direction weights, measured on long straight boundaries (80-pixel sides)
+square, diamond = (
+    make_shape("square", size=128, radius=40, dtype=DTYPE),
+    make_shape("square", size=128, radius=40, angle=45, dtype=DTYPE),
+)
+per_pixel_axis = float(soft_length(square[None, None])) / (4 * float(square.amax(1).sum()))
+per_pixel_diagonal = float(soft_length(diamond[None, None])) / (4 * math.sqrt(float(diamond.sum())))
+print(f"length per pixel of boundary: axis {per_pixel_axis:.2f}, diagonal {per_pixel_diagonal:.2f}")
+assert per_pixel_diagonal < per_pixel_axis < ratio_8  # both grid directions cost less than average
+# with the true perimeter P²/S: disk 4π ≈ 12.6 < octagon 32 tan(22.5°) ≈ 13.3 < square 16
+assert compact["octagon"] < compact["disk"] < compact["square"]
 assert compact["crescent"] > 2 * compact["disk"]
 
 # %%

@@ -31,6 +31,7 @@ __all__ = [
     "shape_explorer",
     "spread_figure",
     "spread_explorer",
+    "reference_perimeter",
     "length_figure",
     "length_explorer",
     "barrier_figure",
@@ -39,7 +40,7 @@ __all__ = [
     "bounds_explorer",
 ]
 
-SHAPES = ("disk", "ellipse", "square", "crescent")
+SHAPES = ("disk", "ellipse", "square", "octagon", "crescent")
 
 
 def make_shape(
@@ -55,7 +56,9 @@ def make_shape(
 ) -> Tensor:
     """A 2-D shape of shape (H, W): binary if `softness == 0`, else `sigmoid(signed distance / softness)`.
 
-    - "disk": radius `radius`; "square": half-side `radius` (side 2·radius + 1 when not rotated);
+    - "disk": radius `radius`; "square": half-side `radius` (unrotated, its side is 2·radius + 1
+      pixels when the centre falls on a pixel, 2·radius when it falls between two);
+    - "octagon": the regular octagon with apothem `radius`, sides along the grid's 8 directions;
     - "ellipse": semi-axes `radius` and `aspect · radius`, the first along the rows when `angle = 0`;
     - "crescent": a disk minus a smaller disk shifted towards the right (soft: the product of the
       outer disk's and the inner disk's complement's soft maps);
@@ -80,6 +83,9 @@ def make_shape(
         sd = radius - torch.sqrt(u**2 + v**2)
     elif kind == "square":
         sd = radius - torch.maximum(u.abs(), v.abs())
+    elif kind == "octagon":
+        diagonal = (u.abs() + v.abs()) / math.sqrt(2)
+        sd = radius - torch.maximum(torch.maximum(u.abs(), v.abs()), diagonal)
     elif kind == "ellipse":
         b = max(aspect * radius, 1e-6)
         rho = torch.sqrt((u / radius) ** 2 + (v / b) ** 2)
@@ -209,6 +215,20 @@ def spread_figure(
     )
 
 
+def reference_perimeter(kind: str, *, size: int, radius: float) -> float | None:
+    """The true perimeter of an unrotated `make_shape(kind, size=size, radius=radius)`, or None.
+
+    Disk: 2πr (the continuous circle). Square: 4 × its side in pixels, counted on the mask: 2r + 1
+    when the centre falls on a pixel (odd size), 2r when it falls between pixels (even size).
+    """
+    if kind == "disk":
+        return 2 * math.pi * radius
+    if kind == "square":
+        side = int(make_shape("square", size=size, radius=radius).amax(dim=1).sum())
+        return 4.0 * side
+    return None
+
+
 def length_figure(
     kind: str = "disk",
     radius: float = 10.0,
@@ -220,7 +240,7 @@ def length_figure(
     m = make_shape(kind, size=size, radius=radius, softness=softness)
     fig = plots.plot_shift_differences(m, neighbourhood=connectivity)
     length = float(D.soft_length(_batch(m), connectivity=connectivity)[0, 0, 0])
-    perimeter = {"disk": 2 * math.pi * radius, "square": 8 * radius + 4}.get(kind)
+    perimeter = reference_perimeter(kind, size=size, radius=radius)
     if perimeter:
         fig.suptitle(
             f"soft_length = {length:.1f};  perimeter ≈ {perimeter:.1f};  ratio {length / perimeter:.2f}"
