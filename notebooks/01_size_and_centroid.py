@@ -146,12 +146,20 @@ plots.plot_descriptor_overlays(
 # * the centroid of a **symmetric** shape does not move, but the crescent's centroid drifts towards
 #   its open side, where the halo is.
 #
-# Bounds of ±10 % on the size leave room for this. As the softness goes to 0, the soft values become
-# the hard ones.
+# The paper bounds the size within ±10 % of the true one. For this crescent a softness of 1 stays
+# inside (+3 %), but softness 2 is already above the upper bound (+13 %) and softness 4 far above
+# (+41 %). So a ±10 % upper bound does not leave room for blurry outputs: it pushes the network
+# towards **confident** (nearly hard) probabilities. As the softness goes to 0, the soft values
+# become the hard ones.
 
 # %%
 gaps = (sizes[1:] - sizes[0]).abs()
 assert (gaps[1:] > gaps[:-1]).all()  # farther from the hard value as the softness grows
+excess = sizes / sizes[0] - 1  # relative to the hard size, a pixel count of the binary mask
+print("size excess:", [f"{e:+.0%}" for e in excess.tolist()])
+assert sizes[0] == make_shape("crescent", size=SIZE, radius=18).sum()  # softness 0: the pixel count
+within_ten_percent = [tau for tau, e in zip(softness, excess.tolist(), strict=True) if e <= 0.10]
+assert within_ten_percent == [0.0, 0.5, 1.0]  # softness 2 and 4 break a +10 % upper bound
 assert (centroids[:, 0] - 31.5).abs().max() < 1e-6  # the crescent is symmetric about its row axis
 batch_disks = torch.stack(
     [make_shape("disk", size=SIZE, radius=RADIUS, softness=tau) for tau in softness]
