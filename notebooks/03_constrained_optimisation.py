@@ -142,6 +142,25 @@ assert torch.isnan(plain_barrier[x > 1]).all()  # the plain barrier has nothing 
 assert x_20 < 1 and x_100 < 1 and x_100 > x_20  # feasible, and closer to x* = 1 as t grows
 assert torch.isfinite(log_barrier_extension(z, 20.0)).all()
 
+# %% [markdown]
+# **The barrier meets the Lagrangian.** For small $t$ the minimiser is *not* feasible. Beyond the
+# switch point the extension is the straight line $t z + \text{const}$: an exact **L1 penalty** of
+# weight $t$. An L1 penalty solves a constrained problem exactly once its weight is at least the
+# Lagrange multiplier, here $\lambda^\star = 4$ from the dual ascent above. So for $t < 4$ the
+# minimiser is the unconstrained one of $(x-3)^2 + t z$, $x = 3 - t/2$ (infeasible); at $t = 4$ it
+# reaches $x^\star = 1$; above, the barrier branch takes over and holds $x$ strictly inside
+# ($t = 5$: $2(x-3) = 1/(5(x-1))$, so $x = 2 - \sqrt{1.1} \approx 0.95$). This is why the
+# constraint violations of a training run fall as $t$ grows (notebook 04): each constraint is
+# enforced once $t$ passes its own multiplier.
+
+# %%
+for t in (1.0, 2.0, 4.0, 5.0):
+    x_t = argmin(objective + log_barrier_extension(z, t))
+    closed_form = 3 - t / 2 if t <= lam_k + 1e-6 else 2 - math.sqrt(1 + 1 / (2 * t))
+    print(f"t = {t:g}: x = {x_t:.4f} (closed form {closed_form:.4f}), feasible: {x_t <= 1}")
+    assert abs(x_t - closed_form) < 1e-3
+    assert (x_t <= 1 + 1e-9) == (t >= lam_k - 1e-6)  # feasible exactly from t = λ* on
+
 # %%
 # NBVAL_IGNORE_OUTPUT
 t = 5.0
