@@ -209,23 +209,38 @@ plots.plot_gradient_maps(
 )
 
 # %% [markdown]
-# ### Quirk 4 (in code, not in the recipe): NaN at the edge of the barrier
+# ### Quirk 4 (in code, not in the recipe): NaN where a constraint is exactly met
 #
-# The log-barrier extension switches from $-\frac1t\log(-z)$ to a line at $z = -1/t^2$. Written as
-# "compute both branches, keep one" (`torch.where`), the unused branch still takes part in the
-# backward pass: at $z = 0$ its $\log(0)$ gives an infinite derivative, multiplied by a zero weight:
-# **NaN**. The authors' code zeroes NaN values after the fact, but the gradient is already NaN. The
-# library evaluates the logarithm only where it is used.
+# The log-barrier extension switches from $-\frac1t\log(-z)$ to a line at $z = -1/t^2$. The authors'
+# code computes both branches everywhere, sets the NaN values of the logarithm (where $z > 0$) to 0,
+# and combines the branches with masks: `barrier * below + linear * (~below)`. Where $z > 0$ this
+# works: the NaN was zeroed, and the zeroed entries pass no gradient. It fails only at **$z = 0$
+# exactly**: there $-\log(0)/t = +\infty$ is not a NaN, so it is kept, and $\infty \cdot 0$ gives a
+# **NaN loss value** (and a NaN gradient). A descriptor exactly on its bound is rare in float32 but
+# not impossible (an empty class whose size bound is $[0, 0]$ sits at $z = 0$). The library evaluates
+# the logarithm only where it is used: finite value and gradient everywhere.
 
 # %%
 t = 5.0
-z = torch.tensor([-0.5, 0.0, 0.3], requires_grad=True)
-naive = torch.where(z <= -1 / t**2, -torch.log(-z) / t, t * z - math.log(1 / t**2) / t + 1 / t)
-(naive_grad,) = torch.autograd.grad(naive.sum(), z)
+z = torch.tensor([-0.5, -1e-3, 0.0, 0.3], requires_grad=True)
+barrier = -torch.log(-z) / t
+barrier = torch.where(torch.isnan(barrier), torch.zeros_like(barrier), barrier)  # NaN set to 0
+linear = t * z - math.log(1 / t**2) / t + 1 / t
+below = z <= -1 / t**2
+authors = barrier * below + linear * ~below  # the branches combined with masks
+(authors_grad,) = torch.autograd.grad(authors.sum(), z)
 (library_grad,) = torch.autograd.grad(log_barrier_extension(z, t).sum(), z)
-print("both branches, keep one:", naive_grad.tolist())
-print("library:               ", library_grad.tolist())
-assert torch.isnan(naive_grad).any() and torch.isfinite(library_grad).all()
+print("z:               ", z.tolist())
+print("authors' value:  ", authors.tolist())
+print("authors' grad:   ", authors_grad.tolist())
+print("library value:   ", log_barrier_extension(z, t).tolist())
+print("library grad:    ", library_grad.tolist())
+nan_at = torch.isnan(authors.detach()) | torch.isnan(authors_grad)
+assert nan_at.tolist() == [False, False, True, False]  # only z = 0 breaks the authors' form
+assert torch.isfinite(log_barrier_extension(z, t)).all() and torch.isfinite(library_grad).all()
+keep = ~nan_at  # elsewhere both forms agree, value and slope
+assert torch.allclose(authors.detach()[keep], log_barrier_extension(z, t).detach()[keep])
+assert torch.allclose(authors_grad[keep], library_grad[keep])
 
 # %% [markdown]
 # ## Train both
