@@ -52,7 +52,7 @@ from tutorial_lib import plots, widgets
 from tutorial_lib.bounds import labels_to_onehot, population_bounds
 from tutorial_lib.data.datasets import load_split
 from tutorial_lib.data.toy.dataset import ensure_toy_dataset
-from tutorial_lib.descriptors import DESCRIPTORS, soft_size
+from tutorial_lib.descriptors import DESCRIPTORS, soft_centroid, soft_size
 from tutorial_lib.device import get_device, set_cpu_threads
 from tutorial_lib.evaluation import predict_run
 from tutorial_lib.losses import DescriptorTerm, ShapeDescriptorLoss
@@ -244,7 +244,9 @@ assert width_prior > 4 * width_precise
 # The loss makes this concrete. Two losses on the same test slices, both the library's
 # `ShapeDescriptorLoss` with the log-barrier extension:
 #
-# * **precise**: the paper's per-image bounds (size ±10 %, centroid and spread ±3 px, length ±25 %);
+# * **precise**: per-image bounds in the paper's form: size ±10 % as in the paper; centroid and
+#   spread ±3 px and length ±25 %, much tighter than the paper's (±20 px, and a length margin of
+#   10, i.e. ±1000 %), to suit these small slices;
 # * **prior**: constant bounds in mm (`lower`/`upper`, `physical=True`) on size, spread, length and
 #   compactness; no centroid, since anatomy does not say where the heart sits in the image.
 #
@@ -338,8 +340,13 @@ plots.plot_label_overlays(
 #   centroid, spread and length;
 # * **priors**: size (background included) and spread bounded by **constants in mm** taken from the
 #   training population, the same for every slice; no length. Anatomy does not say where the heart
-#   sits in the image, so the one per-image number left is the **centroid** of each structure (a
-#   click per structure): without it nothing tells the network which blob is the RV and which the LV.
+#   sits in the image, so one per-image descriptor is left: the **centroid** of each structure,
+#   within ±1 px, as in the precise run. Without it nothing tells the network which blob is the RV
+#   and which the LV.
+#
+# So the priors run still gets, per slice and structure, the centroid to ±1 px and a presence bit
+# (the corrected empty policy): more than "a click per structure". The myocardium is a ring, so its
+# centroid lies inside the LV cavity, where nobody would click (checked below).
 #
 # The bounds are percentiles of the training slices' values (where the class is present), 2 % to 98 %
 # widened by 10 %, measured with the same `measure` as above on the training split of the preset's
@@ -398,6 +405,16 @@ configs["priors"] = dataclasses.replace(
 for term in prior_terms:
     kind = "per image" if not term.is_constant else f"constant {'in mm' if term.physical else ''}"
     print(f"{term.descriptor:14s} classes {term.classes!s:13s} {kind}")
+
+# Where the per-image centroids are: the myocardium's falls on an LV pixel in most training slices.
+onehot_toy = labels_to_onehot(toy_train.labels.long(), len(CLASSES), torch.float64)
+myo = CLASSES.index("myocardium")
+has_myo = onehot_toy[:, myo].sum((-2, -1)) > 0
+rows, cols = soft_centroid(onehot_toy)[has_myo, myo].round().long().unbind(-1)
+under_centroid = toy_train.labels[has_myo][torch.arange(len(rows)), rows, cols]
+in_cavity = float((under_centroid == CLASSES.index("lv")).double().mean())
+print(f"myocardium centroid on an LV pixel in {in_cavity:.0%} of the training slices")
+assert in_cavity > 0.8
 
 
 # %% [markdown]
@@ -459,8 +476,9 @@ plots.plot_predictions(
 )
 
 # %% [markdown]
-# **What is kept.** With one click per structure and anatomy for the rest, the network segments all
-# three structures, far above the image-blind average heart. The population bounds in mm only rule
+# **What is kept.** With each structure's centroid (±1 px) and presence per slice, and anatomy for
+# the rest, the network segments all three structures, far above the image-blind average heart.
+# The population bounds in mm only rule
 # out blobs that are too small, too large or too spread; inside them, the image decides which pixels.
 # In fast mode (15 epochs) we measured a mean test 3-D DSC of 0.869, 0.873, 0.893 for the priors and
 # 0.872, 0.894, 0.855 for the precise run (seeds 0, 1, 2): no difference beyond the seed-to-seed
