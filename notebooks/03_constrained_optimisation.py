@@ -347,6 +347,6 @@ assert dice > 0.7
 #
 # **Try it.** Change `target` to `make_shape("crescent", size=SIZE, radius=18)`: the optimiser still
 # satisfies every constraint, and finds a blob, not a crescent. Which descriptor would you add?
-# (Notebook 08 has one answer.)
+# (Notebook 08, exercise 4, gives one answer and checks it.)
 #
 # **Next:** 04, training a network with descriptors only.
