@@ -78,8 +78,9 @@ print(f"device: {device}  (CPU threads: {n_threads})  fast mode: {FAST}")
 # | length $L$ | how long its boundary is | 1 |
 #
 # The network's softmax $s$ is pushed so that the **same descriptors computed on $s$** land inside
-# bounds around those numbers. The paper's finding: *"as little as 4 descriptor values per class can
-# approach the performance of a segmentation mask with 65k individual discrete labels."*
+# bounds around those numbers. The paper's finding: *"as little as 4 descriptors values per class can
+# approach the performance of a segmentation mask with 65k individual discrete labels"* (the
+# abstract's words, its "descriptors values" included).
 
 # %% [markdown]
 # ## How few numbers?

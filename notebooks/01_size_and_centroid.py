@@ -200,7 +200,8 @@ assert torch.allclose(grads["centroid col"], (cols - C[1]) / S, atol=1e-6)
 plots.plot_gradient_maps(grads, prob=soft_disk, suptitle="∂ descriptor / ∂ s(p) for a soft disk")
 
 # %% [markdown]
-# Neither gradient knows where the *object* is: they reward probability anywhere on the right side.
+# Neither gradient knows where the *object* is: the size's asks every pixel alike, wherever it is
+# (it has no side), and the centroid's rewards probability anywhere on the side it should move to.
 # That is why the centroid alone cannot segment, and why the size, the spread (notebook 02) and the
 # image itself must help.
 

@@ -260,6 +260,27 @@ assert (L_soft[1:] < L_soft[:-1]).all()
 assert (products.max() - products.min()) / products.mean() < 0.05  # L ∝ 1 / softness
 
 # %% [markdown]
+# The spread's own gradient, for comparison: with $D_i^2 = \sum s\,(p_i - C_i)^2 / S$ (the centroid
+# term drops out, since $\sum s\,(p_i - C_i) = 0$),
+#
+# $$\frac{\partial D_i}{\partial s(p)} = \frac{(p_i - C_i)^2 - D_i^2}{2\,S\,D_i},$$
+#
+# a function of $p_i$ alone: a **parabolic trough** along axis $i$, constant along the other axis,
+# negative within $D_i$ of the centroid and positive beyond. It asks for mass farther out or closer
+# in along that axis, anywhere across it.
+
+# %%
+soft_blob = make_shape("disk", size=48, radius=12, centre=(20.0, 27.0), softness=1.0, dtype=DTYPE)
+g_spread = widgets.descriptor_gradient(soft_blob, "spread row")
+S_b = soft_size(soft_blob[None, None])[0, 0, 0]
+row_C = soft_centroid(soft_blob[None, None])[0, 0, 0]
+row_D = soft_dist_centroid(soft_blob[None, None])[0, 0, 0]
+row_index = torch.arange(48, dtype=DTYPE)[:, None].expand(48, 48)
+trough = ((row_index - row_C) ** 2 - row_D**2) / (2 * S_b * row_D)
+assert torch.allclose(g_spread, trough, atol=1e-10)  # the closed form above
+assert torch.allclose(g_spread, g_spread[:, :1].expand(48, 48))  # constant along the columns
+
+# %% [markdown]
 # ### Its gradient lives on the boundary
 #
 # $\partial L / \partial s(p) = 2 \sum_{q \sim p} (s(p) - s(q))$: twice the graph Laplacian of $s$.
@@ -349,7 +370,7 @@ plots.plot_maps(
 # |---|---|---|---|
 # | size | $\sum s$ | area | 1 everywhere |
 # | centroid | $\sum p\,s / S$ | mean position | linear ramp |
-# | spread | $\sqrt{\sum s\,(p-C)^2 / S}$ per axis | std of positions, $r/2$ for a disk | quadratic bowl |
+# | spread | $\sqrt{\sum s\,(p-C)^2 / S}$ per axis | std of positions, $r/2$ for a disk | parabolic trough along its axis |
 # | length | $\sum_{p\sim q}(s(p)-s(q))^2$ | crossing pairs, ≈ 3.07 × perimeter | Laplacian, on the boundary |
 #
 # **Next:** 03, how bounds on these numbers become a loss, and a segmentation from four of them.
