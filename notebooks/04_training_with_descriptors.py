@@ -259,8 +259,8 @@ print(("✓" if higher else "✗") + " the descriptor-only network has the highe
 # %% [markdown]
 # The descriptor-only network usually shows the higher HD95 (the line above says whether this run
 # did). The likely reason: its bounds constrain each class's total size, centroid, spread and
-# length, not where every
-# pixel goes: a few stray pixels far from the heart change the size by little, and their pull on
+# length, not where every pixel goes: a few stray pixels far from the heart change the size by
+# little, and their pull on
 # the centroid can be balanced inside the ±1 px margin by the rest of the mask. Cross-entropy
 # labels every pixel, so a stray blob costs it directly.
 
