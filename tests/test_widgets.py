@@ -8,7 +8,13 @@ import pytest
 import torch
 
 from tutorial_lib.descriptors import soft_length
-from tutorial_lib.widgets import make_shape, reference_perimeter
+from tutorial_lib.widgets import (
+    bounds_explorer,
+    bounds_figure,
+    make_shape,
+    quantile_bounds,
+    reference_perimeter,
+)
 
 
 @pytest.mark.parametrize(("size", "side"), [(40, 20), (41, 21)])
@@ -42,3 +48,24 @@ def test_octagon_is_the_regular_octagon_of_the_given_apothem():
     # its widest row is 2r (+1) pixels, as a square's; its corners are cut at 45 degrees
     assert int(m.amax(1).sum()) in (2 * int(r), 2 * int(r) + 1)
     assert m[0].sum() == 0 and float(m.sum()) < (2 * r + 1) ** 2
+
+
+def test_quantile_bounds_cut_from_the_population():
+    values = {"lv": torch.arange(1.0, 101.0)}
+    assert quantile_bounds(values, margin=0.0) == {"lv": (1.0, 100.0)}
+    lo, hi = quantile_bounds(values, margin=0.1, quantile=0.1)["lv"]
+    assert lo == pytest.approx(float(torch.quantile(values["lv"].double(), 0.1)) * 0.9)
+    assert hi == pytest.approx(float(torch.quantile(values["lv"].double(), 0.9)) * 1.1)
+
+
+def test_bounds_figure_shows_the_held_out_values_inside_the_training_bounds():
+    train, held_out = {"lv": torch.arange(1.0, 101.0)}, {"lv": torch.tensor([50.0, 150.0])}
+    fig = bounds_figure(train, margin=0.0, held_out=held_out)
+    assert fig.axes[0].get_title() == "lv: 50% inside"  # 150 is outside [1, 100]
+    assert bounds_figure(train, margin=0.0).axes[0].get_title() == "lv: 100% inside"
+
+
+def test_explorer_sliders_redraw_on_release():
+    box = bounds_explorer({"lv": torch.arange(1.0, 101.0)})
+    sliders = box.children[0].children
+    assert sliders and all(s.continuous_update is False for s in sliders)

@@ -10,6 +10,7 @@ without a running kernel (that is what the notebooks' tests do).
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 from collections.abc import Callable, Mapping
@@ -36,6 +37,7 @@ __all__ = [
     "length_explorer",
     "barrier_figure",
     "barrier_explorer",
+    "quantile_bounds",
     "bounds_figure",
     "bounds_explorer",
 ]
@@ -277,27 +279,41 @@ def barrier_figure(t: float = 5.0, z_min: float = -1.0, z_max: float = 1.0) -> F
     )
 
 
-def bounds_figure(
-    values: Mapping[str, Tensor],
-    margin: float = 0.1,
-    *,
-    xlabel: str = "value",
-    quantile: float = 0.0,
-) -> Figure:
-    """Constant per-class bounds [q-quantile·(1−margin), (1−q)-quantile·(1+margin)] over a population."""
+def quantile_bounds(
+    values: Mapping[str, Tensor], margin: float = 0.1, quantile: float = 0.0
+) -> dict[str, tuple[float, float]]:
+    """Per-class constant bounds [q-quantile·(1−margin), (1−q)-quantile·(1+margin)] of a population."""
     bounds = {}
     for name, v in values.items():
         v = v.reshape(-1).to(torch.float64)
         lo = float(torch.quantile(v, quantile)) * (1 - margin)
         hi = float(torch.quantile(v, 1 - quantile)) * (1 + margin)
         bounds[name] = (lo, hi)
-    return plots.plot_population_bounds(values, bounds, xlabel=xlabel)
+    return bounds
+
+
+def bounds_figure(
+    values: Mapping[str, Tensor],
+    margin: float = 0.1,
+    *,
+    held_out: Mapping[str, Tensor] | None = None,
+    xlabel: str = "value",
+    quantile: float = 0.0,
+) -> Figure:
+    """Bounds chosen on `values` (`quantile_bounds`), and the share of `held_out` inside them.
+
+    Without `held_out` the coverage is measured on `values` themselves, which flatters the bounds:
+    a population always fits bounds cut from it.
+    """
+    bounds = quantile_bounds(values, margin, quantile)
+    shown = values if held_out is None else held_out
+    title = "the population the bounds come from" if held_out is None else "held-out values"
+    return plots.plot_population_bounds(shown, bounds, xlabel=xlabel, title=title)
 
 
 # ---------------------------------------------------------------------------------------------
-# The widgets: sliders mapped onto the pure functions above. ipywidgets and IPython are imported
-# inside each explorer, so that make_shape and the figure functions above load without the Jupyter
-# stack (ipywidgets pulls in IPython): scripts and tests use them outside a notebook.
+# The widgets: sliders mapped onto the pure functions above. ipywidgets (and IPython) load inside
+# each explorer, so that scripts and tests use the functions above without the Jupyter stack.
 
 
 def _interactive(fn: Callable[..., Figure], controls: dict):
@@ -319,6 +335,8 @@ def _interactive(fn: Callable[..., Figure], controls: dict):
         update(**{k: c.value for k, c in controls.items()})
 
     for c in controls.values():
+        if hasattr(c, "continuous_update"):
+            c.continuous_update = False  # redraw on release, not at every step of a drag
         c.observe(on_change, names="value")
     on_change()
     style = {"description_width": "initial"}
@@ -383,8 +401,13 @@ def barrier_explorer():
     return _interactive(barrier_figure, controls)
 
 
-def bounds_explorer(values: Mapping[str, Tensor], *, xlabel: str = "value"):
-    """Constant bounds over a population: a margin and a trimmed quantile, and who falls inside."""
+def bounds_explorer(
+    values: Mapping[str, Tensor],
+    *,
+    held_out: Mapping[str, Tensor] | None = None,
+    xlabel: str = "value",
+):
+    """Bounds from a population (a margin, a trimmed quantile); who of `held_out` falls inside."""
     import ipywidgets as w
 
     controls = {
@@ -393,4 +416,5 @@ def bounds_explorer(values: Mapping[str, Tensor], *, xlabel: str = "value"):
             value=0.0, min=0.0, max=0.2, step=0.01, description="trim quantile"
         ),
     }
-    return _interactive(lambda **k: bounds_figure(values, xlabel=xlabel, **k), controls)
+    figure = functools.partial(bounds_figure, values, held_out=held_out, xlabel=xlabel)
+    return _interactive(figure, controls)
