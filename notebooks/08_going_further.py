@@ -329,8 +329,15 @@ assert compactness[0] > 2 * compactness[1]
 # %% [markdown]
 # ## Where to go from here
 #
-# * Kervadec et al., *Constrained deep networks: Lagrangian optimization via log-barrier extensions*
-#   (2019), for the barrier;
+# * H. Kervadec, J. Dolz, J. Yuan, C. Desrosiers, E. Granger, I. Ben Ayed, *Constrained deep
+#   networks: Lagrangian optimization via log-barrier extensions*, EUSIPCO 2022 (arXiv:1904.04205,
+#   2019), for the barrier and its link to the Lagrangian (notebook 03);
+# * H. Kervadec, J. Dolz, M. Tang, E. Granger, Y. Boykov, I. Ben Ayed, *Constrained-CNN losses for
+#   weakly supervised segmentation*, Medical Image Analysis 54 (2019), the size constraints this
+#   course starts from;
+# * J. Dolz, H. Kervadec, I. Ben Ayed et al., *Weakly supervised CNN segmentation: models and
+#   optimization*, MICCAI tutorial (2019, 2020), the same group's hands-on tutorial on constrained
+#   losses for weak supervision;
 # * Kervadec et al., *Bounding boxes for weakly supervised segmentation: global constraints get close
 #   to full supervision* (MIDL 2020), for constraints from boxes;
 # * the authors' code, github.com/HKervadec/shape_descriptors, to compare with this library's
