@@ -335,9 +335,8 @@ assert compactness[0] > 2 * compactness[1]
 # * H. Kervadec, J. Dolz, M. Tang, E. Granger, Y. Boykov, I. Ben Ayed, *Constrained-CNN losses for
 #   weakly supervised segmentation*, Medical Image Analysis 54 (2019), the size constraints this
 #   course starts from;
-# * J. Dolz, H. Kervadec, I. Ben Ayed et al., *Weakly supervised CNN segmentation: models and
-#   optimization*, MICCAI tutorial (2019, 2020), the same group's hands-on tutorial on constrained
-#   losses for weak supervision;
+# * *Weakly supervised CNN segmentation: models and optimization*, the same group's tutorial at
+#   MICCAI 2020, on constrained losses for weak supervision;
 # * Kervadec et al., *Bounding boxes for weakly supervised segmentation: global constraints get close
 #   to full supervision* (MIDL 2020), for constraints from boxes;
 # * the authors' code, github.com/HKervadec/shape_descriptors, to compare with this library's
