@@ -227,6 +227,7 @@ assert torch.isfinite(x.grad).all()
 # %% [markdown]
 # ## Where next
 #
-# Open **01 size and centroid**. To reproduce the paper's tables directly, the command line does it
-# in one go: `python -m tutorial_lib reproduce --dataset toy-cardiac --fast` (notebook 04 explains
-# what it runs).
+# Open **01 size and centroid**. To see the paper's experiment run end to end in a few minutes, the
+# command line does it in one go on the toy cardiac data:
+# `python -m tutorial_lib reproduce --dataset toy-cardiac --fast` (notebook 04 explains what it runs).
+# The paper's own tables need the ACDC and PROMISE12 data and a GPU (notebooks 05 and 06).
