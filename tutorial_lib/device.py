@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import os
+from pathlib import Path
 
 import torch
 
@@ -32,19 +34,44 @@ def get_device(preferred: str | None = None) -> torch.device:
     return torch.device("cpu")
 
 
+def _cgroup_cpu_limit(cgroup_root: Path) -> int | None:
+    """The CPUs a cgroup's quota allows (v2 `cpu.max`, or v1 `cpu.cfs_quota_us`), None if unlimited."""
+    try:
+        v2 = cgroup_root / "cpu.max"
+        if v2.is_file():
+            quota, period = v2.read_text().split()[:2]
+        else:
+            v1 = cgroup_root / "cpu"
+            quota = (v1 / "cpu.cfs_quota_us").read_text().strip()
+            period = (v1 / "cpu.cfs_period_us").read_text().strip()
+        if quota in ("max", "-1") or int(period) <= 0:
+            return None
+        return max(1, math.ceil(int(quota) / int(period)))
+    except (OSError, ValueError):
+        return None
+
+
+def usable_cpus(cgroup_root: str | os.PathLike = "/sys/fs/cgroup") -> int:
+    """The CPUs this process may use: its CPU affinity, capped by a container's CPU quota.
+
+    On a JupyterHub pod with 1 CPU on a 64-core node `os.cpu_count()` says 64; this says 1.
+    """
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    cpus = cpus or os.cpu_count() or 1
+    limit = _cgroup_cpu_limit(Path(cgroup_root))
+    return min(cpus, limit) if limit else cpus
+
+
 def set_cpu_threads(n: int | None = None) -> int:
     """Use `n` CPU threads and return the number set.
 
-    Default: OMP_NUM_THREADS when it is set (Binder and the tests set it), else all cores, at most 8.
-    Oversubscribed threads can make small convolutions 100x slower on small machines.
+    Default: OMP_NUM_THREADS when it is set (Binder and the tests set it), else the CPUs this
+    process may use (`usable_cpus`: affinity and container quota), at most 8. Oversubscribed
+    threads can make small convolutions 100x slower on small machines.
     """
     if n is None:
         from_env = os.environ.get("OMP_NUM_THREADS", "").strip()
-        n = (
-            int(from_env)
-            if from_env.isdigit() and int(from_env) > 0
-            else min(8, os.cpu_count() or 1)
-        )
+        n = int(from_env) if from_env.isdigit() and int(from_env) > 0 else min(8, usable_cpus())
     if n < 1:
         raise ValueError(f"threads: expected a positive number of CPU threads, got {n}")
     torch.set_num_threads(n)
