@@ -18,6 +18,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tutorial_lib import __version__
+from tutorial_lib.data.storage import data_dir
+
 if TYPE_CHECKING:
     from tutorial_lib.config import TrainConfig
 
@@ -112,23 +115,38 @@ def read_metrics(run_dir: str | os.PathLike) -> dict[str, list[Any]]:
     return columns
 
 
+def _writable(folder: Path) -> bool:
+    """Can `folder` be created or written (its nearest existing ancestor is writable)?"""
+    existing = folder.absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    return existing.is_dir() and os.access(existing, os.W_OK | os.X_OK)
+
+
 def runs_root() -> Path:
-    """Where runs go: $TUTORIAL_RUNS, else the repository's runs/ (seen from notebooks/), else ./runs."""
+    """Where runs go: $TUTORIAL_RUNS; else the repository's runs/ (seen from notebooks/) or ./runs
+    when writable; else `runs/` in the data folder ($TUTORIAL_DATA_DIR, ~/.cache/tutorial_lib), for a
+    read-only shared clone on a JupyterHub."""
     if os.environ.get("TUTORIAL_RUNS"):
         return Path(os.environ["TUTORIAL_RUNS"])
-    return Path("../runs") if Path("../pyproject.toml").is_file() else Path("runs")
+    local = Path("../runs") if Path("../pyproject.toml").is_file() else Path("runs")
+    if _writable(local):
+        return local
+    return data_dir() / "runs"
 
 
 def config_run_dir(config: TrainConfig, root: str | os.PathLike | None = None) -> Path:
     """One folder per dataset and configuration (epochs aside): `root/<dataset>/<name>-<hash8>`.
 
     A changed preset starts a new run instead of resuming an old one; the same configuration, with
-    more or fewer epochs, resumes the same folder (and is shared between notebooks).
+    more or fewer epochs, resumes the same folder (and is shared between notebooks). The library's
+    version is part of the key: after an update the notebooks train afresh, not reuse old runs.
     """
     # config loads the loss and torch: imported here, so that runlog itself stays torch-free
     from tutorial_lib.config import config_to_dict
 
-    key = json.dumps(config_to_dict(dataclasses.replace(config, epochs=1)), sort_keys=True)
+    plain = config_to_dict(dataclasses.replace(config, epochs=1))
+    key = json.dumps({"config": plain, "version": __version__}, sort_keys=True)
     digest = hashlib.sha1(key.encode()).hexdigest()[:8]
     base = Path(root) if root is not None else runs_root()
     return base / config.data.dataset / f"{config.name}-{digest}"
