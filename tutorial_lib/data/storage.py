@@ -200,24 +200,33 @@ def read_volume(
 
 def _checked_volume(path: Path, arrays: dict, n_classes: int | None) -> dict[str, np.ndarray]:
     image, label, spacing = arrays["image"], arrays["label"], arrays["spacing"]
-    problem = None
+    expected, got = "", ""
     if image.dtype != np.float32 or image.ndim != 3 or 0 in image.shape:
-        problem = f"image float32 (S, H, W), got {image.dtype} {image.shape}"
+        expected, got = "image float32 (S, H, W)", f"{image.dtype} {image.shape}"
     elif label.dtype.kind not in "iu" or label.shape != image.shape:
-        problem = f"label of an integer type, shape {image.shape}, got {label.dtype} {label.shape}"
+        expected, got = (
+            f"label of an integer type, shape {image.shape}",
+            f"{label.dtype} {label.shape}",
+        )
     elif spacing.shape != (3,) or not np.issubdtype(spacing.dtype, np.number):
-        problem = f"spacing of 3 numbers, got {spacing.dtype} {spacing.shape}"
+        expected, got = "spacing of 3 numbers", f"{spacing.dtype} {spacing.shape}"
     elif not (np.isfinite(spacing).all() and (spacing > 0).all()):
-        problem = f"spacing of 3 positive finite mm, got {spacing.tolist()}"
+        expected, got = "spacing of 3 positive finite mm", f"{spacing.tolist()}"
     elif not np.isfinite(image).all():
-        problem = f"a finite image, got {np.count_nonzero(~np.isfinite(image))} NaN or inf pixels"
+        expected, got = (
+            "a finite image",
+            f"{np.count_nonzero(~np.isfinite(image))} NaN or inf pixels",
+        )
     else:
         lo, hi = int(label.min()), int(label.max())
         top = 255 if n_classes is None else n_classes - 1
         if lo < 0 or hi > top:
-            problem = f"labels in [0, {top}] (the manifest's classes), got values in [{lo}, {hi}]"
-    if problem is not None:
-        raise CorruptFileError(f"{path}: expected {problem}; {REDO}")
+            expected, got = (
+                f"labels in [0, {top}] (the manifest's classes)",
+                f"values in [{lo}, {hi}]",
+            )
+    if expected:
+        raise CorruptFileError(f"{path}: expected {expected}, got {got}; {REDO}")
     return {"image": image, "label": label.astype(np.uint8, copy=False), "spacing": spacing}
 
 
