@@ -23,7 +23,7 @@ import requests
 from tqdm.auto import tqdm
 
 from tutorial_lib.data.archives import archive_problem, remove_orphans, unpack_archive
-from tutorial_lib.data.storage import data_dir
+from tutorial_lib.data.storage import CorruptFileError, data_dir
 
 MARKER = ".tutorial_fetch.json"  # written inside an unpacked folder: which archive it came from
 
@@ -199,9 +199,10 @@ def verify_checksum(path: Path, source: Source, *, accept: bool = False, log=pri
     )
     problem = None if web_page else archive_problem(path)
     if problem is not None:
-        raise ChecksumMismatchError(
-            f"{message}\nThe file is an incomplete or damaged archive ({problem}): delete it "
-            "and download it again (or pass an intact copy with --archive)."
+        raise CorruptFileError(
+            f"{path}: expected the complete {source.name} archive, got an incomplete or damaged "
+            f"one ({problem}; {algorithm.upper()} {actual}): delete it and download it again "
+            "(or pass an intact copy with --archive)"
         )
     if web_page:
         message += "\nThe file is a web page (probably a login page), not the archive.\n"
