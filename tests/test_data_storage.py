@@ -133,3 +133,14 @@ def test_train_on_a_damaged_volume_exits_2_before_writing_anything(root, tmp_pat
     err = capsys.readouterr().err
     assert "NaN or inf pixels" in err and "non-finite loss" not in err
     assert not (out / "config.json").exists()
+
+
+def test_a_damaged_test_volume_stops_train_before_it_writes_anything(root, tmp_path, capsys):
+    manifest = json.loads((root / "manifest.json").read_text())
+    record = next(v for v in manifest["volumes"] if v["split"] == "test")
+    damage(root / "test" / f"{record['id']}.npz", "label outside the classes")
+    out = tmp_path / "run"
+    args = ["train", "--preset", "toy-cardiac-ce", "--data", str(root), "--out", str(out)]
+    assert main([*args, "--epochs", "1", "--quiet"]) == 2
+    assert f"{record['id']}.npz: expected labels in [0, 3]" in capsys.readouterr().err
+    assert not out.exists() or not any(out.iterdir())

@@ -124,6 +124,19 @@ def load_split(
     return result.to(device) if device is not None else result
 
 
+def check_split(root: str | os.PathLike, split: str) -> int:
+    """Read and check every volume of `split` (storage.read_volume) without keeping it; return
+    their number. A run calls it on the test split before writing anything, so that a bad test
+    volume stops it at the start rather than after training."""
+    if split not in SPLITS:
+        raise ValueError(f"split: expected one of {SPLITS}, got {split!r}")
+    manifest = read_manifest(root)
+    records = [v for v in manifest["volumes"] if v["split"] == split]
+    for record in records:
+        read_volume(root, split, record["id"], n_classes=len(manifest["classes"]))
+    return len(records)
+
+
 class SliceDataset(Dataset):
     """A torch `Dataset` of the 2-D slices of one split (preloaded in memory, optionally on a
     device). Item i is a dict: image (1, H, W) float32, label (H, W) uint8, volume_id,
