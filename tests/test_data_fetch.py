@@ -415,3 +415,13 @@ def test_checksums_stream_the_file_with_flat_memory(tmp_path):
     assert done.returncode == 0, done.stderr
     python_peak, rss_peak = (int(v) for v in done.stdout.split()[-2:])
     assert python_peak < 250 and rss_peak < 250, (python_peak, rss_peak)
+
+
+def test_a_dest_that_is_a_file_is_a_bad_input(tmp_path, capsys):
+    archive = tmp_path / "a.zip"
+    archive.write_bytes(ARCHIVE)
+    (tmp_path / "d").write_text("mine")
+    monkey = source_for("http://127.0.0.1:9/never", ARCHIVE)
+    with pytest.raises(FileExistsError, match="it is a file"):
+        fetch("promise12", tmp_path / "d", archive=archive, source=monkey, log=lambda _: None)
+    assert (tmp_path / "d").read_text() == "mine"

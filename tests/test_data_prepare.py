@@ -274,3 +274,11 @@ def test_dest_and_src_must_be_apart(acdc_raw, tmp_path, capsys, layout):
     err = capsys.readouterr().err
     assert err.startswith("error: --dest: expected a folder apart from --src") and "\n" == err[-1]
     assert _tree(outer) == before
+
+
+def test_a_dest_that_is_a_file_is_a_bad_input(acdc_raw, tmp_path, capsys):
+    dest = tmp_path / "file.txt"
+    dest.write_text("mine")
+    args = ["prepare", "acdc", "--src", str(acdc_raw), "--dest", str(dest), "--size", str(SIZE)]
+    assert main([*args, "--val", "1", "--test", "2", "--overwrite", "--no-progress"]) == 2
+    assert "it is a file" in capsys.readouterr().err and dest.read_text() == "mine"

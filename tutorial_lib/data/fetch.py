@@ -254,6 +254,8 @@ def fetch(
     if marker.is_file() and json.loads(marker.read_text()).get("hash") == digest:
         log(f"{dest} already holds this archive, unpacked.")
         return dest
+    if dest.exists() and not dest.is_dir():
+        raise FileExistsError(f"--dest: expected a folder or nothing at {dest}; it is a file")
     if dest.exists() and any(dest.iterdir()):
         raise FileExistsError(
             f"expected {dest} to be absent or empty before unpacking; it holds other files "

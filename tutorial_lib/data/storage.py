@@ -269,6 +269,8 @@ def atomic_directory(target: str | os.PathLike, *, overwrite: bool = False) -> I
     it holds nothing but what its manifest lists (an earlier output): nothing else is deleted.
     """
     target = Path(target)
+    if target.exists() and not target.is_dir():
+        raise FileExistsError(f"expected {target} to be a folder or absent; it is a file")
     if target.exists() and any(target.iterdir()):
         if not overwrite:
             raise FileExistsError(
