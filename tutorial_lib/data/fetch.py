@@ -87,6 +87,10 @@ class ChecksumMismatchError(ValueError):
     """The archive's hash differs from the published one."""
 
 
+class IncompleteTransfer(Exception):
+    """The server sent fewer bytes than it announced, or an archive without its end."""
+
+
 def get_source(name: str) -> Source:
     if name not in SOURCES:
         raise ValueError(f"dataset: expected a dataset name in {sorted(SOURCES)}, got {name!r}")
@@ -124,8 +128,8 @@ def download(source: Source, cache_dir: Path, *, progress: bool = True) -> Path:
     """Return the cached archive, downloading it first if absent (nothing partial is kept).
 
     The transfer goes to `.<filename>.<pid>.part` in the cache and is renamed only when complete:
-    as many bytes as the server announced (Content-Length), and, when it announced none, an
-    archive whose end is there (`archive_problem`). A cut transfer is a FetchError and is not
+    as many bytes as the server announced (Content-Length, when it sends one), and an archive
+    whose end is there (`archive_problem`: the only check when no length was announced). A cut transfer is a FetchError and is not
     kept; the `.part` files of a killed download are removed by the next call.
     """
     target = cache_dir / source.filename
@@ -148,10 +152,6 @@ def download(source: Source, cache_dir: Path, *, progress: bool = True) -> Path:
     finally:
         part.unlink(missing_ok=True)
     return target
-
-
-class IncompleteTransfer(Exception):
-    """The server sent fewer bytes than it announced, or an archive without its end."""
 
 
 def _transfer(url: str, part: Path, progress: bool) -> None:
