@@ -1,5 +1,5 @@
 """A tiny HTTP server on 127.0.0.1 for download tests: serves bytes, counts requests, and can
-cut a transfer short or answer 403."""
+cut a transfer short (with or without a Content-Length), stall half-way, or answer 403."""
 
 from __future__ import annotations
 
@@ -10,9 +10,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class FileServer:
-    """Routes: path -> (body, mode) with mode "ok", "truncate" or "forbidden"."""
+    """Routes: path -> (body, mode). Modes: "ok"; "no-length" (the whole body, no Content-Length,
+    the end of the connection ends it); "truncate" (half the body after announcing all of it);
+    "truncate-no-length" (half, no Content-Length); "stall" (half, then waits until the server
+    stops); "forbidden" (403)."""
 
     def __init__(self) -> None:
+        self.stopping = threading.Event()
         self.routes: dict[str, tuple[bytes, str]] = {}
         self.requests: Counter[str] = Counter()
         self.base_url = ""
@@ -38,14 +42,20 @@ def _handler(server_state: FileServer):
                 return
             self.send_response(200)
             self.send_header("Content-Type", "application/octet-stream")
-            self.send_header("Content-Length", str(len(body)))
+            if mode in ("no-length", "truncate-no-length"):
+                self.send_header("Connection", "close")
+            else:
+                self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            if mode == "truncate":
+            if mode in ("truncate", "truncate-no-length", "stall"):
                 self.wfile.write(body[: len(body) // 2])
                 self.wfile.flush()
+                if mode == "stall":
+                    server_state.stopping.wait(60)
                 self.close_connection = True
                 return
             self.wfile.write(body)
+            self.close_connection = mode == "no-length"
 
     return Handler
 
@@ -61,6 +71,7 @@ def serve():
     try:
         yield state
     finally:
+        state.stopping.set()
         httpd.shutdown()
         httpd.server_close()
         thread.join(timeout=5)

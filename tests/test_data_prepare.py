@@ -218,3 +218,67 @@ def test_existing_output_is_kept_unless_overwrite(acdc_raw, acdc, tmp_path):
     with pytest.raises(FileExistsError, match="overwrite"):
         prepare_dataset("acdc", acdc_raw, acdc, size=SIZE, n_val=1, n_test=2, progress=False)
     assert (acdc / "manifest.json").is_file()
+
+
+def _tree(root):
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
+
+
+def test_overwrite_replaces_an_earlier_output(acdc_raw, tmp_path):
+    dest = tmp_path / "prepared"
+    prepare_dataset("acdc", acdc_raw, dest, n_test=2, **QUIET)
+    (dest / "train").joinpath("patient001_frame01.npz").unlink(missing_ok=True)  # a partial one
+    prepare_dataset("acdc", acdc_raw, dest, n_test=2, overwrite=True, **QUIET)
+    manifest = json.loads((dest / "manifest.json").read_text())
+    for record in manifest["volumes"]:
+        assert (dest / record["split"] / f"{record['id']}.npz").is_file()
+    assert [p.name for p in tmp_path.iterdir()] == ["prepared"]  # no temporary folder left
+
+
+def test_overwrite_keeps_a_folder_holding_other_files(acdc_raw, tmp_path, capsys):
+    dest = tmp_path / "prepared"
+    prepare_dataset("acdc", acdc_raw, dest, n_test=2, **QUIET)
+    (dest / "notes.txt").write_text("mine")
+    (dest / "train" / "extra.npz").write_bytes(b"mine too")
+    before = _tree(dest)
+    args = ["prepare", "acdc", "--src", str(acdc_raw), "--dest", str(dest), "--size", str(SIZE)]
+    assert main([*args, "--val", "1", "--test", "2", "--overwrite", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "notes.txt" in err and "extra.npz" in err and "Traceback" not in err
+    assert _tree(dest) == before
+    # a folder without a manifest is not an earlier output either
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "thesis.tex").write_text("keep me")
+    assert main([*args[:5], str(other), *args[6:], "--val", "1", "--test", "2", "--overwrite"]) == 2
+    assert (other / "thesis.tex").read_text() == "keep me"
+
+
+@pytest.mark.parametrize("layout", ["dest_contains_src", "src_contains_dest", "same"])
+def test_dest_and_src_must_be_apart(acdc_raw, tmp_path, capsys, layout):
+    import shutil
+
+    outer = tmp_path / "outer"
+    shutil.copytree(acdc_raw, outer / "raw")
+    (outer / "unrelated.txt").write_text("keep me")
+    src, dest = {
+        "dest_contains_src": (outer / "raw", outer),
+        "src_contains_dest": (outer, outer / "prepared"),
+        "same": (outer, outer),
+    }[layout]
+    before = _tree(outer)
+    args = ["prepare", "acdc", "--src", str(src), "--dest", str(dest), "--size", str(SIZE)]
+    assert main([*args, "--val", "1", "--test", "2", "--overwrite", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --dest: expected a folder apart from --src") and "\n" == err[-1]
+    assert _tree(outer) == before
+
+
+def test_a_dest_that_is_a_file_is_a_bad_input(acdc_raw, tmp_path, capsys):
+    dest = tmp_path / "file.txt"
+    dest.write_text("mine")
+    args = ["prepare", "acdc", "--src", str(acdc_raw), "--dest", str(dest), "--size", str(SIZE)]
+    assert main([*args, "--val", "1", "--test", "2", "--overwrite", "--no-progress"]) == 2
+    assert "it is a file" in capsys.readouterr().err and dest.read_text() == "mine"

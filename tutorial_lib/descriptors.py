@@ -32,6 +32,7 @@ __all__ = [
     "Geometry",
     "check_descriptor_name",
     "check_probs",
+    "spacing_ok",
     "soft_centroid",
     "soft_compactness",
     "soft_covariance",
@@ -50,9 +51,9 @@ SpacingLike = Sequence[float] | Tensor | None
 # Validation (at the boundary, once)
 # ----------------------------------------------------------------------------------------------
 def check_probs(p: Tensor, name: str = "p", *, check_nan: bool = True) -> None:
-    """Raise ValueError unless ``p`` is a floating (B, K, H, W) or (B, K, D, H, W) tensor without NaN.
+    """Raise ValueError unless ``p`` is a floating (B, K, H, W) or (B, K, D, H, W) tensor, finite.
 
-    The NaN check reads one boolean back from the device (a synchronisation on GPU).
+    The NaN / inf check reads one boolean back from the device (a synchronisation on GPU).
     """
     if not isinstance(p, Tensor):
         raise ValueError(f"{name}: expected a torch.Tensor, got {type(p).__name__}")
@@ -65,12 +66,17 @@ def check_probs(p: Tensor, name: str = "p", *, check_nan: bool = True) -> None:
         raise ValueError(
             f"{name}: expected a floating-point tensor of probabilities, got dtype {p.dtype}"
         )
-    if check_nan and bool(torch.isnan(p).any()):
-        raise ValueError(f"{name}: expected finite probabilities, got a tensor containing NaN")
+    if check_nan and not bool(torch.isfinite(p).all()):
+        raise ValueError(f"{name}: expected finite probabilities, got NaN or inf values")
 
 
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.promote_types(dtype, torch.float32)
+
+
+def spacing_ok(spacing: Tensor) -> Tensor:
+    """A boolean tensor (no read-back): every value of a spacing tensor positive and finite."""
+    return ((spacing > 0) & torch.isfinite(spacing)).all()
 
 
 def _spacing_tensor(spacing: SpacingLike, p: Tensor, dtype: torch.dtype) -> Tensor | None:
@@ -83,7 +89,7 @@ def _spacing_tensor(spacing: SpacingLike, p: Tensor, dtype: torch.dtype) -> Tens
     else:
         try:
             s = torch.tensor([float(v) for v in spacing], dtype=dtype, device=p.device)
-        except TypeError as err:
+        except (TypeError, ValueError) as err:
             raise ValueError(
                 f"spacing: expected a sequence of {nd} floats or a tensor, got {spacing!r}"
             ) from err
@@ -94,8 +100,8 @@ def _spacing_tensor(spacing: SpacingLike, p: Tensor, dtype: torch.dtype) -> Tens
             f"spacing: expected {nd} values (one per spatial axis), shape ({nd},) or "
             f"({p.shape[0]}, {nd}), for probabilities of shape {tuple(p.shape)}; got shape {tuple(s.shape)}"
         )
-    if not isinstance(spacing, Tensor) and any(v <= 0 for v in s[0].tolist()):
-        raise ValueError(f"spacing: expected positive values (mm per axis), got {list(spacing)}")
+    if not isinstance(spacing, Tensor) and not bool(spacing_ok(s)):
+        raise ValueError(f"spacing: expected positive finite mm per axis, got {list(spacing)}")
     return s
 
 
@@ -286,6 +292,8 @@ class Descriptor:
 
     def __call__(self, p: Tensor, *, spacing: SpacingLike = None, **options) -> Tensor:
         check_probs(p)
+        if isinstance(spacing, Tensor) and not bool(spacing_ok(spacing)):
+            raise ValueError(f"spacing: expected positive finite mm per axis, got {spacing}")
         self.check_options(p.ndim - 2, options)
         return self.compute(Geometry(p, spacing), **options).to(p.dtype)
 

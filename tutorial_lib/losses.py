@@ -7,7 +7,8 @@ a penalty (``"log_barrier"`` or ``"quadratic"``), a normalisation and an empty-c
 
 with ``z = f - upper`` and ``z = lower - f``; ``norm = H * W`` (``"paper"``: a sum over the batch,
 divided by the number of pixels) or ``B * H * W`` (``"batch_mean"``: the same per-image scale for
-every batch size). Bounds are computed inside ``forward`` from the (augmented) target, or are
+every batch size). An empty batch (B = 0) gives a loss of 0 under both normalisations (a sum over
+no image), as ``cross_entropy_loss`` does; empty spatial dimensions are refused. Bounds are computed inside ``forward`` from the (augmented) target, or are
 constant per class (anatomical priors), by ``tutorial_lib.bounds``. See ``paper_terms`` for the
 authors' settings.
 
@@ -38,6 +39,7 @@ from tutorial_lib.descriptors import (
     SpacingLike,
     check_descriptor_name,
     check_probs,
+    spacing_ok,
 )
 from tutorial_lib.loss_tables import (
     LossTables,
@@ -172,6 +174,8 @@ def check_loss_inputs(
     """ValueError unless the inputs fit the terms (``check_values``: also NaN and label range)."""
     check_probs(probs, "probs", check_nan=False)
     B, K, *spatial = probs.shape
+    if 0 in spatial:
+        raise ValueError(f"probs: expected non-empty spatial dimensions, got {tuple(probs.shape)}")
     top = max(max(t.classes) for t in terms)
     if top >= K:
         raise ValueError(
@@ -195,17 +199,24 @@ def check_loss_inputs(
             )
     if spacing is None and any(t.physical for t in terms):
         raise ValueError("spacing: expected mm per axis for the physical terms, got None")
-    if check_values:
-        flags = [torch.isnan(probs).any()]
+    if check_values:  # one read-back for every value check
+        flags = [
+            ~torch.isfinite(probs).all(),
+            torch.zeros((), dtype=torch.bool, device=probs.device),
+        ]
         if target is not None:
-            flags.append(((target < 0) | (target >= K)).any())
+            flags[1] = ((target < 0) | (target >= K)).any()
+        if isinstance(spacing, Tensor):
+            flags.append(~spacing_ok(spacing).to(probs.device))
         bad = torch.stack(flags).tolist()
         if bad[0]:
-            raise ValueError("probs: expected finite probabilities, got a tensor containing NaN")
-        if len(bad) > 1 and bad[1]:
+            raise ValueError("probs: expected finite probabilities, got NaN or inf values")
+        if bad[1]:
             raise ValueError(
                 f"target: expected labels in [0, {K - 1}], got values outside that range"
             )
+        if len(bad) > 2 and bad[2]:
+            raise ValueError(f"spacing: expected positive finite mm per axis, got {spacing}")
 
 
 def shape_descriptor_loss(
@@ -281,7 +292,7 @@ def _loss(
     psi = PENALTIES[penalty](z, t)
     if active is not None:
         psi = torch.where(active, psi, 0.0)
-    norm = math.prod(spatial) * (B if normalisation == "batch_mean" else 1)
+    norm = math.prod(spatial) * (max(B, 1) if normalisation == "batch_mean" else 1)  # B = 0: 0
     per_column = psi.sum((0, 2)) * (tables.weight / norm)
     total = per_column.sum()
     if not collect_stats:
@@ -354,7 +365,8 @@ class ShapeDescriptorLoss(nn.Module):
 
 
 def cross_entropy_loss(logits: Tensor, target: Tensor) -> Tensor:
-    """Mean pixel-wise cross-entropy of logits (B, K, *spatial) against labels (B, *spatial)."""
+    """Mean pixel-wise cross-entropy of logits (B, K, *spatial) against labels (B, *spatial); 0
+    for an empty batch."""
     if (
         not isinstance(logits, Tensor)
         or logits.ndim not in (4, 5)
@@ -372,4 +384,10 @@ def cross_entropy_loss(logits: Tensor, target: Tensor) -> Tensor:
     ):
         shape = tuple(target.shape) if isinstance(target, Tensor) else type(target).__name__
         raise ValueError(f"target: expected integer labels of shape {(B, *spatial)}, got {shape}")
+    if 0 in spatial:
+        raise ValueError(
+            f"logits: expected non-empty spatial dimensions, got {tuple(logits.shape)}"
+        )
+    if B == 0:  # the mean over no pixel: 0 (as the descriptor loss), not NaN
+        return logits.sum()
     return F.cross_entropy(logits, target.long())

@@ -7,7 +7,9 @@
 
   C^1 at ``thr`` (value ``2 log(t) / t``, slope ``t``). The logarithm is only ever evaluated on
   ``max(-z, 1/t^2) > 0``, so value and gradient are finite for every finite z (the authors' code
-  evaluates ``log(-z)`` everywhere and produces NaN at z = 0).
+  evaluates ``log(-z)`` everywhere and produces NaN at z = 0). ``1/t^2`` is kept at or above the
+  smallest normal number of z's dtype (float32: t > 9.2e18 only), so that it never rounds to 0
+  in float32; the t of a run stays far below (``schedules.MAX_T``).
 - ``quadratic_penalty(z, t)``: ``relu(z)^2`` (the authors' tutorial); t is accepted for a common
   signature and ignored.
 """
@@ -48,7 +50,8 @@ def log_barrier_extension(z: Tensor, t: float | Tensor) -> Tensor:
     else:
         log_t = math.log(t)
     # the constants are Python numbers for a float t: no extra kernel per call on a GPU
-    thr = -1.0 / (t * t)
+    tiny = torch.finfo(z.dtype).tiny  # 1/t^2 must not round to 0 (then log(0)) in z's dtype
+    thr = -(1.0 / (t * t)).clamp_min(tiny) if isinstance(t, Tensor) else -max(1.0 / (t * t), tiny)
     inside = z <= thr
     # log branch on a value that is always >= 1/t^2 > 0: no NaN, no inf, in value or gradient
     barrier = torch.where(inside, z, thr).neg().log() * (-1.0 / t)

@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from tutorial_lib.config import TrainConfig
-from tutorial_lib.data.datasets import SliceSet, load_split
+from tutorial_lib.data.datasets import SliceSet, check_split, load_split
 from tutorial_lib.data.toy.dataset import ensure_toy_dataset
 from tutorial_lib.device import get_device
 from tutorial_lib.losses import ShapeDescriptorLoss
@@ -209,6 +209,7 @@ def _fits_on_device(nbytes: int, device: torch.device) -> bool:
 def _place_data(config: TrainConfig, root: Path, device: torch.device) -> TrainData:
     """The training set on the device when it fits (`data_on_device`), else on the CPU."""
     train_set, val_set = load_data(config, root, "train"), load_data(config, root, "val")
+    check_split(root, "test")  # a bad test volume stops the run here, not after its training
     keep_on_device = config.data_on_device
     if keep_on_device is None:
         nbytes = train_set.images.element_size() * train_set.images.nelement() * 2

@@ -1,7 +1,9 @@
 """The two per-epoch schedules of a training run: the barrier parameter t and the learning rate.
 
-- ``MultiplyT``: ``t = min(t0 * factor ** epoch, max_t)``, stepped once per epoch (the paper: t0 = 1,
-  factor 1.1).
+- ``MultiplyT``: ``t = min(t0 * factor ** epoch, max_t, MAX_T)``, stepped once per epoch (the paper:
+  t0 = 1, factor 1.1). ``MAX_T = 1e18`` (reached after 435 epochs at x1.1; a 300-epoch run ends
+  near 2.6e12) keeps ``1/t^2`` a normal float32 number and ``t * z`` far from float32's overflow,
+  so the barrier stays finite however long a run goes.
 - ``LRSchedule``: the authors' rule, halve the LR after epoch i when ``i % (best_epoch + 20) == 0``.
 
 Both have ``state_dict()`` / ``load_state_dict()`` so that a resumed run continues exactly.
@@ -14,18 +16,21 @@ import math
 
 import torch
 
-__all__ = ["MultiplyT", "LRSchedule"]
+__all__ = ["MultiplyT", "LRSchedule", "MAX_T"]
+
+MAX_T = 1e18  # the largest t of the schedule (see the module docstring)
 
 
 class MultiplyT:
     """t schedule of the paper: ``t = t0 * factor ** n_steps`` (``step()`` once per epoch).
 
-    ``max_t`` (optional) caps t. ``state_dict()`` / ``load_state_dict()`` make resuming exact.
+    ``max_t`` (optional) caps t; t never exceeds ``MAX_T`` either. ``state_dict()`` /
+    ``load_state_dict()`` make resuming exact.
     """
 
     def __init__(self, t0: float = 1.0, factor: float = 1.1, max_t: float | None = None) -> None:
-        if not (isinstance(t0, (int, float)) and math.isfinite(t0) and t0 > 0):
-            raise ValueError(f"t0: expected a positive finite number, got {t0!r}")
+        if not (isinstance(t0, (int, float)) and math.isfinite(t0) and 0 < t0 <= MAX_T):
+            raise ValueError(f"t0: expected a positive number <= MAX_T = {MAX_T:g}, got {t0!r}")
         if not (isinstance(factor, (int, float)) and math.isfinite(factor) and factor > 0):
             raise ValueError(f"factor: expected a positive finite number, got {factor!r}")
         if max_t is not None and not max_t >= t0:
@@ -39,7 +44,7 @@ class MultiplyT:
     def step(self) -> float:
         """Advance one epoch and return the new t."""
         self.steps += 1
-        self.t = self.t * self.factor
+        self.t = min(self.t * self.factor, MAX_T)
         if self.max_t is not None:
             self.t = min(self.t, self.max_t)
         return self.t

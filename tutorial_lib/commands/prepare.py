@@ -18,7 +18,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--src", required=True, help="raw data folder (the unpacked archive's top folder is fine)"
     )
-    parser.add_argument("--dest", required=True, help="output folder (must be absent or empty)")
+    parser.add_argument(
+        "--dest", required=True, help="output folder (absent or empty; apart from --src)"
+    )
     parser.add_argument("--size", type=int, default=256, help="slice side in pixels (default 256)")
     parser.add_argument(
         "--val", type=int, default=None, help="validation patients (ACDC 10, PROMISE12 5, MSD 3)"
@@ -38,7 +40,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="ACDC: also use patients below a 'testing' folder (the authors used training only)",
     )
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing --dest")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an earlier output in --dest (only the files its manifest lists; "
+        "anything else there stops the command)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 

@@ -84,7 +84,11 @@ class SliceSet:
 def load_split(
     root: str | os.PathLike, split: str, *, device: torch.device | str | None = None
 ) -> SliceSet:
-    """Load every slice of `split` ("train", "val" or "test") of the prepared dataset at `root`."""
+    """Load every slice of `split` ("train", "val" or "test") of the prepared dataset at `root`.
+
+    Every volume is checked as it is read (storage.read_volume: dtypes, shapes, a finite image,
+    labels within the manifest's classes), so a bad file stops here, before a run writes anything.
+    """
     if split not in SPLITS:
         raise ValueError(f"split: expected one of {SPLITS}, got {split!r}")
     manifest = read_manifest(root)
@@ -95,7 +99,7 @@ def load_split(
         )
     images, labels, ids, index, spacing = [], [], [], [], []
     for record in records:
-        vol = read_volume(root, split, record["id"])
+        vol = read_volume(root, split, record["id"], n_classes=len(manifest["classes"]))
         n = vol["image"].shape[0]
         images.append(vol["image"])
         labels.append(vol["label"])
@@ -118,6 +122,19 @@ def load_split(
         split=split,
     )
     return result.to(device) if device is not None else result
+
+
+def check_split(root: str | os.PathLike, split: str) -> int:
+    """Read and check every volume of `split` (storage.read_volume) without keeping it; return
+    their number. A run calls it on the test split before writing anything, so that a bad test
+    volume stops it at the start rather than after training."""
+    if split not in SPLITS:
+        raise ValueError(f"split: expected one of {SPLITS}, got {split!r}")
+    manifest = read_manifest(root)
+    records = [v for v in manifest["volumes"] if v["split"] == split]
+    for record in records:
+        read_volume(root, split, record["id"], n_classes=len(manifest["classes"]))
+    return len(records)
 
 
 class SliceDataset(Dataset):

@@ -3,24 +3,27 @@
 The archive is cached in `$TUTORIAL_DATA_DIR/downloads` (default `~/.cache/tutorial_lib`),
 checked against its published checksum, and unpacked safely into `$TUTORIAL_DATA_DIR/raw/<name>`
 (or `--dest`). A checksum mismatch stops with both hashes; `--accept-checksum` accepts the file
-(servers that build zips on the fly may re-pack them). When a host needs a login or cannot be
-reached, the error says what to download by hand and how to pass it with `--archive`.
+(servers that build zips on the fly may re-pack them), but never a truncated or damaged archive.
+A transfer cut short (fewer bytes than announced, or an archive without its end) is not kept.
+Files are hashed and copied in chunks: memory stays flat whatever the archive's size. When a
+host needs a login or cannot be reached, the error says what to download by hand and how to
+pass it with `--archive`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import pooch
 import requests
+from tqdm.auto import tqdm
 
-from tutorial_lib.data.archives import unpack_archive
-from tutorial_lib.data.storage import data_dir
+from tutorial_lib.data.archives import archive_problem, remove_orphans, unpack_archive
+from tutorial_lib.data.storage import CorruptFileError, data_dir
 
 MARKER = ".tutorial_fetch.json"  # written inside an unpacked folder: which archive it came from
 
@@ -84,6 +87,10 @@ class ChecksumMismatchError(ValueError):
     """The archive's hash differs from the published one."""
 
 
+class IncompleteTransfer(Exception):
+    """The server sent fewer bytes than it announced, or an archive without its end."""
+
+
 def get_source(name: str) -> Source:
     if name not in SOURCES:
         raise ValueError(f"dataset: expected a dataset name in {sorted(SOURCES)}, got {name!r}")
@@ -105,51 +112,98 @@ def _describe_request_error(exc: Exception, source: Source) -> str:
         why = "needs a login" if code in (401, 403) else f"answered HTTP {code}"
         return f"the host of {source.url} {why}."
     if isinstance(
-        exc, requests.exceptions.ChunkedEncodingError | requests.exceptions.ContentDecodingError
+        exc,
+        requests.exceptions.ChunkedEncodingError
+        | requests.exceptions.ContentDecodingError
+        | IncompleteTransfer,
     ):
         return f"the transfer of {source.url} was cut short ({exc}); nothing was kept, run again."
     return f"the host of {source.url} cannot be reached ({type(exc).__name__})."
 
 
+CHUNK = 1 << 20  # bytes read or written at a time: memory stays flat whatever the file size
+
+
 def download(source: Source, cache_dir: Path, *, progress: bool = True) -> Path:
-    """Return the cached archive, downloading it first if absent (nothing partial is kept)."""
+    """Return the cached archive, downloading it first if absent (nothing partial is kept).
+
+    The transfer goes to `.<filename>.<pid>.part` in the cache and is renamed only when complete:
+    as many bytes as the server announced (Content-Length, when it sends one), and an archive
+    whose end is there (`archive_problem`: the only check when no length was announced). A cut transfer is a FetchError and is not
+    kept; the `.part` files of a killed download are removed by the next call.
+    """
     target = cache_dir / source.filename
     if target.is_file():
         return target
     cache_dir.mkdir(parents=True, exist_ok=True)
-    logging.getLogger("pooch").setLevel(logging.WARNING)
+    remove_orphans(cache_dir, f".{source.filename}.*.part")
+    part = cache_dir / f".{source.filename}.{os.getpid()}.part"
     try:
-        path = pooch.retrieve(
-            source.url,
-            known_hash=None,  # checked by `verify_checksum`, so a mismatch can be shown and kept
-            fname=source.filename,
-            path=cache_dir,
-            progressbar=progress,
-            downloader=pooch.HTTPDownloader(progressbar=progress, timeout=60),
-        )
-    except (requests.RequestException, OSError) as exc:
+        _transfer(source.url, part, progress)
+        problem = archive_problem(part)
+        if problem is not None:
+            raise IncompleteTransfer(f"the file received is not a complete archive ({problem})")
+        os.replace(part, target)
+    except (requests.RequestException, OSError, IncompleteTransfer) as exc:
         raise FetchError(
             f"Could not download {source.name}: {_describe_request_error(exc, source)}\n"
             + manual_instructions(source)
         ) from exc
-    return Path(path)
+    finally:
+        part.unlink(missing_ok=True)
+    return target
+
+
+def _transfer(url: str, part: Path, progress: bool) -> None:
+    """Stream `url` into `part`, chunk by chunk; IncompleteTransfer if bytes are missing."""
+    with requests.get(url, stream=True, timeout=60) as response:
+        response.raise_for_status()
+        announced = response.headers.get("Content-Length")
+        total = int(announced) if announced and announced.isdigit() else None
+        received = 0
+        bar = tqdm(total=total, unit="B", unit_scale=True, disable=not progress, leave=False)
+        with bar, open(part, "wb") as handle:
+            for chunk in response.iter_content(CHUNK):
+                handle.write(chunk)
+                received += len(chunk)
+                bar.update(len(chunk))
+    if total is not None and received != total:
+        raise IncompleteTransfer(f"received {received} of the {total} bytes announced")
+
+
+def file_hash(path: Path, algorithm: str) -> str:
+    """The hex digest of the file, read in chunks of CHUNK bytes."""
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def verify_checksum(path: Path, source: Source, *, accept: bool = False, log=print) -> str:
     """Compare the file's hash with the published one; return the file's hash.
 
-    A mismatch raises ChecksumMismatchError with both hashes unless `accept` is true.
+    A mismatch raises ChecksumMismatchError with both hashes unless `accept` is true; a file
+    that is a truncated or damaged archive, or a web page, is never accepted.
     """
     algorithm, expected = source.known_hash.split(":", 1)
-    actual = pooch.file_hash(str(path), alg=algorithm)
+    actual = file_hash(path, algorithm)
     if actual == expected:
         return actual
-    head = path.read_bytes()[:512].lstrip().lower() if path.stat().st_size else b""
+    with open(path, "rb") as handle:
+        head = handle.read(512).lstrip().lower()
     web_page = head.startswith((b"<!doctype html", b"<html"))
     message = (
         f"{path}: expected the published {algorithm.upper()} of the {source.name} archive, "
         f"{expected},\ngot {actual}."
     )
+    problem = None if web_page else archive_problem(path)
+    if problem is not None:
+        raise CorruptFileError(
+            f"{path}: expected the complete {source.name} archive, got an incomplete or damaged "
+            f"one ({problem}; {algorithm.upper()} {actual}): delete it and download it again "
+            "(or pass an intact copy with --archive)"
+        )
     if web_page:
         message += "\nThe file is a web page (probably a login page), not the archive.\n"
         message += manual_instructions(source)
@@ -200,6 +254,8 @@ def fetch(
     if marker.is_file() and json.loads(marker.read_text()).get("hash") == digest:
         log(f"{dest} already holds this archive, unpacked.")
         return dest
+    if dest.exists() and not dest.is_dir():
+        raise FileExistsError(f"--dest: expected a folder or nothing at {dest}; it is a file")
     if dest.exists() and any(dest.iterdir()):
         raise FileExistsError(
             f"expected {dest} to be absent or empty before unpacking; it holds other files "

@@ -9,7 +9,9 @@ Faithful by default (docs/method.md §5, the authors' `slice_acdc.py` / `slice_p
   next `n_test` test, the rest training.
 Difference: the authors stored 8-bit PNG slices; we store float32 (no 8-bit quantisation).
 Everything is written into a temporary folder that becomes `dest` only when all volumes are
-done, so a corrupt or missing file leaves no partial output.
+done, so a corrupt or missing file leaves no partial output. `overwrite` replaces an earlier
+output only (a folder holding nothing but what its manifest lists), and `dest` may neither
+contain `src` nor lie inside it.
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ from skimage.transform import resize
 from tqdm.auto import tqdm
 
 from tutorial_lib.data.readers import (
-    CorruptFileError,
     RawVolume,
     VolumeSource,
     find_acdc,
@@ -35,7 +36,13 @@ from tutorial_lib.data.readers import (
     read_promise12,
 )
 from tutorial_lib.data.splits import split_patients
-from tutorial_lib.data.storage import VolumeRecord, atomic_directory, write_manifest, write_volume
+from tutorial_lib.data.storage import (
+    CorruptFileError,
+    VolumeRecord,
+    atomic_directory,
+    write_manifest,
+    write_volume,
+)
 
 
 @dataclass(frozen=True)
@@ -146,6 +153,7 @@ def prepare_dataset(
     """Prepare raw dataset `name` found anywhere below `src` into `dest`; return `dest`."""
     spec = get_spec(name)
     src, dest = Path(src), Path(dest)
+    check_apart(src, dest)
     sources = find_sources(spec, src, size, include_testing=include_testing)
     n_val = spec.default_val if n_val is None else n_val
     n_test = spec.default_test if n_test is None else n_test
@@ -169,6 +177,17 @@ def prepare_dataset(
         )
     log(f"Wrote {len(records)} volumes to {dest}")
     return dest
+
+
+def check_apart(src: Path, dest: Path) -> None:
+    """ValueError when one of `src` and `dest` is, or lies inside, the other (links resolved):
+    replacing `dest` must never touch the raw data."""
+    a, b = src.resolve(), dest.resolve()
+    if a == b or a.is_relative_to(b) or b.is_relative_to(a):
+        raise ValueError(
+            f"--dest: expected a folder apart from --src {src} (neither inside the other), "
+            f"got {dest}"
+        )
 
 
 def find_sources(

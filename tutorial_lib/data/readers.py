@@ -14,9 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-
-class CorruptFileError(ValueError):
-    """A raw file exists but cannot be read, or holds something unexpected."""
+from tutorial_lib.data.storage import CorruptFileError
 
 
 @dataclass(frozen=True)
