@@ -45,14 +45,21 @@ def _train_argv(data_root: str, out: Path, *extra: str) -> list[str]:
     ]
 
 
-def _start(argv: list[str], **kwargs) -> subprocess.Popen:
+def _default_sigint() -> None:
+    """In the child: Ctrl-C as in a terminal, even when these tests run with SIGINT ignored (a
+    background job of a script); an ignored SIGINT would be inherited."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def _start(argv: list[str], env: dict[str, str] | None = None, **kwargs) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, *argv],
         cwd=ROOT,
-        env=_env(),
+        env=env or _env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_default_sigint,
         **kwargs,
     )
 
@@ -102,17 +109,23 @@ def test_two_processes_racing_for_one_folder(tmp_path, data_root):
     assert not _temporaries(out)
 
 
-def test_a_lock_is_refused_while_held_and_taken_over_after_its_process_dies(tmp_path):
-    folder = tmp_path / "run"
+def _holder(folder: Path, kind: str) -> subprocess.Popen:
+    """Another process that holds `folder` until it is killed."""
     holder = _start(
         [
             "-c",
             "import sys, time; from tutorial_lib.run_folder import claim_folder\n"
-            f"with claim_folder({str(folder)!r}, 'run'):\n"
+            f"with claim_folder({str(folder)!r}, {kind!r}):\n"
             "    print('held', flush=True); time.sleep(600)",
         ]
     )
     assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def test_a_lock_is_refused_while_held_and_taken_over_after_its_process_dies(tmp_path):
+    folder = tmp_path / "run"
+    holder = _holder(folder, "run")
     with pytest.raises(RunFolderBusyError, match=f"got process {holder.pid} using it"):
         with claim_folder(folder, "run"):
             pass
@@ -121,6 +134,22 @@ def test_a_lock_is_refused_while_held_and_taken_over_after_its_process_dies(tmp_
     with claim_folder(folder, "run"):  # the OS dropped the dead process's lock
         with claim_folder(folder, "run"):  # and a claim is re-entrant within a process
             assert (folder / ".run.lock").read_text().strip() == str(os.getpid())
+
+
+def test_a_second_reproduce_into_the_same_out_is_refused(tmp_path, capsys):
+    out = tmp_path / "rep"
+    holder = _holder(out, "reproduce")
+    try:
+        argv = ["reproduce", "--dataset", "toy-cardiac", "--out", str(out), "--quiet"]
+        assert main([*argv, "--threads", "1", "--device", "cpu"]) == 2
+    finally:
+        holder.kill()
+        holder.wait()
+    err = capsys.readouterr().err
+    assert err == f"error: run folder {out}: expected no other process writing it, got process " + (
+        f"{holder.pid} using it; wait for it to end, or choose another --out\n"
+    )
+    assert sorted(p.name for p in out.iterdir()) == [".reproduce.lock"]
 
 
 # --------------------------------------------------------------------------- only our folders
@@ -286,16 +315,10 @@ def _group_alive(pgid: int) -> bool:
 def test_ctrl_c_stops_reproduce_and_its_two_processes(tmp_path, data_root):
     out = tmp_path / "rep"
     argv = [str(TESTS / "tiny_cli.py"), "reproduce", "--dataset", "toy-cardiac", "--out", str(out)]
+    argv += ["--jobs", "2", "--quiet", "--threads", "2", "--device", "cpu"]
     env = {**_env(), "TINY_EPOCHS": "500"}
-    proc = subprocess.Popen(
-        [sys.executable, *argv, "--jobs", "2", "--quiet", "--threads", "2", "--device", "cpu"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,  # its own process group, as a terminal's foreground job
-    )
+    # its own process group, as a terminal's foreground job
+    proc = _start(argv, env=env, start_new_session=True)
     runs = [out / "ce", out / "descriptors"]
     _wait_for(lambda: all(_rows(r / "metrics.csv") >= 1 for r in runs) or proc.poll() is not None)
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole group

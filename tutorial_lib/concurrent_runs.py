@@ -23,12 +23,14 @@ the queue's semaphores released by the parent's normal exit) and raises the Keyb
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import queue
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -109,20 +111,29 @@ def _stop(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def _start(process: Any) -> None:
-    """Start `process` with SIGINT ignored (inherited through spawn): Ctrl-C reaches the parent only."""
-    if threading.current_thread() is not threading.main_thread():  # signals: main thread only
-        process.start()
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """Ctrl-C ignored while the block runs (signals can be set from the main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
         return
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        process.start()
+        yield
     finally:
         signal.signal(signal.SIGINT, previous)
 
 
+def _start(process: Any) -> None:
+    """Start `process` with SIGINT ignored (inherited through spawn): Ctrl-C reaches the parent only."""
+    with _sigint_ignored():
+        process.start()
+
+
+@_sigint_ignored()
 def _stop_all(processes: list[Any]) -> None:
-    """Stop the processes still running (SIGTERM, see `_stop`) and wait for each to end."""
+    """Stop the processes still running (SIGTERM, see `_stop`) and wait for each to end; a second
+    Ctrl-C meanwhile is ignored, so that no process is left behind."""
     for process in processes:
         if process.exitcode is None:
             process.terminate()

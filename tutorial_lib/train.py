@@ -294,6 +294,8 @@ def train(
     from `out_dir/checkpoints/last.pt` when it exists. `compile=True` (or a mode such as
     "reduce-overhead") trains and validates through `torch.compile(model)`; an execution option
     like `device`, so a run may resume either way. Every value is checked before a file is written.
+    `out_dir` must be missing, empty or a run folder of this library, and is held by this call
+    alone (tutorial_lib.run_folder); ValueError otherwise, naming the process that holds it.
     """
     out = Path(out_dir)
     # the folder is checked before the data is read (a misused folder fails fast), and every value
