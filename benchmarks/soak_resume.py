@@ -4,7 +4,8 @@
 
 Each of `--kills` processes (forked from this one, one CPU thread) resumes the run in one folder
 and is killed with SIGKILL: every other one at a random moment of a whole run's duration, the
-others inside their n-th atomic file write (checkpoints included), either in `os.fsync` (the
+others inside one of their first 4 atomic file writes (the checkpoints of the epoch the run is
+at, or its config.json, summary.json, test.json), either in `os.fsync` (the
 temporary file half-way) or in `os.replace` (written, not yet in place). A last process finishes
 the run. Its `metrics.csv` (but the timings) and `test.json` must equal those of an uninterrupted
 run (benchmarks/same_runs.py), and no temporary file may be left. Prints the kills, how many left
@@ -15,7 +16,6 @@ with fewer kills. POSIX only (fork, SIGKILL).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import multiprocessing
 import os
 import random
@@ -27,22 +27,15 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
 import same_runs  # noqa: E402
+from tiny_runs import tiny_config  # noqa: E402
 
-from tutorial_lib.config import DataConfig  # noqa: E402
-from tutorial_lib.presets import get_preset  # noqa: E402
 from tutorial_lib.run_setup import resolve_data_root  # noqa: E402
 from tutorial_lib.train import train  # noqa: E402
 
-# the tests' tiny run (tests/tiny_runs.py): 32x32 toy cardiac, 5 patients, a 2-level U-Net
-CONFIG = dataclasses.replace(
-    get_preset("toy-cardiac-descriptors"),
-    data=DataConfig("toy-cardiac", size=32, n_patients=5, generator_seed=3),
-    model_options={"base": 4, "depth": 2},
-    epochs=4,
-    batch_size=8,
-)
+CONFIG = tiny_config("descriptors", epochs=4)  # 32x32 toy cardiac, 5 patients, a 2-level U-Net
 
 
 def _train(out: str, data_root: str, die_at_write: int, hook: str) -> None:
@@ -92,7 +85,9 @@ def soak(folder: Path, kills: int, seed: int = 0) -> dict:
             codes.append(run_once(out, data_root, kill_after=rng.uniform(0.0, whole_seconds)))
         else:
             hook = rng.choice(("fsync", "replace"))
-            codes.append(run_once(out, data_root, die_at_write=rng.randint(1, 14), hook=hook))
+            # a process writes at least 4 files (config.json, then summary.json, test.json and
+            # summary.json again even when the run is over): each of these kills happens
+            codes.append(run_once(out, data_root, die_at_write=rng.randint(1, 4), hook=hook))
     left_temporaries += bool(_temporaries(out))
     last = run_once(out, data_root)
     rows = same_runs.metrics_rows

@@ -17,8 +17,8 @@ from soak_resume import soak  # noqa: E402
 @pytest.mark.skipif(os.name != "posix", reason="fork and SIGKILL: POSIX")
 def test_killed_and_resumed_runs_end_as_the_uninterrupted_run(tmp_path):
     result = soak(tmp_path, kills=10, seed=1)
-    assert result["killed"] >= 5, result  # most processes really were killed
-    assert result["left_temporaries"] >= 2, result  # some inside a write...
+    assert result["killed"] >= 5, result  # every other process was killed inside a write...
+    assert result["left_temporaries"] >= 5, result  # ...and left its temporary file...
     assert result["last_exit_code"] == 0 and result["temporaries_at_end"] == 0, result  # ...cleaned
     assert result["metrics_difference"] is None, result
     assert result["same_test_json"], result

@@ -42,7 +42,9 @@ def toy_ellipse(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """A rotated ellipse as (hard, soft) probabilities of shape (1, 2, H, W) (background, object)."""
     if not (8 <= height <= MAX_SIDE and 8 <= width <= MAX_SIDE):
-        raise ValueError(f"height, width: expected 8 to {MAX_SIDE} px each, got {height} x {width}")
+        raise ValueError(
+            f"height, width: expected at least 8 px and at most {MAX_SIDE} px each, got {height} x {width}"
+        )
     if not (math.isfinite(softness) and softness > 0):
         raise ValueError(f"softness: expected a positive edge width in px, got {softness}")
     if not math.isfinite(angle_deg):
