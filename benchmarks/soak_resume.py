@@ -125,6 +125,12 @@ def main(argv: list[str] | None = None) -> int:
         f"{'identical to' if same else 'DIFFERENT from'} the uninterrupted run; "
         f"{result['seconds']:.0f} s (one uninterrupted run: {result['whole_run_seconds']:.1f} s)"
     )
+    if not same:
+        print(
+            f"first difference in metrics.csv: {result['metrics_difference']}; test.json "
+            f"{'same' if result['same_test_json'] else 'differs'}; last exit code "
+            f"{result['last_exit_code']}, temporaries left {result['temporaries_at_end']}"
+        )
     return 0 if same else 1
 
 
