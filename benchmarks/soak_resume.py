@@ -8,8 +8,8 @@ others inside one of their first 4 atomic file writes (the checkpoints of the ep
 at, or its config.json, summary.json, test.json), either in `os.fsync` (the
 temporary file half-way) or in `os.replace` (written, not yet in place). A last process finishes
 the run. Its `metrics.csv` (but the timings) and `test.json` must equal those of an uninterrupted
-run (benchmarks/same_runs.py), and no temporary file may be left. Prints the kills, how many left
-a temporary file behind, the seconds; exit 1 on a difference. tests/test_train_soak.py runs it
+run (benchmarks/same_runs.py), and no temporary file may be left. Prints the kills, how many
+processes started with a killed write's temporary file in the folder, the seconds; exit 1 on a difference. tests/test_train_soak.py runs it
 with fewer kills. POSIX only (fork, SIGKILL).
 """
 
@@ -78,9 +78,9 @@ def soak(folder: Path, kills: int, seed: int = 0) -> dict:
     start = time.perf_counter()
     assert run_once(folder / "whole", data_root) == 0, "the uninterrupted run failed"
     whole_seconds = time.perf_counter() - start
-    rng, out, codes, left_temporaries = random.Random(seed), folder / "killed", [], 0
+    rng, out, codes, found = random.Random(seed), folder / "killed", [], 0
     for i in range(kills):
-        left_temporaries += bool(_temporaries(out))  # the last kill was inside a write
+        found += bool(_temporaries(out))  # an earlier kill was inside a write
         if i % 2:
             codes.append(run_once(out, data_root, kill_after=rng.uniform(0.0, whole_seconds)))
         else:
@@ -88,7 +88,7 @@ def soak(folder: Path, kills: int, seed: int = 0) -> dict:
             # a process writes at least 4 files (config.json, then summary.json, test.json and
             # summary.json again even when the run is over): each of these kills happens
             codes.append(run_once(out, data_root, die_at_write=rng.randint(1, 4), hook=hook))
-    left_temporaries += bool(_temporaries(out))
+    found += bool(_temporaries(out))
     last = run_once(out, data_root)
     rows = same_runs.metrics_rows
     difference = same_runs.first_difference(rows(folder / "whole"), rows(out))
@@ -96,7 +96,7 @@ def soak(folder: Path, kills: int, seed: int = 0) -> dict:
     return {
         "kills": kills,
         "killed": codes.count(-signal.SIGKILL),
-        "left_temporaries": left_temporaries,
+        "starts_with_temporaries": found,
         "last_exit_code": last,
         "temporaries_at_end": len(_temporaries(out)),
         "metrics_difference": difference,
@@ -120,8 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         and result["temporaries_at_end"] == 0
     )
     print(
-        f"{result['kills']} kills ({result['killed']} SIGKILLed, {result['left_temporaries']} left a "
-        f"temporary file), then a last resume: metrics.csv and test.json "
+        f"{result['kills']} kills ({result['killed']} SIGKILLed, {result['starts_with_temporaries']} "
+        "starts found a killed write's temporary file), then a last resume: metrics.csv and test.json "
         f"{'identical to' if same else 'DIFFERENT from'} the uninterrupted run; "
         f"{result['seconds']:.0f} s (one uninterrupted run: {result['whole_run_seconds']:.1f} s)"
     )
