@@ -71,13 +71,6 @@ def _wait_for(condition, seconds: float = 120.0) -> None:
         time.sleep(0.05)
 
 
-def _rows(path: Path) -> int:
-    try:
-        return len(path.read_text().splitlines()) - 1
-    except FileNotFoundError:
-        return 0
-
-
 def _temporaries(folder: Path) -> list[Path]:
     return [p for p in folder.rglob(".*") if ".tmp" in p.name]
 
@@ -285,7 +278,7 @@ def test_stale_temporaries_of_a_killed_write_are_removed(finished, tmp_path, dat
 def test_ctrl_c_stops_a_training_process_with_exit_130(tmp_path, data_root):
     out = tmp_path / "run"
     proc = _start(["-m", "tutorial_lib", *_train_argv(data_root, out, "--epochs", "500")])
-    _wait_for(lambda: _rows(out / "metrics.csv") >= 1 or proc.poll() is not None)
+    _wait_for(lambda: (out / "checkpoints" / "last.pt").exists() or proc.poll() is not None)
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=60) == 130
     err = proc.stderr.read()
@@ -320,7 +313,8 @@ def test_ctrl_c_stops_reproduce_and_its_two_processes(tmp_path, data_root):
     # its own process group, as a terminal's foreground job
     proc = _start(argv, env=env, start_new_session=True)
     runs = [out / "ce", out / "descriptors"]
-    _wait_for(lambda: all(_rows(r / "metrics.csv") >= 1 for r in runs) or proc.poll() is not None)
+    last = [r / "checkpoints" / "last.pt" for r in runs]
+    _wait_for(lambda: all(p.exists() for p in last) or proc.poll() is not None)
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole group
     assert proc.wait(timeout=120) == 130
     err = proc.stderr.read()
