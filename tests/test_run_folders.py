@@ -129,6 +129,20 @@ def test_a_lock_is_refused_while_held_and_taken_over_after_its_process_dies(tmp_
             assert (folder / ".run.lock").read_text().strip() == str(os.getpid())
 
 
+@pytest.mark.skipif(os.name != "posix", reason="fcntl")
+def test_a_file_system_without_locks_runs_unlocked_with_a_warning(tmp_path, monkeypatch):
+    import errno
+    import fcntl
+
+    def no_locks(fd, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    with pytest.warns(UserWarning, match="no file lock on this file system"):
+        with claim_folder(tmp_path / "run", "run"):
+            pass
+
+
 def test_a_second_reproduce_into_the_same_out_is_refused(tmp_path, capsys):
     out = tmp_path / "rep"
     holder = _holder(out, "reproduce")

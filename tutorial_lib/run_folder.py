@@ -14,7 +14,8 @@
   holder; a second process is refused with the folder and that PID. The OS drops the lock when
   its process ends in any way, SIGKILL included, so a dead process's lock never needs clearing;
   the file stays, as the folder's mark. A claim is re-entrant within a process (train, then its
-  evaluation).
+  evaluation). On a file system without file locks (some network mounts) the run goes on
+  unlocked, with a warning.
 - **Stale temporaries.** An atomic write killed half-way leaves `.NAME.*.tmp`;
   `remove_stale_temporaries` deletes them, which is safe only under the lock.
 
@@ -24,8 +25,10 @@ Torch-free, except the check of a legacy `config.json` (which loads tutorial_lib
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -40,6 +43,7 @@ __all__ = [
 
 LOCK_FILES = {"run": ".run.lock", "reproduce": ".reproduce.lock"}
 _WINDOWS_LOCK_OFFSET = 1 << 20  # the locked byte, past the PID: other processes can still read it
+_BUSY = {errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES, getattr(errno, "EDEADLOCK", errno.EDEADLK)}
 _HELD: dict[Path, int] = {}  # lock files this process holds -> how many claims are open
 
 
@@ -93,7 +97,11 @@ def _holder(fd: int) -> str:
 
 
 def _lock(fd: int, folder: Path) -> None:
-    """Lock `fd` without waiting; RunFolderBusyError naming the holder when another process has it."""
+    """Lock `fd` without waiting; RunFolderBusyError naming the holder when another process has it.
+
+    On a file system without file locks (some network mounts) the run goes on unlocked, with a
+    warning: the folder is then the user's to keep to one process.
+    """
     try:
         if os.name == "nt":
             import msvcrt
@@ -104,7 +112,14 @@ def _lock(fd: int, folder: Path) -> None:
             import fcntl
 
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
+    except OSError as error:
+        if error.errno not in _BUSY:
+            warnings.warn(
+                f"{folder}: no file lock on this file system ({error}); make sure that no other "
+                "process writes this folder",
+                stacklevel=3,
+            )
+            return
         raise RunFolderBusyError(
             f"run folder {folder}: expected no other process writing it, got process "
             f"{_holder(fd)} using it; wait for it to end, or choose another --out"
