@@ -17,9 +17,16 @@ from typing import Any
 
 import torch
 
-from tutorial_lib.runlog import atomic_write_bytes
+from tutorial_lib.runlog import atomic_write_bytes, damaged_file
 
-__all__ = ["CHECKPOINT_FORMAT", "save_checkpoint", "load_checkpoint", "capture_rng", "restore_rng"]
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "save_checkpoint",
+    "load_checkpoint",
+    "require_keys",
+    "capture_rng",
+    "restore_rng",
+]
 
 CHECKPOINT_FORMAT = 1
 
@@ -34,15 +41,29 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
 def load_checkpoint(
     path: str | os.PathLike, map_location: str | torch.device = "cpu"
 ) -> dict[str, Any]:
-    """Read a checkpoint written by `save_checkpoint` (weights_only=True: no arbitrary code)."""
+    """Read a checkpoint written by `save_checkpoint` (weights_only=True: no arbitrary code).
+
+    A file that torch cannot read (truncated, garbage, a pickle with code) or of another format
+    raises DamagedRunFileError (a ValueError) naming the file and what to do.
+    """
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"checkpoint: expected a file at {path}, got none")
-    state = torch.load(path, map_location=map_location, weights_only=True)
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:  # noqa: BLE001 - torch raises many types for one cause: bad bytes
+        raise damaged_file(path, "a checkpoint written by train", error) from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         got = state.get("format") if isinstance(state, dict) else type(state).__name__
-        raise ValueError(f"checkpoint {path}: expected format {CHECKPOINT_FORMAT}, got {got!r}")
+        raise damaged_file(path, f"checkpoint format {CHECKPOINT_FORMAT}", f"format {got!r}")
     return state
+
+
+def require_keys(state: dict[str, Any], keys: tuple[str, ...], path: str | os.PathLike) -> None:
+    """DamagedRunFileError when the checkpoint `state` (read from `path`) lacks one of `keys`."""
+    missing = [key for key in keys if key not in state]
+    if missing:
+        raise damaged_file(path, f"the keys {', '.join(keys)}", f"a file without {missing}")
 
 
 def capture_rng(generators: dict[str, torch.Generator]) -> dict[str, Any]:

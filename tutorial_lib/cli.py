@@ -2,8 +2,9 @@
 
 Each sub-command lives in `tutorial_lib/commands/<name>.py` and exposes
 `add_arguments(parser)` and `run(args) -> int`, and may name in `FAILURES` its own exceptions
-that mean "it failed"; errors are turned into messages and exit codes here, once
-(tutorial_lib.errors). Commands are imported only when used, so a command does not pay for
+that mean "it failed" and describe in `interrupted(args) -> str` what Ctrl-C leaves; errors are
+turned into messages and exit codes here, once (tutorial_lib.errors): 0 done, 1 failed, 2 bad
+input, 130 interrupted (one line, no traceback). Commands are imported only when used, so a command does not pay for
 another's imports and a missing optional dependency only affects its command.
 """
 
@@ -51,11 +52,25 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+INTERRUPTED = 130  # the shell's code for a process ended by Ctrl-C (128 + SIGINT)
+
+
+def interrupted_message(command: ModuleType, args: argparse.Namespace) -> str:
+    """What Ctrl-C left and how to go on: the command's `interrupted(args)`, else a general line."""
+    describe = getattr(command, "interrupted", None)
+    if describe is not None:
+        return describe(args)
+    return "nothing half-written was kept; run the command again"
+
+
 def run_command(command: ModuleType, args: argparse.Namespace) -> int:
     """Run a command module on parsed arguments; errors become a message and an exit code."""
     failures = (RunError, *getattr(command, "FAILURES", ()))
     try:
         return int(command.run(args) or 0)
+    except KeyboardInterrupt:
+        print(f"interrupted: {interrupted_message(command, args)}", file=sys.stderr)
+        return INTERRUPTED
     except failures as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -65,10 +80,16 @@ def run_command(command: ModuleType, args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one command; exit code 0 done, 1 a run failed, 2 bad input (the message says which)."""
+    """Run one command; exit code 0 done, 1 a run failed, 2 bad input (the message says which),
+    130 interrupted (Ctrl-C)."""
     argv = sys.argv[1:] if argv is None else argv
-    args = build_parser(argv).parse_args(argv)
-    return run_command(_load(args.command), args)
+    try:
+        args = build_parser(argv).parse_args(argv)
+        command = _load(args.command)
+    except KeyboardInterrupt:  # while the command's modules load: nothing was started
+        print("interrupted: nothing was started", file=sys.stderr)
+        return INTERRUPTED
+    return run_command(command, args)
 
 
 if __name__ == "__main__":

@@ -13,14 +13,24 @@ with "spawn" (safe with CUDA and in notebooks); the parent draws one progress ba
 rows of its `metrics.csv`. A run that fails stops the others and its error is raised again in the
 parent, with the same type (NonFiniteLossError, ValueError, ...). With `jobs=1` the runs train one
 after the other in this process, exactly as `train` would.
+
+Ctrl-C: the processes start with SIGINT ignored, so a Ctrl-C in a terminal (sent to every process
+of the group) reaches only the parent, as a KeyboardInterrupt. The parent then stops each process
+with SIGTERM, which a process turns into a KeyboardInterrupt of its own: its run stops between two
+writes, its folder's lock is released, and it ends; the parent waits for them (no orphan process,
+the queue's semaphores released by the parent's normal exit) and raises the KeyboardInterrupt.
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import queue
+import signal
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +47,7 @@ __all__ = ["train_runs", "default_jobs"]
 
 POLL_SECONDS = 0.5
 GRACE_SECONDS = 5.0
+STOP_SECONDS = 30.0  # how long a stopped run may take to end cleanly before it is killed
 
 
 def default_jobs(device: torch.device, n_runs: int) -> int:
@@ -71,6 +82,7 @@ def _worker(
     results: Any,
 ) -> None:
     """The body of one run's process: train, then put (name, "ok"|"error", value) on `results`."""
+    signal.signal(signal.SIGTERM, _stop)  # the parent's terminate(): end like a Ctrl-C
     torch.set_num_threads(threads)
     start = time.perf_counter()
     try:
@@ -84,12 +96,52 @@ def _worker(
             **train_options,
         )
     except BaseException as error:  # sent back whole, raised again by the parent
-        try:
-            results.put((name, "error", error))
-        except Exception:  # an error that cannot be pickled: send its text
-            results.put((name, "error", RuntimeError(f"{type(error).__name__}: {error}")))
+        outcome = (name, "error", error)
+    else:
+        outcome = (name, "ok", time.perf_counter() - start)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the run is over: a stop now simply ends it
+    try:
+        results.put(outcome)
+    except Exception:  # an error that cannot be pickled: send its text
+        error = outcome[2]
+        results.put((name, "error", RuntimeError(f"{type(error).__name__}: {error}")))
+
+
+def _stop(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """Ctrl-C ignored while the block runs (signals can be set from the main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
         return
-    results.put((name, "ok", time.perf_counter() - start))
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _start(process: Any) -> None:
+    """Start `process` with SIGINT ignored (inherited through spawn): Ctrl-C reaches the parent only."""
+    with _sigint_ignored():
+        process.start()
+
+
+@_sigint_ignored()
+def _stop_all(processes: list[Any]) -> None:
+    """Stop the processes still running (SIGTERM, see `_stop`) and wait for each to end; a second
+    Ctrl-C meanwhile is ignored, so that no process is left behind."""
+    for process in processes:
+        if process.exitcode is None:
+            process.terminate()
+    for process in processes:
+        process.join(STOP_SECONDS)
+        if process.exitcode is None:  # did not stop in time: kill it
+            process.kill()
+            process.join()
 
 
 def _check_runs(runs: dict[str, tuple[TrainConfig, str | os.PathLike]]) -> None:
@@ -179,7 +231,7 @@ def _train_at_once(runs, roots, device, jobs, progress, train_options) -> dict[s
                 process = context.Process(
                     target=_worker, args=(*args, train_options, results), name=f"train-{name}"
                 )
-                process.start()
+                _start(process)
                 running[name] = process
             try:
                 name, status, value = results.get(timeout=POLL_SECONDS)
@@ -195,9 +247,7 @@ def _train_at_once(runs, roots, device, jobs, progress, train_options) -> dict[s
                 if done > bar.n:
                     bar.update(done - bar.n)
     finally:
-        for process in running.values():  # a failure (or Ctrl-C) stops the runs still going
-            process.terminate()
-            process.join()
+        _stop_all(list(running.values()))  # a failure (or Ctrl-C) stops the runs still going
         for bar in bars.values():
             bar.close()
     return {name: seconds[name] for name in runs}

@@ -16,10 +16,19 @@ def get_device(preferred: str | None = None) -> torch.device:
     """
     choice = preferred or os.environ.get("TUTORIAL_DEVICE")
     if choice:
-        device = torch.device(choice)
+        try:
+            device = torch.device(choice)
+        except RuntimeError:  # "tpu", "cuda:x", ...: torch's own message lists its device types
+            device = None
+        if device is None or device.type not in ("cpu", "cuda", "mps"):
+            raise ValueError(f"device: expected cpu, cuda, cuda:N or mps, got {choice!r}")
         if device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(
                 f"device: expected CUDA to be available, got {choice!r} on a machine without CUDA"
+            )
+        if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+            raise ValueError(
+                f"device: expected a CUDA index below {torch.cuda.device_count()}, got {choice!r}"
             )
         if device.type == "mps" and not torch.backends.mps.is_available():
             raise ValueError(

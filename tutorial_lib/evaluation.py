@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from tutorial_lib.checkpoint import load_checkpoint
+from tutorial_lib.checkpoint import load_checkpoint, require_keys
 from tutorial_lib.config import TrainConfig, config_from_dict
 from tutorial_lib.device import get_device
 from tutorial_lib.metrics import (
@@ -30,6 +30,7 @@ from tutorial_lib.metrics import (
     mean_dice,
     volume_counts,
 )
+from tutorial_lib.run_folder import claim_folder
 from tutorial_lib.run_setup import (
     amp_dtype,
     build_network,
@@ -38,7 +39,7 @@ from tutorial_lib.run_setup import (
     resolve_data_root,
     selection_classes,
 )
-from tutorial_lib.runlog import read_json, write_json
+from tutorial_lib.runlog import damaged_file, read_json, write_json
 
 __all__ = [
     "autocast_context",
@@ -110,7 +111,11 @@ def load_run_config(run_dir: str | os.PathLike) -> TrainConfig:
     path = Path(run_dir) / "config.json"
     if not path.is_file():
         raise ValueError(f"run directory: expected {path} (written by train), got none")
-    return config_from_dict(read_json(path))
+    data = read_json(path)
+    try:
+        return config_from_dict(data)
+    except Exception as error:  # noqa: BLE001 - any failure means the file is not a run's config
+        raise damaged_file(path, "the config of a run", error) from None
 
 
 def _saved_data_root(run_dir: Path) -> str | None:
@@ -121,12 +126,19 @@ def _saved_data_root(run_dir: Path) -> str | None:
 
 
 def _network(
-    best: dict[str, Any], config: TrainConfig, device: torch.device, channels_last: bool
-) -> nn.Module:
-    """The network of a `best.pt` checkpoint (`train` writes it), on `device`."""
+    run_dir: Path, config: TrainConfig, device: torch.device, channels_last: bool
+) -> tuple[nn.Module, dict[str, Any]]:
+    """The network of the run's `best.pt` checkpoint (`train` writes it) on `device`, and the
+    checkpoint."""
+    path = run_dir / "checkpoints" / "best.pt"
+    best = load_checkpoint(path)
+    require_keys(best, ("epoch", "model", "class_names"), path)
     model = build_network(config, len(best["class_names"]), device, channels_last)
-    model.load_state_dict(best["model"])
-    return model
+    try:
+        model.load_state_dict(best["model"])
+    except (RuntimeError, TypeError) as error:
+        raise damaged_file(path, "the weights of this run", error) from None
+    return model, best
 
 
 def evaluate(
@@ -146,6 +158,17 @@ def evaluate(
     """
     run_dir = Path(run_dir)
     config = load_run_config(run_dir)
+    with claim_folder(run_dir, "run"):  # test.json and summary.json: one writer at a time
+        return _evaluate(run_dir, config, device, data_root, split)
+
+
+def _evaluate(
+    run_dir: Path,
+    config: TrainConfig,
+    device: str | torch.device | None,
+    data_root: str | os.PathLike | None,
+    split: str,
+) -> dict[str, Any]:
     device = get_device(str(device)) if device is not None else get_device()
     root = resolve_data_root(
         config, data_root if data_root is not None else _saved_data_root(run_dir)
@@ -153,8 +176,7 @@ def evaluate(
     data = load_data(config, root, split)
     names = list(data.class_names)
     channels_last = resolve_channels_last(config, device)
-    best = load_checkpoint(run_dir / "checkpoints" / "best.pt")
-    model = _network(best, config, device, channels_last)
+    model, best = _network(run_dir, config, device, channels_last)
     batch_size = max(config.batch_size, 16)
     amp = amp_dtype(config, device)
     pred = predict_labels(
@@ -205,8 +227,7 @@ def predict_run(
     """Label maps (N, H, W) predicted by `run_dir`'s best checkpoint for images (N, 1, H, W)."""
     config = load_run_config(run_dir)
     device = get_device(str(device)) if device is not None else get_device()
-    best = load_checkpoint(Path(run_dir) / "checkpoints" / "best.pt")
-    model = _network(best, config, device, channels_last=False)
+    model, _ = _network(Path(run_dir), config, device, channels_last=False)
     return predict_labels(
         model, images, batch_size=16, device=device, amp_dtype=amp_dtype(config, device)
     ).cpu()

@@ -32,6 +32,7 @@ from tutorial_lib.concurrent_runs import default_jobs, train_runs
 from tutorial_lib.device import get_device
 from tutorial_lib.evaluation import load_run_config, predict_run
 from tutorial_lib.presets import get_preset
+from tutorial_lib.run_folder import claim_folder, remove_stale_temporaries
 from tutorial_lib.run_setup import load_data, resolve_data_root
 from tutorial_lib.runlog import read_json, write_json
 
@@ -157,6 +158,8 @@ def reproduce(
 
     A run directory that already holds a finished run with the same configuration is reused
     (training resumes from its last checkpoint), so a killed `reproduce` can simply be restarted.
+    `out_dir` must be missing, empty or a `reproduce` folder, and is held by this call alone
+    (tutorial_lib.run_folder): a second `reproduce` into it is refused (ValueError).
     Returns the `summary.json` dict (see the module docstring).
     """
     device = get_device(str(device)) if device is not None else get_device()
@@ -167,22 +170,24 @@ def reproduce(
         )
     jobs = default_jobs(device, len(configs)) if jobs is None else jobs
     out = Path(out_dir)
-    started = time.perf_counter()
-    runs = {method: out / method for method in configs}
-    seconds = train_runs(
-        {method: (cfg, runs[method]) for method, cfg in configs.items()},
-        data_root=data_root,
-        device=device,
-        jobs=jobs,
-        progress=progress,
-        train_options=train_options,
-    )
-    tests = {method: read_json(runs[method] / "test.json") for method in configs}
-    summary = compare_runs(dataset, configs, tests, seconds, fast=fast, seed=seed)
-    summary["figures"] = _figures(out, runs, tests, summary["classes"], device)
-    summary["seconds"] = time.perf_counter() - started
-    summary["jobs"] = jobs
-    write_json(out / "summary.json", summary)
+    with claim_folder(out, "reproduce"):  # one reproduce per folder; each run folder its own lock
+        remove_stale_temporaries(out)
+        started = time.perf_counter()
+        runs = {method: out / method for method in configs}
+        seconds = train_runs(
+            {method: (cfg, runs[method]) for method, cfg in configs.items()},
+            data_root=data_root,
+            device=device,
+            jobs=jobs,
+            progress=progress,
+            train_options=train_options,
+        )
+        tests = {method: read_json(runs[method] / "test.json") for method in configs}
+        summary = compare_runs(dataset, configs, tests, seconds, fast=fast, seed=seed)
+        summary["figures"] = _figures(out, runs, tests, summary["classes"], device)
+        summary["seconds"] = time.perf_counter() - started
+        summary["jobs"] = jobs
+        write_json(out / "summary.json", summary)
     return summary
 
 

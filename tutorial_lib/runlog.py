@@ -20,11 +20,13 @@ from typing import TYPE_CHECKING, Any
 
 from tutorial_lib import __version__
 from tutorial_lib.data.storage import data_dir
+from tutorial_lib.errors import DamagedRunFileError
 
 if TYPE_CHECKING:
     from tutorial_lib.config import TrainConfig
 
 __all__ = [
+    "damaged_file",
     "atomic_write_bytes",
     "write_json",
     "read_json",
@@ -34,6 +36,21 @@ __all__ = [
     "runs_root",
     "config_run_dir",
 ]
+
+
+def damaged_file(path: str | os.PathLike, expected: str, got: object) -> DamagedRunFileError:
+    """The error for a run file that cannot be read back: it names the file and what to do.
+
+    `got` is a description or the exception met while reading (its first line is shown).
+    """
+    path = Path(path)
+    if isinstance(got, BaseException):
+        first = (str(got).strip().splitlines() or [""])[0][:120]
+        got = f"a damaged file ({type(got).__name__}{': ' + first if first else ''})"
+    folder = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+    return DamagedRunFileError(
+        f"{path}: expected {expected}, got {got}; delete the run folder {folder} and run again"
+    )
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -69,7 +86,11 @@ def write_json(path: str | os.PathLike, data: Any) -> None:
 
 
 def read_json(path: str | os.PathLike) -> Any:
-    return json.loads(Path(path).read_text())
+    """The JSON of a run file; DamagedRunFileError (a ValueError) when it is not JSON."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise damaged_file(path, "JSON written by the library", error) from None
 
 
 def write_csv(path: str | os.PathLike, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -98,8 +119,11 @@ def read_csv(path: str | os.PathLike) -> list[dict[str, Any]]:
                 pass
         return text
 
-    with open(path, newline="") as handle:
-        return [{k: parse(v) for k, v in row.items()} for row in csv.DictReader(handle)]
+    try:
+        with open(path, newline="") as handle:
+            return [{k: parse(v) for k, v in row.items()} for row in csv.DictReader(handle)]
+    except (csv.Error, UnicodeDecodeError) as error:
+        raise damaged_file(path, "a CSV table written by the library", error) from None
 
 
 def read_metrics(run_dir: str | os.PathLike) -> dict[str, list[Any]]:

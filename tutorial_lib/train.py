@@ -28,6 +28,8 @@ so `last.pt` stays the last good state. `compile=True` runs the forward passes t
 
 Run directory layout:
 
+    OUT/.run.lock              the folder's lock (tutorial_lib.run_folder): one process writes a
+                               run folder at a time, and only a folder this library made
     OUT/config.json            the TrainConfig (tutorial_lib.config.config_to_dict)
     OUT/metrics.csv            one row per epoch: epoch, t, lr, train_loss, train_dsc_<class>...,
                                train_dsc_mean, val_dsc2d_<class>..., val_dsc2d_mean,
@@ -40,12 +42,13 @@ Run directory layout:
     OUT/checkpoints/best.pt    the weights with the best validation score
 
 `train(..., resume=True)` continues from `last.pt` and gives the same result as an uninterrupted run
-(bitwise on the CPU; on CUDA, cuDNN kernels need not be deterministic).
+(bitwise on the CPU; on CUDA, cuDNN kernels need not be deterministic), also after a kill at any
+moment (temporary files of a killed write are removed on the next start). With another number of
+epochs, see tutorial_lib.resume.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import time
 from pathlib import Path
@@ -54,13 +57,15 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from tutorial_lib.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
-from tutorial_lib.config import TrainConfig, config_from_dict, config_to_dict
+from tutorial_lib.checkpoint import save_checkpoint
+from tutorial_lib.config import TrainConfig, config_to_dict
 from tutorial_lib.data.augment import augment_batch
 from tutorial_lib.errors import NonFiniteLossError
 from tutorial_lib.evaluation import autocast_context, evaluate, predict_labels, validation_scores
 from tutorial_lib.losses import cross_entropy_loss
 from tutorial_lib.metrics import dice_counts, dice_from_counts
+from tutorial_lib.resume import check_new_or_resumed, check_resumable, restore_run, run_state
+from tutorial_lib.run_folder import claim_folder, remove_stale_temporaries
 from tutorial_lib.run_setup import Run, build_run
 from tutorial_lib.runlog import read_json, write_csv, write_json
 
@@ -251,59 +256,8 @@ def _run_epoch(run: Run, out: Path, progress: bool) -> dict[str, float]:
     run.epoch = epoch + 1
     run.history.append(row)
     write_csv(out / "metrics.csv", run.history)
-    save_checkpoint(out / "checkpoints" / "last.pt", _state(run))
+    save_checkpoint(out / "checkpoints" / "last.pt", run_state(run))
     return row
-
-
-# --------------------------------------------------------------------------- checkpoint, resume
-
-
-def _state(run: Run) -> dict[str, Any]:
-    """What `checkpoints/last.pt` holds (see tutorial_lib.checkpoint)."""
-    return {
-        "epoch": run.epoch,
-        "model": run.model.state_dict(),
-        "optimizer": run.optimizer.state_dict(),
-        "lr_schedule": run.lr_schedule.state_dict(),
-        "t_schedule": run.t_schedule.state_dict(),
-        "rng": capture_rng(run.generators),
-        "best": {"score": run.best_score, "epoch": run.best_epoch},
-        "history": run.history,
-        "config": config_to_dict(run.config),
-    }
-
-
-def _restore(run: Run, state: dict[str, Any]) -> None:
-    """Inverse of `_state`: the run continues where the checkpoint left it."""
-    run.model.load_state_dict(state["model"])
-    run.optimizer.load_state_dict(state["optimizer"])
-    run.lr_schedule.load_state_dict(state["lr_schedule"])
-    run.t_schedule.load_state_dict(state["t_schedule"])
-    restore_rng(state["rng"], run.generators)
-    run.epoch = int(state["epoch"])
-    run.best_score = float(state["best"]["score"])
-    run.best_epoch = int(state["best"]["epoch"])
-    run.history = list(state["history"])
-
-
-def _check_resumable(out: Path, config: TrainConfig, resume: bool) -> dict[str, Any] | None:
-    """The state of `out/checkpoints/last.pt` to resume from (None: start afresh)."""
-    last = out / "checkpoints" / "last.pt"
-    if not resume:
-        if last.exists():
-            raise ValueError(
-                f"out_dir: expected an empty run directory or resume=True, got an existing run at {out}"
-            )
-        return None
-    if not last.exists():
-        return None
-    state = load_checkpoint(last)
-    saved = config_from_dict(state["config"])
-    if dataclasses.replace(saved, epochs=config.epochs) != config:
-        raise ValueError(
-            f"resume: expected the config saved in {out}/config.json (epochs may differ), got a different one"
-        )
-    return state
 
 
 # --------------------------------------------------------------------------- the run
@@ -340,14 +294,26 @@ def train(
     from `out_dir/checkpoints/last.pt` when it exists. `compile=True` (or a mode such as
     "reduce-overhead") trains and validates through `torch.compile(model)`; an execution option
     like `device`, so a run may resume either way. Every value is checked before a file is written.
+    `out_dir` must be missing, empty or a run folder of this library, and is held by this call
+    alone (tutorial_lib.run_folder); ValueError otherwise, naming the process that holds it.
     """
     out = Path(out_dir)
-    # the folder is checked before the data is read: a misused folder fails fast
-    state = _check_resumable(out, config, resume)
+    # the folder is checked before the data is read (a misused folder fails fast), and every value
+    # before the folder is created; the checks are made again once the folder is ours alone
+    check_new_or_resumed(out, resume)
     run = build_run(config, data_root=data_root, device=device, compile=compile)
-    if state is not None:
-        _restore(run, state)
-    write_json(out / "config.json", config_to_dict(config))
+    with claim_folder(out, "run"):
+        remove_stale_temporaries(out)
+        run.config, state = check_resumable(out, config, resume)
+        if state is not None:
+            restore_run(run, state, out / "checkpoints" / "last.pt")
+        write_json(out / "config.json", config_to_dict(run.config))
+        return _train_epochs(run, out, progress)
+
+
+def _train_epochs(run: Run, out: Path, progress: bool) -> dict[str, Any]:
+    """The epochs still to train, the summary, the test evaluation; returns `summary.json`."""
+    config = run.config
     started = time.perf_counter()
     summary = {
         "name": config.name,

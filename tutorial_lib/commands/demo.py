@@ -15,6 +15,8 @@ import torch
 from tutorial_lib.descriptors import DESCRIPTORS
 from tutorial_lib.penalties import log_barrier_extension
 
+MAX_SIDE = 1024  # px: a larger toy image only costs memory (the ellipse is printed row by row)
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--height", type=int, default=24, help="image rows (default: 24)")
@@ -39,10 +41,14 @@ def toy_ellipse(
     height: int, width: int, angle_deg: float, softness: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """A rotated ellipse as (hard, soft) probabilities of shape (1, 2, H, W) (background, object)."""
-    if height < 8 or width < 8:
-        raise ValueError(f"height, width: expected at least 8 px each, got {height} x {width}")
-    if softness <= 0:
+    if not (8 <= height <= MAX_SIDE and 8 <= width <= MAX_SIDE):
+        raise ValueError(
+            f"height, width: expected at least 8 px and at most {MAX_SIDE} px each, got {height} x {width}"
+        )
+    if not (math.isfinite(softness) and softness > 0):
         raise ValueError(f"softness: expected a positive edge width in px, got {softness}")
+    if not math.isfinite(angle_deg):
+        raise ValueError(f"angle: expected a finite number of degrees, got {angle_deg}")
     r = torch.arange(height, dtype=torch.float64)[:, None] - (height - 1) / 2
     c = torch.arange(width, dtype=torch.float64)[None, :] - (width - 1) / 2
     a = math.radians(angle_deg)
@@ -61,6 +67,8 @@ def _fmt(values: torch.Tensor) -> str:
 
 def run(args: argparse.Namespace) -> int:
     hard, soft = toy_ellipse(args.height, args.width, args.angle, args.softness)
+    if args.spacing is not None and not all(math.isfinite(s) and s > 0 for s in args.spacing):
+        raise ValueError(f"spacing: expected two positive mm per pixel, got {args.spacing}")
     print(
         f"Toy shape: a {args.height} x {args.width} image, an ellipse at {args.angle:g} degrees from the row axis"
     )

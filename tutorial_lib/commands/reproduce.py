@@ -36,9 +36,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+def default_out(args: argparse.Namespace) -> str:
+    return f"runs/reproduce-{args.dataset}{'-fast' if args.fast else ''}-s{args.seed}"
+
+
 def run(args: argparse.Namespace) -> int:
     set_cpu_threads(args.threads)
-    out = args.out or f"runs/reproduce-{args.dataset}{'-fast' if args.fast else ''}-s{args.seed}"
+    args.out = out = args.out or default_out(args)  # kept in args for `interrupted`
     summary = reproducing.reproduce(
         args.dataset,
         fast=args.fast,
@@ -55,3 +59,12 @@ def run(args: argparse.Namespace) -> int:
         f"wrote {out}/summary.json and {', '.join(summary['figures'])} in {summary['seconds']:.0f} s"
     )
     return 0
+
+
+def interrupted(args: argparse.Namespace) -> str:
+    """What Ctrl-C leaves: each run folder at its last finished epoch; reproduce resumes them."""
+    out = args.out or default_out(args)
+    return (
+        f"{out}/ce and {out}/descriptors keep the epochs finished so far; run the same command "
+        "again to continue"
+    )

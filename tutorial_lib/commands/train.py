@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     config = get_preset(args.preset, fast=args.fast)
     changes = {k: v for k, v in (("epochs", args.epochs), ("seed", args.seed)) if v is not None}
     config = dataclasses.replace(config, **changes)
-    out = args.out or f"runs/{config.name}"
+    args.out = out = args.out or f"runs/{config.name}"  # kept in args for `interrupted`
     summary = training.train(
         config,
         data_root=args.data,
@@ -62,3 +62,13 @@ def run(args: argparse.Namespace) -> int:
         values = test.get(metric, {})
         print(metric_line(metric, values))
     return 0
+
+
+def interrupted(args: argparse.Namespace) -> str:
+    """What Ctrl-C leaves: the run folder at its last finished epoch."""
+    if args.out is None:  # stopped before the run started
+        return "nothing was written; run the command again"
+    return (
+        f"{args.out} keeps the epochs finished so far (checkpoints/last.pt); run the same command "
+        "with --resume to continue"
+    )
