@@ -110,7 +110,7 @@ WRONG = {
     "08.1": (_not_clamped, "clamp"),
     "08.2": (_in_mm3, "mm³"),
     "08.3": (_faces_only, "face neighbours"),
-    "08.4": ("size", "a blob can match it"),
+    "08.4": ("size", "a blob of the crescent's size"),
 }
 IDS = sorted(EXERCISES)
 
