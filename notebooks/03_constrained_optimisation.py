@@ -392,6 +392,6 @@ check("03.2", penalty_minimiser)
 #
 # **Try it.** Change `target` to `make_shape("crescent", size=SIZE, radius=18)`: the optimiser still
 # satisfies every constraint, and finds a blob, not a crescent. Which descriptor would you add?
-# (Notebook 08, exercise 4, gives one answer and checks it.)
+# (Notebook 08, exercise 4, asks it and checks your answer.)
 #
 # **Next:** 04, training a network with descriptors only.
