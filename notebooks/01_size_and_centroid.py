@@ -244,4 +244,46 @@ widgets.shape_figure()  # the explorer's figure for its default settings
 widgets.shape_explorer()
 
 # %% [markdown]
+# ## Exercises
+#
+# Each exercise states a task; replace the stub in the cell below it by your answer, then run the
+# check cell after it: it tries your answer on inputs of its own and prints ✓, or ✗ with a hint.
+# While the stub is untouched, the check runs the reference solution instead and says so. The
+# reference solutions are in `tutorial_lib/solutions.py`: open it once you have tried.
+
+# %%
+from tutorial_lib.exercises import check
+
+# %% [markdown]
+# ### Exercise 1: the soft size by hand
+#
+# Write `soft_size_by_hand(p)` for one probability map `p`: a float tensor of shape `(H, W)`, values
+# in [0, 1]. Return its soft size in pixels (a 0-d tensor or a float), without calling `soft_size`.
+
+
+# %%
+def soft_size_by_hand(p: torch.Tensor) -> torch.Tensor:
+    raise NotImplementedError  # your code here
+
+
+# %%
+check("01.1", soft_size_by_hand)
+
+# %% [markdown]
+# ### Exercise 2: the centroid by hand
+#
+# Write `centroid_by_hand(p)` for the same `p` (H, W): return a tensor of shape `(2,)`, the centroid
+# (row, col) in pixels, where pixel `(i, j)` sits at row `i`, column `j` (array indices from 0).
+# Without calling `soft_centroid`.
+
+
+# %%
+def centroid_by_hand(p: torch.Tensor) -> torch.Tensor:
+    raise NotImplementedError  # your code here
+
+
+# %%
+check("01.2", centroid_by_hand)
+
+# %% [markdown]
 # **Next:** 02, the spread around the centroid and the boundary length.

@@ -364,6 +364,50 @@ plots.plot_maps(
 )
 
 # %% [markdown]
+# ## Exercises
+#
+# Each exercise states a task; replace the stub in the cell below it by your answer, then run the
+# check cell after it: it tries your answer on inputs of its own and prints ✓, or ✗ with a hint.
+# While the stub is untouched, the check runs the reference solution instead and says so. The
+# reference solutions are in `tutorial_lib/solutions.py`: open it once you have tried.
+
+# %%
+from tutorial_lib.exercises import check
+
+# %% [markdown]
+# ### Exercise 1: the spread by hand
+#
+# Write `spread_by_hand(p)` for one probability map `p` of shape `(H, W)`: return a tensor of shape
+# `(2,)`, the RMS distance to the centroid along the rows and along the columns, in pixels:
+# $D_i = \sqrt{\sum_x p(x)\,(x_i - C_i)^2 / S}$. Without calling `soft_dist_centroid`.
+
+
+# %%
+def spread_by_hand(p: torch.Tensor) -> torch.Tensor:
+    raise NotImplementedError  # your code here
+
+
+# %%
+check("02.1", spread_by_hand)
+
+# %% [markdown]
+# ### Exercise 2: a 4-neighbour length by hand
+#
+# Write `length_4_by_hand(mask)` for a binary mask (a float tensor of shape `(H, W)` holding 0 and 1):
+# return, as an `int`, the number of pairs of 4-neighbours (up-down or left-right, both pixels in the
+# image) with one pixel inside the mask and one outside, each pair counted once. On a binary mask this
+# is `soft_length(..., connectivity=4)`; count it without calling `soft_length`.
+
+
+# %%
+def length_4_by_hand(mask: torch.Tensor) -> int:
+    raise NotImplementedError  # your code here
+
+
+# %%
+check("02.2", length_4_by_hand)
+
+# %% [markdown]
 # ## Summary
 #
 # | descriptor | formula | on a binary mask | gradient |

@@ -340,6 +340,51 @@ print(f"Dice against the unseen target: {dice:.3f}")
 assert dice > 0.7
 
 # %% [markdown]
+# ## Exercises
+#
+# Each exercise states a task; replace the stub in the cell below it by your answer, then run the
+# check cell after it: it tries your answer on inputs of its own and prints ✓, or ✗ with a hint.
+# While the stub is untouched, the check runs the reference solution instead and says so. The
+# reference solutions are in `tutorial_lib/solutions.py`: open it once you have tried.
+
+# %%
+from tutorial_lib.exercises import check
+
+# %% [markdown]
+# ### Exercise 1: the barrier's value and slope at a point
+#
+# Write `barrier_value_and_slope(z, t)` for floats `z` and `t > 0`: return the pair of floats
+# $(\tilde\psi_t(z), \tilde\psi_t'(z))$ of the log-barrier extension, which is $-\log(-z)/t$ for
+# $z \le -1/t^2$ and, beyond, the straight line that continues it with the same value and slope.
+# Without calling `log_barrier_extension`.
+
+
+# %%
+def barrier_value_and_slope(z: float, t: float) -> tuple[float, float]:
+    raise NotImplementedError  # your code here
+
+
+# %%
+check("03.1", barrier_value_and_slope)
+
+# %% [markdown]
+# ### Exercise 2: a penalty's minimiser
+#
+# A value pulled towards `a` by the data, with an upper bound enforced by a quadratic penalty: write
+# `penalty_minimiser(a, upper, weight)` (floats, `weight > 0`) returning the float $x$ that minimises
+# $(x - a)^2 + \text{weight} \cdot \max(0, x - \text{upper})^2$. Where does it land when
+# $a > \text{upper}$, and what happens as the weight grows?
+
+
+# %%
+def penalty_minimiser(a: float, upper: float, weight: float) -> float:
+    raise NotImplementedError  # your code here
+
+
+# %%
+check("03.2", penalty_minimiser)
+
+# %% [markdown]
 # Not perfect: the per-axis spread cannot tell a tilted ellipse from an upright one (notebook 02),
 # and nothing says what lies *inside* the bounds. A network adds what is missing: the image. A free
 # mask can only meet the numbers; a network must meet them **with a function of the image**, so
@@ -347,6 +392,6 @@ assert dice > 0.7
 #
 # **Try it.** Change `target` to `make_shape("crescent", size=SIZE, radius=18)`: the optimiser still
 # satisfies every constraint, and finds a blob, not a crescent. Which descriptor would you add?
-# (Notebook 08, exercise 4, gives one answer and checks it.)
+# (Notebook 08, exercise 4, asks it and checks your answer.)
 #
 # **Next:** 04, training a network with descriptors only.

@@ -345,6 +345,51 @@ plots.plot_predictions(
 )
 
 # %% [markdown]
+# ## Exercises
+#
+# Each exercise states a task; replace the stub in the cell below it by your answer, then run the
+# check cell after it: it tries your answer on inputs of its own and prints ✓, or ✗ with a hint.
+# While the stub is untouched, the check runs the reference solution instead and says so. The
+# reference solutions are in `tutorial_lib/solutions.py`: open it once you have tried.
+
+# %%
+from tutorial_lib.exercises import check
+
+# %% [markdown]
+# ### Exercise 1: Dice in 2-D and in 3-D by hand
+#
+# Write `dice_2d_and_3d(pred, truth)` for two boolean masks of one class over one volume, tensors of
+# shape `(S, H, W)`. Return two floats: the 2-D Dice (each slice scored, then the mean over the slices
+# where `pred` or `truth` has pixels) and the 3-D Dice (the counts of all slices pooled first).
+# Without the `metrics` module.
+
+
+# %%
+def dice_2d_and_3d(pred: torch.Tensor, truth: torch.Tensor) -> tuple[float, float]:
+    raise NotImplementedError  # your code here
+
+
+# %%
+check("04.1", dice_2d_and_3d)
+
+# %% [markdown]
+# ### Exercise 2: HD95 of two point sets
+#
+# `hd95` takes boundary pixels of two masks as points in mm. Write `hd95_of_points(a, b)` for two
+# float64 tensors of point coordinates in mm, `a` of shape `(N, 2)` and `b` of shape `(M, 2)`: return,
+# as a float, the 95th percentile (linear interpolation, as `torch.quantile`) of the N + M distances
+# from each point of `a` to its nearest point of `b` and from each point of `b` to its nearest of `a`.
+
+
+# %%
+def hd95_of_points(a: torch.Tensor, b: torch.Tensor) -> float:
+    raise NotImplementedError  # your code here
+
+
+# %%
+check("04.2", hd95_of_points)
+
+# %% [markdown]
 # ## Take-aways
 #
 # * With a few numbers per slice and class, a network learns a segmentation that beats a strong

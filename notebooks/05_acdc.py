@@ -343,6 +343,53 @@ else:
     print("needs the prepared ACDC data")
 
 # %% [markdown]
+# ## Exercises
+#
+# Each exercise states a task; replace the stub in the cell below it by your answer, then run the
+# check cell after it: it tries your answer on inputs of its own and prints ✓, or ✗ with a hint.
+# While the stub is untouched, the check runs the reference solution instead and says so. The
+# reference solutions are in `tutorial_lib/solutions.py`: open it once you have tried.
+
+# %%
+from tutorial_lib.exercises import check
+
+# %% [markdown]
+# ### Exercise 1: which epochs halve the learning rate?
+#
+# Write `halving_epochs(best_epochs)`: `best_epochs` is a list of ints, `best_epochs[i]` the best
+# validation epoch known after epoch `i` (epochs from 0). Return the list of the epochs `i` after which
+# the authors' rule (`"paper"`, quirk 2) halves the learning rate, in increasing order.
+
+
+# %%
+def halving_epochs(best_epochs: list[int]) -> list[int]:
+    raise NotImplementedError  # your code here
+
+
+# %%
+check("05.1", halving_epochs)
+
+# %% [markdown]
+# ### Exercise 2: the paper's bounds for an absent class
+#
+# Write `paper_centroid_bounds(centroid, present, margin)`: `centroid` is a float tensor `(B, 2)`, the
+# (row, col) centroid in pixels of one class in the ground truth of B images (whatever value it holds
+# where the class is absent), `present` a boolean tensor `(B,)`, `margin` a float in pixels (`"abs"`
+# mode). Return the bounds under the paper's empty policy (quirk 3), a tensor `(B, 2, 2)` whose last
+# axis is [lower, upper].
+
+
+# %%
+def paper_centroid_bounds(
+    centroid: torch.Tensor, present: torch.Tensor, margin: float
+) -> torch.Tensor:
+    raise NotImplementedError  # your code here
+
+
+# %%
+check("05.2", paper_centroid_bounds)
+
+# %% [markdown]
 # ## Reading the result
 #
 # * On the toy stand-in the descriptor run comes close to cross-entropy with a few numbers per slice.

@@ -252,6 +252,50 @@ plots.plot_validation_dsc3d(histories, CLASSES)
 plots.plot_test_boxplots({m: tests[m]["dsc3d"] for m in tests}, CLASSES[1:])
 
 # %% [markdown]
+# ## Exercises
+#
+# Each exercise states a task; replace the stub in the cell below it by your answer, then run the
+# check cell after it: it tries your answer on inputs of its own and prints ✓, or ✗ with a hint.
+# While the stub is untouched, the check runs the reference solution instead and says so. The
+# reference solutions are in `tutorial_lib/solutions.py`: open it once you have tried.
+
+# %%
+from tutorial_lib.exercises import check
+
+# %% [markdown]
+# ### Exercise 1: how many prostate pixels survive the resize?
+#
+# Write `surviving_pixels(label, size)` for a numpy `uint8` label volume `(S, H, W)` of 0 and 1: resize
+# it to `(S, size, size)` as the authors' script does, with
+# `skimage.transform.resize(label.astype(float), (S, size, size), order=1, mode="constant",
+# preserve_range=True, anti_aliasing=False)` followed by a cast to integers, and return (an `int`)
+# the number of pixels labelled 1 afterwards.
+
+
+# %%
+def surviving_pixels(label: np.ndarray, size: int) -> int:
+    raise NotImplementedError  # your code here
+
+
+# %%
+check("06.1", surviving_pixels)
+
+# %% [markdown]
+# ### Exercise 2: the share of slices without the class
+#
+# Write `empty_slice_fraction(labels, k)` for an integer tensor of label slices `(N, H, W)` and a class
+# `k`: return, as a float in [0, 1], the share of the N slices in which class `k` has no pixel.
+
+
+# %%
+def empty_slice_fraction(labels: torch.Tensor, k: int) -> float:
+    raise NotImplementedError  # your code here
+
+
+# %%
+check("06.2", empty_slice_fraction)
+
+# %% [markdown]
 # ## Reading the result
 #
 # * One structure, convex and of moderate size: a shape that a few moments and a boundary length

@@ -501,6 +501,51 @@ plots.plot_predictions(
 # ahead of both.
 
 # %% [markdown]
+# ## Exercises
+#
+# Each exercise states a task; replace the stub in the cell below it by your answer, then run the
+# check cell after it: it tries your answer on inputs of its own and prints ✓, or ✗ with a hint.
+# While the stub is untouched, the check runs the reference solution instead and says so. The
+# reference solutions are in `tutorial_lib/solutions.py`: open it once you have tried.
+
+# %%
+from tutorial_lib.exercises import check
+
+# %% [markdown]
+# ### Exercise 1: population bounds with quantiles
+#
+# Write `quantile_bounds(values, present, q)`: `values` is a float tensor `(N,)`, one descriptor of
+# one class over N training images (0 where the class is absent), `present` a boolean tensor `(N,)`,
+# `q` a float in [0, 0.5]. Return a tensor `(2,)`: [the q-quantile, the (1 - q)-quantile] of the
+# values over the images where the class is present (linear interpolation, as `torch.quantile`).
+
+
+# %%
+def quantile_bounds(values: torch.Tensor, present: torch.Tensor, q: float) -> torch.Tensor:
+    raise NotImplementedError  # your code here
+
+
+# %%
+check("07.1", quantile_bounds)
+
+# %% [markdown]
+# ### Exercise 2: does a prior hold?
+#
+# Write `coverage(values, present, bounds)`: `values` is a float tensor `(N, n)`, n values of one
+# descriptor over N images, `present` a boolean tensor `(N,)`, `bounds` a tensor `(n, 2)` of
+# [lower, upper] per value. Return, as a float, the share of the images where the class is present
+# whose n values all lie within their bounds (bounds included).
+
+
+# %%
+def coverage(values: torch.Tensor, present: torch.Tensor, bounds: torch.Tensor) -> float:
+    raise NotImplementedError  # your code here
+
+
+# %%
+check("07.2", coverage)
+
+# %% [markdown]
 # **Exercise.** Build the prior with `population_bounds(values_train[name], present_train, FG)` (no margin) and
 # recompute the coverage on the test patients. Which descriptor loses coverage first, and why?
 #

@@ -54,7 +54,6 @@ from tutorial_lib.data.storage import read_manifest, read_volume
 from tutorial_lib.data.toy.dataset import ensure_toy_dataset
 from tutorial_lib.descriptors import (
     soft_centroid,
-    soft_compactness,
     soft_dist_centroid,
     soft_length,
     soft_size,
@@ -240,91 +239,100 @@ plots.plot_label_overlays(
 # %% [markdown]
 # ## 4. Exercises
 #
-# Each exercise has a cell for your code (it holds one solution: replace it by your own) and a cell
-# that checks it.
+# Each exercise states a task; replace the stub in the cell below it by your answer, then run the
+# check cell after it: it tries your answer on inputs of its own and prints ✓, or ✗ with a hint.
+# While the stub is untouched, the check runs the reference solution instead and says so. The
+# reference solutions are in `tutorial_lib/solutions.py`: open it once you have tried.
+
+# %%
+from tutorial_lib.exercises import check
+
+# %% [markdown]
+# ### Exercise 1: bounds by hand
 #
-# **Exercise 1: bounds by hand.** Write `percentage_bounds(values, margin)`, returning
-# $[v - m|v|,\, v + m|v|]$ clamped below at 0, stacked on a last axis of size 2 (the authors'
-# `PreciseBounds` in percentage mode).
+# Write `percentage_bounds(values, margin)` for a float tensor `values` of any shape and a float
+# `margin >= 0`: return $[v - m|v|,\, v + m|v|]$ for each value, clamped below at 0, stacked on a new
+# last axis of size 2 (shape `(*values.shape, 2)`): the authors' `PreciseBounds` in percentage mode.
+# Without calling `precise_bounds`, whose answer on two values is below for comparison.
+
+# %%
+print(precise_bounds(torch.tensor([40.0, -5.0]), 0.1).tolist())
 
 
 # %%
 def percentage_bounds(values: torch.Tensor, margin: float) -> torch.Tensor:
-    m = margin * values.abs()
-    return torch.stack([values - m, values + m], dim=-1).clamp_min(0)
+    raise NotImplementedError  # your code here
 
 
 # %%
-probe_values = torch.randn(4, 3, 2, dtype=DTYPE) * 50
-for margin in (0.0, 0.1, 10.0):
-    assert torch.allclose(
-        percentage_bounds(probe_values, margin), precise_bounds(probe_values, margin)
-    )
-print("exercise 1: correct")
+check("08.1", percentage_bounds)
 
 # %% [markdown]
-# **Exercise 2: a volume in mL.** The volume of a structure is the sum of its slices' areas times the
-# slice thickness. Write `volume_ml(label, k, spacing)` for an integer label volume (S, H, W), a class
-# `k` and a (slice, row, col) spacing in mm, **using only 2-D descriptors** (one slice at a time).
+# ### Exercise 2: a volume in mL
+#
+# The volume of a structure is the sum of its slices' areas times the slice thickness. Write
+# `volume_ml(label, k, spacing)` for an integer label volume `(S, H, W)`, a class `k` and a
+# (slice, row, col) spacing in mm: return the volume of class `k` in mL (a float), **using only 2-D
+# quantities** (one slice's area at a time, in mm²).
 
 
 # %%
 def volume_ml(label: torch.Tensor, k: int, spacing: tuple[float, float, float]) -> float:
-    slices = (label == k).to(DTYPE)[:, None]  # (S, 1, H, W): each slice is an image
-    areas = soft_size(slices, spacing=spacing[1:])[:, 0, 0]  # mm² per slice
-    return float(areas.sum() * spacing[0] / 1000)
+    raise NotImplementedError  # your code here
 
 
 # %%
-for k in (1, 2, 3):
-    assert math.isclose(volume_ml(label, k, spacing3d), float(volumes_ml[k]), rel_tol=1e-9)
-print("exercise 2: correct")
+check("08.2", volume_ml)
 
 # %% [markdown]
-# **Exercise 3: the 26-neighbour cube.** With all 26 neighbours (each pair counted once: 3 face
-# offsets like $(1,0,0)$, 6 edge offsets like $(1,1,0)$, 4 corner offsets like $(1,1,1)$), how long
-# is an $s \times s \times s$ cube? Hint: a pair $(p, p + o)$ crosses when exactly one end is inside,
-# and the cube overlaps its copy shifted by $o$ in $\prod_i (s - |o_i|)$ voxels. (In 2-D the same
-# count gives the square's $12s - 4$.)
+# ### Exercise 3: the 26-neighbour cube
+#
+# With all 26 neighbours (each pair counted once: 3 face offsets like $(1,0,0)$, 6 edge offsets like
+# $(1,1,0)$, 4 corner offsets like $(1,1,1)$), how long is an $s \times s \times s$ cube? Write
+# `cube_length_26(s)` returning that length (an `int`) for an integer side `s >= 1`. Hint: a pair
+# $(p, p + o)$ crosses when exactly one end is inside, and the cube overlaps its copy shifted by $o$
+# in $\prod_i (s - |o_i|)$ voxels. (In 2-D the same count gives the square's $12s - 4$.)
 
 
 # %%
 def cube_length_26(s: int) -> int:
-    def crossings(n_nonzero: int) -> int:  # pairs (p, p + o) leaving the cube, both ways
-        return 2 * (s**3 - s ** (3 - n_nonzero) * (s - 1) ** n_nonzero)
-
-    return 3 * crossings(1) + 6 * crossings(2) + 4 * crossings(3)  # = 54 s² − 36 s + 8
+    raise NotImplementedError  # your code here
 
 
 # %%
-for s in (1, 2, 5, 8):
-    cube = torch.zeros(1, 1, s + 4, s + 4, s + 4, dtype=DTYPE)
-    cube[..., 2 : 2 + s, 2 : 2 + s, 2 : 2 + s] = 1
-    assert soft_length(cube)[0, 0, 0] == cube_length_26(s)
-print("exercise 3: correct")
+check("08.3", cube_length_26)
 
 # %% [markdown]
-# **Exercise 4 (open).** Notebook 03 optimised a free mask from four descriptors of a tilted ellipse.
-# Add a `DescriptorTerm("covariance", (1,), margin=3.0, mode="abs")` or an `"eccentricity"` term and
-# compare the Dice. Then try the crescent: which descriptor would tell a crescent from a blob?
+# ### Exercise 4: which descriptor tells a crescent from a blob?
 #
-# **One answer** (notebook 03 asked it too): the **compactness** $L^2/S$. Size, centroid and spread
-# describe where the mass is and how far it reaches, which a blob can match; a crescent has far more
-# boundary for its area. Here a crescent and a disk of the same size: their compactness differs by
-# more than 2x. Add `DescriptorTerm("compactness", (1,), margin=0.1)` to
-# 03's terms and the free mask can no longer settle on a blob.
+# Notebook 03 optimised a free mask from four descriptors of a tilted ellipse; with a crescent as the
+# target it finds a blob. Below, a crescent and a disk of the same size. Set `CRESCENT_DESCRIPTOR` to
+# the name (a key of `tutorial_lib.descriptors.DESCRIPTORS`, a string) of a descriptor that tells the
+# crescent from every blob of its size and centroid: the check compares its value on the crescent
+# with its values on a disk and on ellipses (aspect 0.3 to 1, upright or lying) and wants it more
+# than 50 % away from each.
 
 # %%
 crescent = make_shape("crescent", size=64, radius=18, dtype=DTYPE)
-radius = math.sqrt(float(crescent.sum()) / math.pi)  # a disk of the crescent's area
-blob = make_shape("disk", size=64, radius=radius, dtype=DTYPE)
-pair = torch.stack([crescent, blob])[:, None]
-sizes, compactness = soft_size(pair)[:, 0, 0], soft_compactness(pair)[:, 0, 0]
-print(
-    f"sizes {sizes.tolist()}, compactness crescent {compactness[0]:.0f}, disk {compactness[1]:.0f}"
-)
+blob = make_shape("disk", size=64, radius=math.sqrt(float(crescent.sum()) / math.pi), dtype=DTYPE)
+sizes = soft_size(torch.stack([crescent, blob])[:, None])[:, 0, 0]
 assert (sizes[0] - sizes[1]).abs() / sizes[0] < 0.05  # the same size, within 5 %
-assert compactness[0] > 2 * compactness[1]
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+plots.plot_maps([crescent, blob], titles=[f"{s:.0f} px" for s in sizes.tolist()], cmap="gray")
+
+# %%
+CRESCENT_DESCRIPTOR = ...  # your answer: a descriptor's name, e.g. "size"
+
+# %%
+check("08.4", CRESCENT_DESCRIPTOR)
+
+# %% [markdown]
+# **Going further (open).** Add a term for your descriptor to notebook 03's terms, for instance
+# `DescriptorTerm(CRESCENT_DESCRIPTOR, (1,), margin=0.1)`, set 03's target to the crescent and
+# compare the Dice; with the tilted ellipse, try a `DescriptorTerm("covariance", (1,), margin=3.0,
+# mode="abs")` or an `"eccentricity"` term.
 
 # %% [markdown]
 # ## Where to go from here
