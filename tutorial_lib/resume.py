@@ -98,7 +98,8 @@ def check_new_or_resumed(out: Path, resume: bool) -> Path:
     last = out / "checkpoints" / "last.pt"
     if not resume and last.exists():
         raise ValueError(
-            f"out_dir: expected an empty run directory or resume=True, got an existing run at {out}"
+            f"out_dir: expected an empty run directory or resume=True (--resume on the command "
+            f"line), got an existing run at {out}"
         )
     return last
 

@@ -31,7 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--fast", action="store_true", help="the preset's short variant (as reproduce --fast)"
     )
     add_device_options(parser)
-    parser.add_argument("--out", default=None, help="run directory (default: runs/<preset>)")
+    parser.add_argument(
+        "--out", default=None, help="run directory (default: runs/<preset>[-fast][-s<seed>])"
+    )
     parser.add_argument(
         "--resume", action="store_true", help="continue the run in --out from its last checkpoint"
     )
@@ -44,7 +46,12 @@ def run(args: argparse.Namespace) -> int:
     config = get_preset(args.preset, fast=args.fast)
     changes = {k: v for k, v in (("epochs", args.epochs), ("seed", args.seed)) if v is not None}
     config = dataclasses.replace(config, **changes)
-    args.out = out = args.out or f"runs/{config.name}"  # kept in args for `interrupted`
+    if args.out is None:  # one folder per variant: a --fast run never meets the full run's folder
+        variant = ("-fast" if args.fast else "") + (
+            f"-s{args.seed}" if args.seed is not None else ""
+        )
+        args.out = f"runs/{config.name}{variant}"
+    out = args.out  # kept in args for `interrupted`
     summary = training.train(
         config,
         data_root=args.data,
