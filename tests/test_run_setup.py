@@ -93,11 +93,11 @@ def test_data_made_in_memory_is_used_as_given():
             r"selection_classes: expected indices below 4, got \[1, 7\]",
         ),
         ({}, {"compile": "fast"}, r"compile: expected True, False or one of"),
-        ({}, {"data_root": "no/such/folder"}, r"data root: expected a prepared dataset"),
+        ({}, {"data_root": "no/such/folder"}, r"data_root \(--data\): expected a prepared dataset"),
         (
             {"data": dataclasses.replace(tiny().data, dataset="acdc")},
             {},
-            r"^data root: expected a prepared folder for dataset 'acdc' .*, got none$",
+            r"^data_root \(--data\): expected a prepared folder for dataset 'acdc' .*, got none$",
         ),
     ],
 )

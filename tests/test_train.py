@@ -137,7 +137,7 @@ def test_bad_inputs_raise_value_errors(tmp_path):
     with pytest.raises(ValueError, match="expected a TrainConfig"):
         train({"epochs": 1}, out_dir=tmp_path, progress=False)
     with pytest.raises(
-        ValueError, match="^data root: expected a prepared folder for dataset 'acdc'"
+        ValueError, match=r"^data_root \(--data\): expected a prepared folder for dataset 'acdc'"
     ):
         train(get_preset("acdc-ce"), out_dir=tmp_path, progress=False)
     with pytest.raises(ValueError, match="manifest.json"):

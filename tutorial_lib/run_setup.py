@@ -176,13 +176,13 @@ def resolve_data_root(config: TrainConfig, data_root: str | os.PathLike | None) 
         root = Path(data_root)
         if not (root / "manifest.json").is_file():
             raise ValueError(
-                f"data root: expected a prepared dataset with manifest.json at {root}, got none"
+                f"data_root (--data): expected a prepared dataset with manifest.json at {root}, got none"
             )
         return root
     data = config.data
     if not data.dataset.startswith("toy-"):
         raise ValueError(
-            f"data root: expected a prepared folder for dataset {data.dataset!r} (python -m "
+            f"data_root (--data): expected a prepared folder for dataset {data.dataset!r} (python -m "
             "tutorial_lib prepare), got none"
         )
     kwargs: dict[str, Any] = {"size": data.size, "seed": data.generator_seed}
