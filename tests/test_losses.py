@@ -83,7 +83,11 @@ def test_paper_terms():
     prom = paper_terms("promise12")
     assert [t.classes for t in prom] == [(0, 1), (1,), (1,), (1,)]
     assert ShapeDescriptorLoss(paper_terms("acdc")).empty_policy == "paper"
-    with pytest.raises(ValueError, match="dataset: expected 'acdc' or 'promise12'"):
+    for name in ("msd-prostate", "msd_prostate"):  # the name prepare and fetch use, and its alias
+        assert paper_terms(name) == prom
+    with pytest.raises(
+        ValueError, match="^dataset: expected 'acdc', 'promise12' or 'msd-prostate'"
+    ):
         paper_terms("brats")
 
 

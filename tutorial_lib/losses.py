@@ -131,13 +131,15 @@ def paper_terms(dataset: str, *, weight: float = 1e-2) -> list[DescriptorTerm]:
     prostate): size on classes 0 and 1, the other three on class 1. Length ``margin=10`` in
     percentage mode gives ``[0, 11 L]``: faithful to the authors' recipe (probably meant as 10 %).
     """
-    key = dataset.lower()
+    key = dataset.lower().replace("_", "-")
     if key == "acdc":
         size_cls, other_cls = (1, 2, 3), (1, 2, 3)
-    elif key in ("promise12", "prostate", "msd_prostate"):
+    elif key in ("promise12", "prostate", "msd-prostate"):
         size_cls, other_cls = (0, 1), (1,)
     else:
-        raise ValueError(f"dataset: expected 'acdc' or 'promise12', got {dataset!r}")
+        raise ValueError(
+            f"dataset: expected 'acdc', 'promise12' or 'msd-prostate', got {dataset!r}"
+        )
     return [
         DescriptorTerm("size", size_cls, margin=0.1, mode="percentage", weight=weight),
         DescriptorTerm("centroid", other_cls, margin=20, mode="abs", weight=weight),
