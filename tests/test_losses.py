@@ -7,9 +7,10 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from authors_reference import ref_loss
+from authors_reference import ref_log_barrier, ref_loss
+from skimage.draw import ellipse
 
-from tutorial_lib.descriptors import soft_size
+from tutorial_lib.descriptors import DESCRIPTORS, soft_size
 from tutorial_lib.loss_tables import LossTables
 from tutorial_lib.losses import (
     DescriptorTerm,
@@ -243,10 +244,67 @@ def test_other_descriptors_and_options_as_terms():
 def test_penalty_is_finite_when_prediction_equals_ground_truth():
     _, target = make_batch()
     onehot = F.one_hot(target, 4).movedim(-1, 1).to(F64).requires_grad_()
-    loss = ours(margin_zero := [(n, c, 0.0, mo, w) for n, c, _, mo, w in ALL_TERMS])
-    out = loss(onehot, target, 10.0)  # z = 0 exactly on every constraint
+    loss = ours([(n, c, 0.0, mo, w) for n, c, _, mo, w in ALL_TERMS])
+    t = 10.0
+    out = loss(onehot, target, t)  # z = 0 exactly on every constraint
     out.backward()
-    assert margin_zero and torch.isfinite(out) and torch.isfinite(onehot.grad).all()
+    assert torch.isfinite(onehot.grad).all()
+    # every side of every column is psi_t(0) = 2 log(t) / t + 1 / t: 3 images x 17 columns x 2 sides
+    columns = 4 + 3 * 2 + 2 * 2 + 3  # size, centroid, spread (2 values each in 2-D), length
+    expected = 3 * columns * 2 * 1e-2 * (2 * math.log(t) / t + 1 / t) / (12 * 10)
+    assert out.item() == pytest.approx(expected, rel=1e-12)
+    assert loss.last_stats["size/violation"].item() == 0.0
+
+
+def ellipse_batch():
+    """Two images, background + two ellipses each, tilted both ways: signed values of both signs."""
+    target = torch.zeros(2, 32, 36, dtype=torch.long)
+    for b, (rot1, rot2) in enumerate([(0.7, -0.4), (-1.0, 0.5)]):
+        for k, (r, c, a, bb, rot) in ((1, (10, 12, 4, 9, rot1)), (2, (22, 24, 3, 8, rot2))):
+            rr, cc = ellipse(r, c, a, bb, rotation=rot, shape=target.shape[1:])
+            target[b, rr, cc] = k
+    g = torch.Generator().manual_seed(5)
+    onehot = F.one_hot(target, 3).movedim(-1, 1).to(F64)
+    probs = (3 * onehot + torch.randn(2, 3, 32, 36, generator=g, dtype=F64)).softmax(1)
+    return probs, target, onehot
+
+
+def reference_terms_loss(probs, onehot, terms, t):
+    """sum weight * psi_t([lower - f, f - upper]) / (H W), with [v - m, v + m] clamped at 0 only for
+    unsigned descriptors (every class present): the loss written out term by term."""
+    total = 0.0
+    for term in terms:
+        d = DESCRIPTORS[term.descriptor]
+        f = d(probs, **term.options)[:, list(term.classes)]
+        v = d(onehot, **term.options)[:, list(term.classes)]
+        m = term.margin * v.abs() if term.mode == "percentage" else torch.full_like(v, term.margin)
+        lower, upper = v - m, v + m
+        if not d.signed:
+            lower, upper = lower.clamp_min(0), upper.clamp_min(0)
+        psi = ref_log_barrier(lower - f, t) + ref_log_barrier(f - upper, t)
+        total = total + term.weight * psi.sum() / math.prod(probs.shape[2:])
+    return total
+
+
+@pytest.mark.parametrize("t", [1.0, 5.0])
+def test_signed_and_extra_descriptors_equal_the_reference(t):
+    probs, target, onehot = ellipse_batch()
+    terms = [
+        DescriptorTerm("orientation", (1, 2), margin=0.2, mode="abs", weight=0.5),
+        DescriptorTerm("covariance", (2, 1), margin=0.3, weight=0.1),
+        DescriptorTerm("eccentricity", (1, 2), margin=0.1, weight=0.2),
+        DescriptorTerm("compactness", (1,), margin=0.2, options={"connectivity": 4}),
+        DescriptorTerm("length", (2,), margin=0.1, weight=0.3),
+    ]
+    signed = torch.cat([DESCRIPTORS[n](onehot)[:, 1:] for n in ("orientation", "covariance")], 2)
+    assert (signed < -0.3).sum() >= 4  # negative targets: clamped bounds would differ
+    p = probs.clone().requires_grad_()
+    out = ShapeDescriptorLoss(terms)(p, target, t)
+    ref = reference_terms_loss(p, onehot, terms, t)
+    torch.testing.assert_close(out, ref, rtol=1e-10, atol=1e-12)
+    (g_out,) = torch.autograd.grad(out, p)
+    (g_ref,) = torch.autograd.grad(ref, p)
+    torch.testing.assert_close(g_out, g_ref, rtol=1e-8, atol=1e-12)
 
 
 def test_cross_entropy():

@@ -129,6 +129,23 @@ def test_dice_empty_cases():
     assert dice_2d(zeros, zeros, 2)[:, 0].eq(1).all()
 
 
+@pytest.mark.parametrize("empty", ["nan", "one"])
+def test_dice_class_present_in_one_mask_only_is_zero_in_each_convention(empty):
+    """Only absent-in-both is a convention; a class in one mask only is a plain miss: 0."""
+    pred = torch.tensor([[[1, 1, 0], [0, 0, 0]], [[0, 0, 0], [0, 0, 0]]])
+    target = torch.tensor([[[0, 0, 0], [0, 0, 0]], [[2, 0, 0], [0, 0, 0]]])
+    # image 0: class 1 predicted only, class 2 absent from both; image 1: class 2 in the truth only
+    both_absent = math.nan if empty == "nan" else 1.0
+    expected = torch.tensor(
+        [[0.8, 0.0, both_absent], [10 / 11, both_absent, 0.0]], dtype=torch.float64
+    )
+    torch.testing.assert_close(dice_2d(pred, target, 3, empty=empty), expected, equal_nan=True)
+    counts = torch.tensor([[[0, 4, 0], [0, 0, 7], [0, 0, 0], [3, 3, 3]]])  # (1, K=4, 3) by hand
+    dice = dice_from_counts(counts, empty=empty)
+    assert dice[0, :2].tolist() == [0.0, 0.0] and dice[0, 3].item() == 1.0
+    assert dice[0, 2].item() == 1.0 if empty == "one" else math.isnan(dice[0, 2].item())
+
+
 def test_mean_dice_skips_absent_classes():
     dsc = torch.tensor([[1.0, math.nan], [0.5, 0.25]])
     torch.testing.assert_close(mean_dice(dsc, dim=0), torch.tensor([0.75, 0.25]))
