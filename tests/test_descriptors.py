@@ -338,6 +338,10 @@ def test_bad_options_raise():
         soft_size(p, spacing=(1.0, 1.0, 1.0))
     with pytest.raises(ValueError, match=r"spacing: expected positive"):
         soft_size(p, spacing=(1.0, -1.0))
+    with pytest.raises(
+        ValueError, match=r"^spacing: expected a constant tensor, got one that requires grad$"
+    ):
+        soft_length(p, spacing=torch.ones(2, requires_grad=True))
     with pytest.raises(ValueError, match="orientation: expected 2-D"):
         soft_orientation(torch.rand(1, 1, 3, 3, 3))
     with pytest.raises(ValueError, match=r"descriptor: expected one of .*got 'perimeter'"):
