@@ -17,8 +17,9 @@ For each module the script copies ``tutorial_lib/``, ``tests/``, ``conftest.py``
 ``pyproject.toml`` into a scratch folder (``--work``), adds to ``[tool.mutmut]`` the one module to
 mutate and its own test files (``MODULES`` below), and runs ``mutmut run`` there with fail-fast
 tests and a per-test timeout (the shared settings are in ``pyproject.toml``). It prints one line per
-module: mutants, killed (a failing test or a timeout), survived, equivalent, and the score
-``killed / (mutants - equivalent)``. Equivalent mutants (no test can tell them from the original)
+module: mutants, killed (a failing test or a timeout), survived, equivalent, device-only, and
+the score ``killed / (mutants - equivalent - device-only)``. Equivalent mutants (no test can tell
+them from the original) and device-only ones (a dropped ``device=``, which no CPU run can see)
 are listed, each with why, in ``benchmarks/mutation_equivalent.md``; they are named as mutmut
 names them (``tutorial_lib.penalties.x_log_barrier_extension__mutmut_7``), which
 ``mutmut show NAME`` in the scratch folder turns into a diff.
@@ -57,12 +58,20 @@ COPIED = ("tutorial_lib", "tests", "conftest.py", "pyproject.toml")
 KILLED = {"killed", "timeout", "segfault"}
 
 
-def equivalent_mutants() -> set[str]:
-    """Mutant names listed in mutation_equivalent.md (each in backquotes at the start of a line)."""
+def excluded_mutants() -> dict[str, str]:
+    """Mutant name -> its kind ("equivalent" or "device"), from mutation_equivalent.md: each name in
+    backquotes at the start of a list line, under the heading ``## Equivalent`` or
+    ``## Device placement``."""
     if not EQUIVALENT_FILE.is_file():
-        return set()
-    pattern = re.compile(r"^- `(tutorial_lib\.[\w.]+__mutmut_\d+)`", re.MULTILINE)
-    return set(pattern.findall(EQUIVALENT_FILE.read_text()))
+        return {}
+    kinds, kind = {}, None
+    for line in EQUIVALENT_FILE.read_text().splitlines():
+        if line.startswith("## "):
+            kind = "device" if "device" in line.lower() else "equivalent"
+        found = re.match(r"^- `(tutorial_lib\.[\w.ǁ]+__mutmut_\d+)`", line)
+        if found and kind:
+            kinds[found.group(1)] = kind
+    return kinds
 
 
 def prepare(scratch: Path, mutate: list[str], tests: list[str]) -> None:
@@ -118,21 +127,28 @@ def run_module(name: str, work: Path, jobs: int, show: bool) -> tuple[int, int, 
     if not found:
         print(f"{name}: no results (see {work / name}.log)")
         return 0, 0, 0, 0
-    equivalent = equivalent_mutants() & set(found)
+    kinds = excluded_mutants()
     killed = sum(status in KILLED for status in found.values())
-    survivors = sorted(k for k, s in found.items() if s not in KILLED and k not in equivalent)
-    counted = len(found) - len(equivalent)
+    alive = sorted(k for k, status in found.items() if status not in KILLED)
+    equivalent = [k for k in alive if kinds.get(k) == "equivalent"]
+    device = [k for k in alive if kinds.get(k) == "device"]
+    survivors = [k for k in alive if k not in kinds]
+    counted = len(found) - len(equivalent) - len(device)
     score = 100 * killed / counted if counted else 100.0
     print(
-        f"{name:12s} mutants {len(found):4d}  killed {killed:4d}  survived {len(survivors):4d}  "
-        f"equivalent {len(equivalent):3d}  score {score:5.1f} %  ({time.perf_counter() - start:.0f} s)",
+        f"{name:12s} mutants {len(found):4d}  killed {killed:4d}  survived {len(survivors):3d}  "
+        f"equivalent {len(equivalent):3d}  device-only {len(device):3d}  score {score:5.1f} %  "
+        f"({time.perf_counter() - start:.0f} s)",
         flush=True,
     )
+    stale = sorted(k for k in kinds if k in found and found[k] in KILLED)
+    for key in stale:
+        print(f"    listed in {EQUIVALENT_FILE.name} but killed: {key}")
     for key in survivors:
         print(f"    {found[key]:10s} {key}")
         if show:
             print(mutmut(scratch, "show", key, capture=True))
-    return len(found), killed, len(survivors), len(equivalent)
+    return len(found), killed, len(survivors), len(equivalent) + len(device)
 
 
 def main() -> None:
