@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -385,3 +386,173 @@ def test_bad_t_and_missing_spacing_raise():
     wide = ShapeDescriptorLoss([DescriptorTerm("centroid", (1,), lower=[[1.0, 2.0, 3.0]])])
     with pytest.raises(ValueError, match=r"expected bounds with 2 values per class for 2-D images"):
         wide(probs, target, 1.0)
+
+
+# ---------------------------------------------------------------------- terms, tables, stats
+
+
+def test_term_classes_weights_and_labels():
+    assert DescriptorTerm("size", 1).classes == (1,)
+    assert DescriptorTerm("size", [2, 3]).classes == (2, 3)
+    assert DescriptorTerm("size", (1,), weight=0.0).weight == 0.0  # a term switched off
+    for bad in [(True,), (1.5,)]:
+        with pytest.raises(ValueError, match=r"^classes: expected a non-empty sequence"):
+            DescriptorTerm("size", bad)
+    with pytest.raises(ValueError, match=r"^weight: expected a non-negative finite number"):
+        DescriptorTerm("size", (1,), weight=-1.0)
+    terms = [DescriptorTerm("size", (1, 2)), DescriptorTerm("size", (1, 2))]
+    terms.append(DescriptorTerm("size", (1, 2)))
+    assert ShapeDescriptorLoss(terms).labels == ["size", "size[1,2]", "size[1,2]'"]
+    assert ShapeDescriptorLoss(terms).last_stats == {}  # before any call
+
+
+def test_paper_terms_aliases_and_weight():
+    promise = [dataclasses.astuple(t) for t in paper_terms("promise12")]
+    for alias in ("prostate", "msd_prostate", "MSD_Prostate"):
+        assert [dataclasses.astuple(t) for t in paper_terms(alias)] == promise
+    assert {t.weight for t in paper_terms("acdc", weight=0.5)} == {0.5}
+
+
+def test_constant_tables_per_value_and_class():
+    """A (classes, n) constant table: each (class, value) gets its own row; a scalar broadcasts."""
+    probs, target = make_batch()
+    lower = [[1.0, 2.0], [3.0, 4.0]]
+    upper = [[5.0, 6.0], [7.0, 8.0]]
+    term = DescriptorTerm("centroid", (1, 2), lower=lower, upper=upper, weight=1.0)
+    tables = LossTables.build([term], 2)  # the default dtype and device: float32 on the CPU
+    assert tables.rules.table.tolist() == [[1.0, 5.0], [2.0, 6.0], [3.0, 7.0], [4.0, 8.0]]
+    loss = ShapeDescriptorLoss([term], penalty="quadratic")
+    f = DESCRIPTORS["centroid"](probs)[:, 1:3]  # (B, 2 classes, 2 values)
+    lo, hi = torch.tensor(lower, dtype=F64), torch.tensor(upper, dtype=F64)
+    expected = ((lo - f).relu().square() + (f - hi).relu().square()).sum() / 120
+    torch.testing.assert_close(loss(probs, target, 1.0), expected)
+    scalar = DescriptorTerm("centroid", (1,), lower=2.0, upper=9.0)  # one number for both values
+    assert LossTables.build([scalar], 2).rules.table.tolist() == [[2.0, 9.0], [2.0, 9.0]]
+    wide = DescriptorTerm("centroid", (1,), lower=[[1.0, 2.0, 3.0]], name="where")
+    with pytest.raises(
+        ValueError,
+        match=r"^term 'where': expected bounds with 2 values per class for 2-D images, got 3$",
+    ):
+        LossTables.build([wide], 2)
+
+
+def test_a_constant_term_before_precise_terms():
+    probs, target = make_batch()
+    prior = DescriptorTerm("size", (1,), lower=50.0, upper=60.0)
+    precise = [DescriptorTerm("centroid", (2,), margin=1, mode="abs"), DescriptorTerm("size", (3,))]
+    both = ShapeDescriptorLoss([prior, *precise])(probs, target, 2.0)
+    apart = ShapeDescriptorLoss([prior])(probs, target, 2.0) + ShapeDescriptorLoss(precise)(
+        probs, target, 2.0
+    )
+    torch.testing.assert_close(both, apart)
+
+
+def test_spacing_reaches_only_the_physical_terms_and_their_bounds():
+    _, target = make_batch()
+    onehot = F.one_hot(target, 4).movedim(-1, 1).to(F64)
+    plain = [DescriptorTerm("centroid", (1, 2), margin=1, mode="abs")]
+    spacing = (2.0, 0.5)
+    torch.testing.assert_close(
+        ShapeDescriptorLoss(plain)(onehot, target, 3.0, spacing=spacing),
+        ShapeDescriptorLoss(plain)(onehot, target, 3.0),
+    )
+    # a physical precise term on the ground truth itself: f in mm within bounds made in mm
+    physical = ShapeDescriptorLoss([DescriptorTerm("size", (1, 2), physical=True)])
+    physical(onehot, target, 3.0, spacing=spacing)
+    assert physical.last_stats["size/violation"].item() == 0.0
+
+
+def test_stats_count_only_the_active_sides():
+    """A one-sided prior has one active side per value: the violation is its mean over that side."""
+    probs, target = make_batch()
+    loss = ShapeDescriptorLoss([DescriptorTerm("size", (1,), lower=1e4)])  # every image too small
+    loss(probs, target, 1.0)
+    sizes = soft_size(probs)[:, 1, 0]
+    assert loss.last_stats["size/frac_violated"].item() == 1.0
+    assert loss.last_stats["size/violation"].item() == pytest.approx((1e4 - sizes).mean().item())
+    one = ShapeDescriptorLoss([DescriptorTerm("size", (1,), lower=1e4)])
+    one(probs[:1], target[:1], 1.0)  # a single active constraint
+    assert one.last_stats["size/violation"].item() == pytest.approx(1e4 - sizes[0].item())
+
+
+def test_one_pixel_class_is_present():
+    probs, target = make_batch()
+    target[0] = 0
+    target[0, 3, 4] = 3  # class 3: one pixel in image 0
+    loss = ShapeDescriptorLoss(
+        [DescriptorTerm("centroid", (3,), margin=0, mode="abs")],
+        "quadratic",
+        empty_policy="corrected",
+    )
+    loss(probs, target, 1.0)
+    onehot = F.one_hot(target, 4).movedim(-1, 1).to(F64)
+    loss(onehot, target, 1.0)
+    assert loss.last_stats["centroid/violation"].item() == 0.0  # bounded at (3, 4), and it is there
+    moved = onehot.roll(1, dims=-1)
+    assert loss(moved, target, 1.0).item() > 0  # image 0: its one pixel moved by one column
+
+
+def test_check_inputs_off_skips_the_value_checks_only():
+    probs, target = make_batch()
+    nan = probs.clone()
+    nan[0, 1, 0, 0] = math.nan  # class 1: constrained by the terms
+    terms = paper_terms("acdc")
+    with pytest.raises(
+        ValueError, match=r"^probs: expected finite probabilities, got a tensor containing NaN$"
+    ):
+        shape_descriptor_loss(nan, target, 1.0, terms)
+    out, _ = shape_descriptor_loss(nan, target, 1.0, terms, check_inputs=False)
+    assert out.isnan()
+    assert ShapeDescriptorLoss(terms, check_inputs=False)(nan, target, 1.0).isnan()
+    with pytest.raises(ValueError, match=r"^probs: expected shape \(B, K, H, W\)"):
+        shape_descriptor_loss(probs[0], target, 1.0, terms, check_inputs=False)
+
+
+def test_more_input_errors_in_full():
+    probs, target = make_batch()
+    terms = paper_terms("acdc")
+    with pytest.raises(
+        ValueError,
+        match=r"^target: expected integer labels \(B, \*spatial\), needed by precise bounds or the "
+        r"empty policy, got None$",
+    ):
+        ShapeDescriptorLoss(terms)(probs, None, 1.0)
+    with pytest.raises(
+        ValueError, match=r"^target: expected an integer label tensor, got torch.float32$"
+    ):
+        ShapeDescriptorLoss(terms)(probs, target.float(), 1.0)
+    with pytest.raises(ValueError, match=r"^target: expected an integer label tensor, got list$"):
+        ShapeDescriptorLoss(terms)(probs, target.tolist(), 1.0)
+    with pytest.raises(
+        ValueError, match=r"^target: expected labels in \[0, 3\], got values outside"
+    ):
+        ShapeDescriptorLoss(terms)(
+            probs, target.clamp_max(3).index_fill(1, torch.tensor([0]), 4), 1.0
+        )
+    prior = ShapeDescriptorLoss([DescriptorTerm("size", (1,), lower=1.0, physical=True)])
+    with pytest.raises(
+        ValueError, match=r"^spacing: expected mm per axis for the physical terms, got None$"
+    ):
+        prior(probs, target, 1.0)
+
+
+def test_cross_entropy_in_3d_and_non_tensor_inputs():
+    logits = torch.randn(2, 3, 4, 5, 6)
+    target = torch.randint(0, 3, (2, 4, 5, 6))
+    torch.testing.assert_close(cross_entropy_loss(logits, target), F.cross_entropy(logits, target))
+    with pytest.raises(ValueError, match=r"^logits: expected a floating tensor .*, got list$"):
+        cross_entropy_loss([[0.5]], target)
+    with pytest.raises(
+        ValueError, match=r"^target: expected integer labels of shape .*, got list$"
+    ):
+        cross_entropy_loss(logits, target.tolist())
+
+
+def test_the_loss_ignores_an_outer_autocast():
+    probs, target = make_batch(dtype=torch.float32)
+    terms = [DescriptorTerm("covariance", (1, 2), margin=0.2), *paper_terms("acdc")]
+    loss = ShapeDescriptorLoss(terms)
+    ref = loss(probs, target, 2.0)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        inside = loss(probs, target, 2.0)
+    torch.testing.assert_close(inside, ref, rtol=1e-6, atol=1e-7)
