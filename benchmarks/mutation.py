@@ -116,13 +116,16 @@ def statuses(scratch: Path) -> dict[str, str]:
     return {name: status.strip() for name, status in found}
 
 
-def run_module(name: str, work: Path, jobs: int, show: bool) -> tuple[int, int, int, int]:
+def run_module(
+    name: str, work: Path, jobs: int, show: bool, rerun: bool = True
+) -> tuple[int, int, int, int]:
     mutate, tests = MODULES[name]
     scratch = work / name
-    prepare(scratch, mutate, tests)
     start = time.perf_counter()
-    log = mutmut(scratch, "run", "--max-children", str(jobs), capture=True)
-    (work / f"{name}.log").write_text(log)
+    if rerun:
+        prepare(scratch, mutate, tests)
+        log = mutmut(scratch, "run", "--max-children", str(jobs), capture=True)
+        (work / f"{name}.log").write_text(log)
     found = statuses(scratch)
     if not found:
         print(f"{name}: no results (see {work / name}.log)")
@@ -157,12 +160,15 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/tutorial_lib-mutation"))
     parser.add_argument("--jobs", type=int, default=2, help="mutants tested at once (default 2)")
     parser.add_argument("--survivors", action="store_true", help="print each survivor's diff")
+    parser.add_argument(
+        "--report", action="store_true", help="score the results already in --work, run nothing"
+    )
     args = parser.parse_args()
     unknown = sorted(set(args.modules) - set(MODULES))
     if unknown:
         parser.error(f"modules: expected names among {list(MODULES)}, got {unknown}")
     for name in args.modules or list(MODULES):
-        run_module(name, args.work, args.jobs, args.survivors)
+        run_module(name, args.work, args.jobs, args.survivors, rerun=not args.report)
 
 
 if __name__ == "__main__":
