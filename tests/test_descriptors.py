@@ -74,6 +74,42 @@ def test_2d_oracle_scikit_image(mask):
         )
 
 
+@pytest.mark.parametrize(
+    "mask",
+    [
+        np.pad(np.ones((3, 15), np.uint8), ((3, 4), (2, 3))),  # wide: major axis along the columns
+        np.eye(7, dtype=np.uint8),  # a diagonal line: cov_rr == cov_cc
+        np.pad(np.ones((1, 9), np.uint8), ((2, 2), (1, 2))),  # a one-pixel-wide line
+    ],
+    ids=["wide-rectangle", "diagonal-line", "thin-line"],
+)
+def test_axis_aligned_diagonal_and_thin_shapes_against_regionprops(mask):
+    rp = regionprops(mask)[0]
+    p = as_probs(mask)
+    assert soft_orientation(p).item() == pytest.approx(rp.orientation, abs=1e-12)
+    assert soft_eccentricity(p).item() == pytest.approx(rp.eccentricity, abs=1e-6)
+
+
+@pytest.mark.parametrize("spatial", [(7, 4), (6, 3, 6)], ids=["2d", "3d"])
+def test_as_many_classes_as_the_longest_axis(spatial):
+    """K equal to the longest axis, the other axes shorter: the marginals are padded by axis."""
+    k = max(spatial)
+    p = torch.randn(2, k, *spatial, dtype=F64, generator=torch.Generator().manual_seed(2)).softmax(
+        1
+    )
+    for name in ("size", "centroid", "dist_centroid", "length"):
+        torch.testing.assert_close(DESCRIPTORS[name](p), REF_DESCRIPTORS[name](p, dtype=F64))
+
+
+def test_one_pixel_and_almost_empty_classes():
+    p = torch.zeros(1, 3, 6, 7, dtype=F64)
+    p[0, 0, 2, 3] = 1.0  # one pixel: no spread
+    p[0, 1, 4, 5] = 1e-12  # almost empty; class 2 empty
+    spread = soft_dist_centroid(p)[0]
+    assert spread[0].max() < 1e-9 and spread[2].tolist() == [0.0, 0.0]
+    assert (soft_compactness(p) >= 0).all() and (soft_eccentricity(p) <= 1).all()
+
+
 @pytest.mark.parametrize("s", [1, 2, 5, 10])
 def test_square_closed_forms(s):
     p = torch.zeros(1, 1, s + 6, s + 9, dtype=F64)
@@ -85,6 +121,7 @@ def test_square_closed_forms(s):
         soft_dist_centroid(p).flatten(), torch.tensor([expected] * 2, dtype=F64), atol=1e-5, rtol=0
     )
     assert soft_compactness(p).item() == pytest.approx((12 * s - 4) ** 2 / s**2)
+    assert soft_compactness(p, connectivity=4).item() == pytest.approx((4 * s) ** 2 / s**2)
 
 
 def test_3d_balls_and_cube():
