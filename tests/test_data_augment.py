@@ -235,6 +235,10 @@ def test_blur_equals_scipy_gaussian_filter_in_float64():
                 images[i, c].numpy(), s, mode="nearest", radius=math.ceil(3 * 1.5)
             )
             np.testing.assert_allclose(out[i, c].numpy(), expected, rtol=0, atol=1e-12)
+    # a small sigma: the radius is ceil(3 sigma) = 1, not more
+    thin = blur_images(images[:1], torch.tensor([0.3], dtype=torch.float64), max_sigma=0.3)
+    expected = ndimage.gaussian_filter(images[0, 0].numpy(), 0.3, mode="nearest", radius=1)
+    np.testing.assert_allclose(thin[0, 0].numpy(), expected, rtol=0, atol=1e-13)
     # without max_sigma the radius comes from the largest sigma: ceil(3 * 1.3) = 4
     wide = blur_images(images, sigmas)
     narrow = ndimage.gaussian_filter(images[0, 0].numpy(), 0.5, mode="nearest", radius=4)
