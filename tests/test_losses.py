@@ -450,13 +450,13 @@ def test_a_constant_term_before_precise_terms():
 
 
 def test_spacing_reaches_only_the_physical_terms_and_their_bounds():
-    _, target = make_batch()
+    probs, target = make_batch()
     onehot = F.one_hot(target, 4).movedim(-1, 1).to(F64)
     plain = [DescriptorTerm("centroid", (1, 2), margin=1, mode="abs")]
-    spacing = (2.0, 0.5)
+    spacing = (2.0, 1.5)  # a pixel of 3 mm²
     torch.testing.assert_close(
-        ShapeDescriptorLoss(plain)(onehot, target, 3.0, spacing=spacing),
-        ShapeDescriptorLoss(plain)(onehot, target, 3.0),
+        ShapeDescriptorLoss(plain)(probs, target, 3.0, spacing=spacing),
+        ShapeDescriptorLoss(plain)(probs, target, 3.0),
     )
     # a physical precise term on the ground truth itself: f in mm within bounds made in mm
     physical = ShapeDescriptorLoss([DescriptorTerm("size", (1, 2), physical=True)])
@@ -479,8 +479,9 @@ def test_stats_count_only_the_active_sides():
 
 def test_one_pixel_class_is_present():
     probs, target = make_batch()
+    probs, target = probs[:1], target[:1].clone()
     target[0] = 0
-    target[0, 3, 4] = 3  # class 3: one pixel in image 0
+    target[0, 3, 4] = 3  # class 3: one pixel
     loss = ShapeDescriptorLoss(
         [DescriptorTerm("centroid", (3,), margin=0, mode="abs")],
         "quadratic",
@@ -555,6 +556,19 @@ def test_the_loss_ignores_an_outer_autocast():
     terms = [DescriptorTerm("covariance", (1, 2), margin=0.2), *paper_terms("acdc")]
     loss = ShapeDescriptorLoss(terms)
     ref = loss(probs, target, 2.0)
+    stats = loss.last_stats
     with torch.autocast("cpu", dtype=torch.bfloat16):
         inside = loss(probs, target, 2.0)
     torch.testing.assert_close(inside, ref, rtol=1e-6, atol=1e-7)
+    for key, value in loss.last_stats.items():  # the stats' matrix product too
+        torch.testing.assert_close(value, stats[key], rtol=1e-6, atol=1e-7)
+
+
+def test_the_module_says_its_settings():
+    text = repr(
+        ShapeDescriptorLoss(paper_terms("promise12"), "quadratic", "batch_mean", "corrected")
+    )
+    assert text == (
+        "ShapeDescriptorLoss(terms=[size[0, 1], centroid[1], dist_centroid[1], length[1]], "
+        "penalty='quadratic', normalisation='batch_mean', empty_policy='corrected')"
+    )
