@@ -101,6 +101,43 @@ def test_as_many_classes_as_the_longest_axis(spatial):
         torch.testing.assert_close(DESCRIPTORS[name](p), REF_DESCRIPTORS[name](p, dtype=F64))
 
 
+def test_spacing_errors_in_full_and_float32_spacing_tensors():
+    p = torch.rand(3, 2, 5, 6, dtype=F64)
+    with pytest.raises(
+        ValueError, match=r"^spacing: expected a sequence of 2 floats or a tensor, got 5$"
+    ):
+        soft_size(p, spacing=5)
+    with pytest.raises(
+        ValueError,
+        match=r"^spacing: expected 2 values \(one per spatial axis\), shape \(2,\) or \(3, 2\), "
+        r"for probabilities of shape \(3, 2, 5, 6\); got shape \(2, 2\)$",
+    ):
+        soft_size(p, spacing=torch.ones(2, 2))
+    with pytest.raises(ValueError, match=r"^spacing: expected positive values .*got \[1.0, 0.0\]$"):
+        soft_size(p, spacing=(1.0, 0.0))
+    with pytest.raises(ValueError, match=r"^p: expected a torch.Tensor, got list$"):
+        D.check_probs([[0.5]])
+    # a float32 spacing tensor is read as the float64 numbers it holds: no float32 arithmetic
+    sp32 = torch.tensor([1.1, 0.7], dtype=torch.float32)
+    as_list = [float(v) for v in sp32]
+    for name in ("size", "centroid", "covariance", "length"):
+        torch.testing.assert_close(
+            DESCRIPTORS[name](p, spacing=sp32),
+            DESCRIPTORS[name](p, spacing=as_list),
+            rtol=1e-14,
+            atol=0,
+        )
+    ones = torch.ones(1, 1, 5, 6, dtype=F64)  # a sequence is read in float64 too
+    assert soft_size(ones, spacing=(1.1, 0.7)).item() == pytest.approx(30 * 1.1 * 0.7, rel=1e-14)
+
+
+def test_the_authors_epsilon_in_the_normalised_moments():
+    """A class of mass eps = 1e-10: its centroid is sum p x / (S + eps), half its position."""
+    p = torch.zeros(1, 1, 5, 6, dtype=F64)
+    p[0, 0, 2, 4] = 1e-10
+    assert soft_centroid(p).flatten().tolist() == pytest.approx([1.0, 2.0], rel=1e-6)
+
+
 def test_one_pixel_and_almost_empty_classes():
     p = torch.zeros(1, 3, 6, 7, dtype=F64)
     p[0, 0, 2, 3] = 1.0  # one pixel: no spread
