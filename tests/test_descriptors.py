@@ -80,8 +80,9 @@ def test_2d_oracle_scikit_image(mask):
         np.pad(np.ones((3, 15), np.uint8), ((3, 4), (2, 3))),  # wide: major axis along the columns
         np.eye(7, dtype=np.uint8),  # a diagonal line: cov_rr == cov_cc
         np.pad(np.ones((1, 9), np.uint8), ((2, 2), (1, 2))),  # a one-pixel-wide line
+        np.pad(np.ones((1, 9), np.uint8), ((0, 3), (1, 2))),  # in row 0: cov_rc is exactly 0
     ],
-    ids=["wide-rectangle", "diagonal-line", "thin-line"],
+    ids=["wide-rectangle", "diagonal-line", "thin-line", "line-in-row-0"],
 )
 def test_axis_aligned_diagonal_and_thin_shapes_against_regionprops(mask):
     rp = regionprops(mask)[0]

@@ -551,17 +551,29 @@ def test_cross_entropy_in_3d_and_non_tensor_inputs():
         cross_entropy_loss(logits, target.tolist())
 
 
-def test_the_loss_ignores_an_outer_autocast():
-    probs, target = make_batch(dtype=torch.float32)
-    terms = [DescriptorTerm("covariance", (1, 2), margin=0.2), *paper_terms("acdc")]
+def test_the_loss_runs_in_float32_with_or_without_an_outer_autocast():
+    """float32 probabilities: the same values as the reference in float32, even under autocast
+    (which would run the matrix products of the moments and the stats in bfloat16)."""
+    probs, target, onehot = ellipse_batch()
+    probs, onehot = probs.float(), onehot.float()
+    terms = [
+        DescriptorTerm("covariance", (1, 2), margin=0.2),
+        DescriptorTerm("size", (1, 2), margin=0.1),
+    ]
+    ref = reference_terms_loss(probs, onehot, terms, 2.0)
     loss = ShapeDescriptorLoss(terms)
-    ref = loss(probs, target, 2.0)
+    outside = loss(probs, target, 2.0)
     stats = loss.last_stats
     with torch.autocast("cpu", dtype=torch.bfloat16):
         inside = loss(probs, target, 2.0)
-    torch.testing.assert_close(inside, ref, rtol=1e-6, atol=1e-7)
+    for out in (outside, inside):
+        assert out.dtype == torch.float32
+        torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-6)
     for key, value in loss.last_stats.items():  # the stats' matrix product too
-        torch.testing.assert_close(value, stats[key], rtol=1e-6, atol=1e-7)
+        torch.testing.assert_close(value, stats[key], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(
+        stats["covariance/loss"] + stats["size/loss"], ref, rtol=1e-5, atol=1e-6
+    )
 
 
 def test_the_module_says_its_settings():
