@@ -90,9 +90,12 @@ print(f"device: {device}  (CPU threads: {n_threads})  fast mode: {FAST}")
 
 # %%
 n_labels = 256 * 256
-values_per_class = {"size": 1, "centroid": 2, "spread": 2, "length": 1}
+names = ("size", "centroid", "dist_centroid", "length")
+values_per_class = {name: descriptors.DESCRIPTORS[name].n_values(2) for name in names}
 n_numbers = sum(values_per_class.values()) * 3
-assert n_labels == 65_536 and n_numbers == 18
+# the library's count against a hand count: 1 size, 2 centroid and 2 spread coordinates, 1 length
+assert values_per_class == {"size": 1, "centroid": 2, "dist_centroid": 2, "length": 1}
+assert n_numbers == 18
 print(f"{n_labels:,} labels against {n_numbers} numbers: {n_labels / n_numbers:,.0f}× fewer")
 
 # %%

@@ -45,6 +45,7 @@ import math
 import os
 
 import torch
+from skimage.measure import regionprops
 
 from tutorial_lib import plots, widgets
 from tutorial_lib.descriptors import soft_centroid, soft_size
@@ -216,14 +217,19 @@ plots.plot_gradient_maps(grads, prob=soft_disk, suptitle="∂ descriptor / ∂ s
 fg = make_shape("disk", size=SIZE, radius=RADIUS, softness=1.0)
 probs = torch.stack([1 - fg, fg])[None]  # (1, 2, H, W): background, foreground
 sizes_k = soft_size(probs)[0, :, 0]
-assert torch.allclose(
-    sizes_k.sum(), torch.tensor(float(SIZE * SIZE))
-)  # the classes share the pixels
 spacing = (1.5, 1.5)  # mm per pixel, (row, col)
 size_mm2 = soft_size(probs, spacing=spacing)[0, 1, 0]
 centroid_mm = soft_centroid(probs, spacing=spacing)[0, 1]
-assert torch.allclose(size_mm2, sizes_k[1] * 1.5 * 1.5)
-assert torch.allclose(centroid_mm, soft_centroid(probs)[0, 1] * 1.5)
+
+# %%
+# Checked against scikit-image on a binary disk, with a pixel that is not square (1.5 x 0.5 mm)
+hard = make_shape("disk", size=SIZE, radius=RADIUS)
+region = regionprops(hard.numpy().astype(int), spacing=(1.5, 0.5))[0]
+hard_probs = torch.stack([1 - hard, hard])[None].double()
+assert soft_size(hard_probs, spacing=(1.5, 0.5))[0, 1, 0].item() == region.area
+assert torch.allclose(
+    soft_centroid(hard_probs, spacing=(1.5, 0.5))[0, 1], torch.tensor(region.centroid).double()
+)
 print(
     f"foreground: {sizes_k[1]:.0f} px = {size_mm2:.0f} mm², centroid ({centroid_mm[0]:.2f}, {centroid_mm[1]:.2f}) mm"
 )

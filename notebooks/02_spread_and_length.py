@@ -56,7 +56,6 @@ from tutorial_lib.descriptors import (
     soft_eccentricity,
     soft_length,
     soft_orientation,
-    soft_size,
 )
 from tutorial_lib.device import get_device, set_cpu_threads
 from tutorial_lib.widgets import make_shape
@@ -351,9 +350,12 @@ assert compact["octagon"] < compact["disk"] < compact["square"]
 assert compact["crescent"] > 2 * compact["disk"]
 
 # %%
-# Consistency: compactness is exactly L² / S.
-m = shapes["crescent"][None, None]
-assert torch.allclose(soft_compactness(m), soft_length(m) ** 2 / soft_size(m), rtol=1e-9)
+# A binary s x s square by hand: 12 s - 4 neighbour pairs cross its boundary (8-connectivity), its
+# area is s², so its compactness is (12 s - 4)² / s² (about 144 for a large square, more than a disk).
+for s in (3, 10, 25):
+    square = torch.zeros(1, 1, s + 4, s + 4, dtype=DTYPE)
+    square[..., 2 : 2 + s, 2 : 2 + s] = 1
+    assert math.isclose(soft_compactness(square).item(), (12 * s - 4) ** 2 / s**2, rel_tol=1e-9)
 
 # %%
 # NBVAL_IGNORE_OUTPUT

@@ -114,6 +114,9 @@ for _ in range(200):
     lam_k = max(0.0, lam_k + 0.5 * (x_k - 1))  # ascent on λ along the constraint value
 print(f"dual ascent: λ = {lam_k:.4f}, x = {x_k:.4f}")
 assert abs(lam_k - 4) < 1e-6 and abs(x_k - 1) < 1e-6
+# the library's quadratic penalty reaches the same x* only as λ grows: (3 + λ) / (1 + λ) -> 1
+x_large = argmin(objective + 1e4 * quadratic_penalty(z))
+assert abs(x_large - x_k) < 1e-3 < abs(x_penalty - x_k)
 
 # %% [markdown]
 # **Log barrier.** Add $-\frac1t \log(-z)$: infinite on the boundary, so the minimiser stays strictly
@@ -140,7 +143,13 @@ x_20 = argmin(objective + log_barrier_extension(z, 20.0))
 x_100 = argmin(objective + log_barrier_extension(z, 100.0))
 assert torch.isnan(plain_barrier[x > 1]).all()  # the plain barrier has nothing to say out there
 assert x_20 < 1 and x_100 < 1 and x_100 > x_20  # feasible, and closer to x* = 1 as t grows
-assert torch.isfinite(log_barrier_extension(z, 20.0)).all()
+extension = log_barrier_extension(z, 5.0)
+assert torch.isfinite(extension).all()
+# the library's extension is the plain barrier (written by hand above) where z <= -1/t², and the
+# tangent line t z + (2 log t + 1) / t of the formula elsewhere
+inside = z <= -1 / 5.0**2
+assert torch.allclose(extension[inside], plain_barrier[inside])
+assert torch.allclose(extension[~inside], 5.0 * z[~inside] + (2 * math.log(5.0) + 1) / 5.0)
 
 # %% [markdown]
 # **The barrier meets the Lagrangian.** For small $t$ the minimiser is *not* feasible. Beyond the

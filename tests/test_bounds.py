@@ -168,3 +168,93 @@ def test_population_bounds_are_the_quantiles_of_present_classes_widened():
         population_bounds(values, present, (0,), quantiles=(0.9, 0.1))
     with pytest.raises(ValueError, match="at least one image"):
         population_bounds(values, torch.zeros_like(present), (1,))
+
+
+def test_paper_policy_reads_an_absent_class_as_zero_whatever_its_value():
+    """The value of an absent class may be non-zero (the eccentricity of an empty map is 1): the
+    paper policy bounds it around 0, the corrected policy leaves it free; present classes keep v."""
+    rules = bound_rules([("eccentricity", 0.2, "abs", None)] * 2, torch.float64, "cpu")
+    values = torch.tensor([[1.0, 0.5]], dtype=torch.float64)
+    present = torch.tensor([[False, True]])
+    paper = column_bounds(rules, values, present, "paper")
+    assert paper.tolist() == [[[0.0, 0.2], [0.3, 0.7]]]
+    fixed = column_bounds(rules, values, present, "corrected")
+    assert fixed.tolist() == [[[-INF, INF], [0.3, 0.7]]]
+
+
+def test_mixed_signed_and_unsigned_columns_clamp_only_the_unsigned():
+    columns = [("covariance", 0.5, "percentage", None), ("size", 2.0, "abs", None)]
+    rules = bound_rules(columns, torch.float64, "cpu")
+    assert not rules.all_clamp and rules.clamp.tolist() == [False, True]
+    values = torch.tensor([[-4.0, 1.0]], dtype=torch.float64)
+    out = column_bounds(rules, values, torch.tensor([[True, True]]), "paper")
+    assert out.tolist() == [[[-6.0, -2.0], [0.0, 3.0]]]
+
+
+def test_float64_margins_are_exact_and_low_precision_keeps_its_dtype():
+    rules = bound_rules([("size", 0.1, "percentage", None)], torch.float64, "cpu")
+    assert rules.pct_margin.dtype == torch.float64
+    v = torch.tensor([[123.456]], dtype=torch.float64)
+    out = column_bounds(rules, v, torch.tensor([[True]]), "paper")
+    assert out.tolist() == [[[123.456 - 0.1 * 123.456, 123.456 + 0.1 * 123.456]]]
+    for dtype in (torch.float16, torch.bfloat16):
+        assert precise_bounds(torch.ones(1, 1, 1, dtype=dtype), 0.1).dtype == dtype
+        low = bound_rules([("centroid", 1.0, "abs", None)], dtype, "cpu")
+        free = column_bounds(
+            low, torch.ones(1, 1, dtype=dtype), torch.tensor([[False]]), "corrected"
+        )
+        assert free.dtype == dtype and free.tolist() == [[[-INF, INF]]]
+
+
+def test_zero_margin_and_equal_constant_bounds_are_allowed():
+    v = torch.tensor([[[3.0, -2.0]]])
+    assert precise_bounds(v, 0.0, signed=True).tolist() == [[[[3.0, 3.0], [-2.0, -2.0]]]]
+    assert constant_table(2.0, 2.0, 1).tolist() == [[[2.0, 2.0]]]  # an exact constraint
+    assert constant_table(1.0, None, 1).tolist() == [[[1.0, INF]]]
+    assert constant_table(0.1, None, 1)[0, 0, 0].item() == 0.1  # a float64 table: 0.1 exactly
+
+
+def test_may_be_free_only_under_the_corrected_policy_or_with_an_infinite_side():
+    finite = bound_rules([("size", 0.1, "percentage", None)], torch.float32, "cpu")
+    assert finite.may_be_free("corrected") and not finite.may_be_free("paper")
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (
+            lambda: constant_table(torch.zeros(2, 1, 1), 9.0, 2),
+            r"^lower: expected a number, one value per class \(2\) or a \(2, n\) table, got shape "
+            r"\(2, 1, 1\)$",
+        ),
+        (
+            lambda: constant_table(0.0, torch.ones(3, 1), 2),
+            r"^upper: expected a number, .* got shape \(3, 1\)$",
+        ),
+        (lambda: constant_table(0.0, [1.0, 2.0, 3.0], 2), r"^upper: expected .*got 3 values$"),
+        (lambda: constant_table([1.0, 2.0, 3.0], 9.0, 2), r"^lower: expected .*got 3 values$"),
+    ],
+)
+def test_bad_tables_name_their_side(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_population_bounds_dtypes_and_errors():
+    from tutorial_lib.bounds import population_bounds
+
+    values = torch.tensor([[[1.0, 2.0]], [[3.0, 6.0]]], dtype=torch.float64)  # (N=2, K=1, n=2)
+    present = torch.tensor([[True], [True]])
+    table = population_bounds(values, present, (0,), quantiles=(0.25, 0.75))
+    assert table.dtype == torch.float64 and table.shape == (1, 2, 2)
+    assert table[0].tolist() == [[1.5, 2.5], [3.0, 5.0]]
+    half = population_bounds(values.half(), present, (0,))
+    assert half.dtype == torch.float32 and half[0].tolist() == [[1.0, 3.0], [2.0, 6.0]]
+    with pytest.raises(ValueError, match=r"^values, present: expected shapes .*got \(2, 1, 2\)"):
+        population_bounds(values, present[:1], (0,))
+    with pytest.raises(ValueError, match=r"^quantiles: expected 0 <= low <= high <= 1, got"):
+        population_bounds(values, present, (0,), quantiles=(0.0, 1.5))
+    with pytest.raises(ValueError, match=r"^margin: expected a number >= 0, got -0.1$"):
+        population_bounds(values, present, (0,), margin=-0.1)
+    with pytest.raises(ValueError, match=r"^classes: expected indices below 1, got 1$"):
+        population_bounds(values, present, (1,))

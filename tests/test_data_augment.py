@@ -2,8 +2,10 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
+from scipy import ndimage
 
 from tutorial_lib.data.augment import augment_batch, blur_images
 
@@ -137,6 +139,14 @@ def test_bad_settings_are_rejected():
         augment_batch(images, labels, gen(), p=1.5)
     with pytest.raises(ValueError, match=r"^scale_range: expected .*, got \(1.2, 0.8\)$"):
         augment_batch(images, labels, gen(), scale_range=(1.2, 0.8))
+    for scales in ((0.0, 1.0), (-0.5, 1.0)):
+        with pytest.raises(ValueError, match=r"^scale_range: expected 0 < scale_range\[0\]"):
+            augment_batch(images, labels, gen(), scale_range=scales)
+    for sigmas in ((-1.0, 2.0), (3.0, 2.0)):
+        with pytest.raises(
+            ValueError, match=r"^blur_sigma: expected 0 <= blur_sigma\[0\] <= blur_sigma\[1\], got"
+        ):
+            augment_batch(images, labels, gen(), blur_sigma=sigmas)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
@@ -150,3 +160,96 @@ def test_on_gpu_with_a_gpu_generator_matches_the_cpu_geometry():
     a = augment_batch(images.cuda(), labels.cuda(), cpu_gen, p=1.0, blur_sigma=(0, 0))
     b = augment_batch(images, labels, torch.Generator().manual_seed(0), p=1.0, blur_sigma=(0, 0))
     assert (a[1].cpu() != b[1]).float().mean() < 0.01
+
+
+def reference_augment(image, label, u, p, rotation_deg, scale_range, blur_sigma):
+    """One sample, by scipy.ndimage, from the six uniforms u the batch drew for it: Gaussian blur
+    (edge replicated, radius ceil(3 max sigma)), then rotation and scaling about the image centre
+    with the convention of grid_sample (align_corners=False, zero outside the image)."""
+    lo, hi = blur_sigma
+    if u[0] < p and hi > 0:
+        sigma = lo + (hi - lo) * u[3]
+        radius = max(1, math.ceil(3 * hi))
+        image = ndimage.gaussian_filter(image, sigma, mode="nearest", radius=radius)
+    angle = math.radians((2 * u[4] - 1) * rotation_deg) if u[1] < p else 0.0
+    scale = scale_range[0] + (scale_range[1] - scale_range[0]) * u[5] if u[2] < p else 1.0
+    if angle == 0 and scale == 1:
+        return image, label
+    cos, sin = math.cos(angle) / scale, math.sin(angle) / scale
+    matrix = np.array([[cos, sin], [-sin, cos]])  # output (row, col) -> input (row, col)
+    centre = (np.array(image.shape) - 1) / 2
+    offset = centre - matrix @ centre
+    warp = dict(matrix=matrix, offset=offset, mode="grid-constant", cval=0.0)
+    return (
+        ndimage.affine_transform(image, order=1, **warp),
+        ndimage.affine_transform(label, order=0, **warp),
+    )
+
+
+@pytest.mark.parametrize(
+    "b, settings",
+    [
+        (6, {}),  # the paper's settings
+        (1, {"p": 1.0, "rotation_deg": 50.0, "scale_range": (0.7, 1.4), "blur_sigma": (0.3, 0.9)}),
+        (5, {"p": 0.7, "rotation_deg": 10.0, "scale_range": (1.0, 1.3), "blur_sigma": (1.0, 1.5)}),
+    ],
+)
+def test_each_sample_equals_scipy_with_the_drawn_parameters(b, settings):
+    """The draws (row i of torch.rand(6, B): blur?, rotate?, scale?, sigma, angle, factor) and the
+    transforms they make, sample by sample against scipy.ndimage on a random image."""
+    g = torch.Generator().manual_seed(11)
+    images = torch.rand(b, 1, 20, 20, dtype=torch.float64, generator=g)
+    labels = torch.randint(0, 4, (b, 20, 20), generator=g).repeat_interleave(2, 1)[:, ::2]
+    out, lab = augment_batch(images, labels, gen(9), **settings)
+    u = torch.rand(6, b, generator=gen(9)).double()
+    defaults = {"p": 0.5, "rotation_deg": 30.0, "scale_range": (0.8, 1.2), "blur_sigma": (0.5, 2.0)}
+    full = {**defaults, **settings}
+    for i in range(b):
+        ui = u[:, i].tolist()
+        image, label = reference_augment(images[i, 0].numpy(), labels[i].numpy(), ui, **full)
+        np.testing.assert_allclose(out[i, 0].numpy(), image, atol=1e-6, rtol=0)
+        mismatch = (lab[i].numpy() != label).mean()
+        assert mismatch < 0.01, (i, mismatch)  # nearest: ties at half-pixels may round apart
+    if b > 1:  # several of each transform ran
+        assert (u[:3] < full["p"]).sum(1).min() >= 2
+
+
+def test_a_call_draws_exactly_six_numbers_per_sample():
+    """The generator moves by 6 B uniforms: a run's later draws do not depend on the transforms."""
+    images, labels = disk_batch(3)
+    g = gen(4)
+    augment_batch(images, labels, g)
+    ref = gen(4)
+    torch.rand(6, 3, generator=ref)
+    assert torch.equal(torch.rand(5, generator=g), torch.rand(5, generator=ref))
+
+
+def test_blur_equals_scipy_gaussian_filter_in_float64():
+    g = torch.Generator().manual_seed(2)
+    images = torch.rand(3, 2, 15, 17, dtype=torch.float64, generator=g)
+    sigmas = torch.tensor([0.5, 1.3, 0.8])
+    out = blur_images(images, sigmas, max_sigma=1.5)
+    for i, s in enumerate(sigmas.tolist()):
+        for c in range(2):
+            expected = ndimage.gaussian_filter(
+                images[i, c].numpy(), s, mode="nearest", radius=math.ceil(3 * 1.5)
+            )
+            np.testing.assert_allclose(out[i, c].numpy(), expected, rtol=0, atol=1e-12)
+    # a small sigma: the radius is ceil(3 sigma) = 1, not more
+    thin = blur_images(images[:1], torch.tensor([0.3], dtype=torch.float64), max_sigma=0.3)
+    expected = ndimage.gaussian_filter(images[0, 0].numpy(), 0.3, mode="nearest", radius=1)
+    np.testing.assert_allclose(thin[0, 0].numpy(), expected, rtol=0, atol=1e-13)
+    # without max_sigma the radius comes from the largest sigma: ceil(3 * 1.3) = 4
+    wide = blur_images(images, sigmas)
+    narrow = ndimage.gaussian_filter(images[0, 0].numpy(), 0.5, mode="nearest", radius=4)
+    np.testing.assert_allclose(wide[0, 0].numpy(), narrow, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_low_precision_images_keep_their_dtype(dtype):
+    images, labels = disk_batch(4)
+    out, lab = augment_batch(images.to(dtype), labels, gen(), p=1.0)
+    ref, ref_lab = augment_batch(images, labels, gen(), p=1.0)
+    assert out.dtype == dtype and lab.dtype == labels.dtype
+    assert (lab != ref_lab).float().mean() < 0.02  # the sampling grid is in the images' dtype
+    assert (out.float() - ref).abs().mean() < 0.01

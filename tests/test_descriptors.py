@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -73,6 +74,80 @@ def test_2d_oracle_scikit_image(mask):
         )
 
 
+@pytest.mark.parametrize(
+    "mask",
+    [
+        np.pad(np.ones((3, 15), np.uint8), ((3, 4), (2, 3))),  # wide: major axis along the columns
+        np.eye(7, dtype=np.uint8),  # a diagonal line: cov_rr == cov_cc
+        np.pad(np.ones((1, 9), np.uint8), ((2, 2), (1, 2))),  # a one-pixel-wide line
+        np.pad(np.ones((1, 9), np.uint8), ((0, 3), (1, 2))),  # in row 0: cov_rc is exactly 0
+    ],
+    ids=["wide-rectangle", "diagonal-line", "thin-line", "line-in-row-0"],
+)
+def test_axis_aligned_diagonal_and_thin_shapes_against_regionprops(mask):
+    rp = regionprops(mask)[0]
+    p = as_probs(mask)
+    assert soft_orientation(p).item() == pytest.approx(rp.orientation, abs=1e-12)
+    assert soft_eccentricity(p).item() == pytest.approx(rp.eccentricity, abs=1e-6)
+
+
+@pytest.mark.parametrize("spatial", [(7, 4), (6, 3, 6)], ids=["2d", "3d"])
+def test_as_many_classes_as_the_longest_axis(spatial):
+    """K equal to the longest axis, the other axes shorter: the marginals are padded by axis."""
+    k = max(spatial)
+    p = torch.randn(2, k, *spatial, dtype=F64, generator=torch.Generator().manual_seed(2)).softmax(
+        1
+    )
+    for name in ("size", "centroid", "dist_centroid", "length"):
+        torch.testing.assert_close(DESCRIPTORS[name](p), REF_DESCRIPTORS[name](p, dtype=F64))
+
+
+def test_spacing_errors_in_full_and_float32_spacing_tensors():
+    p = torch.rand(3, 2, 5, 6, dtype=F64)
+    with pytest.raises(
+        ValueError, match=r"^spacing: expected a sequence of 2 floats or a tensor, got 5$"
+    ):
+        soft_size(p, spacing=5)
+    with pytest.raises(
+        ValueError,
+        match=r"^spacing: expected 2 values \(one per spatial axis\), shape \(2,\) or \(3, 2\), "
+        r"for probabilities of shape \(3, 2, 5, 6\); got shape \(2, 2\)$",
+    ):
+        soft_size(p, spacing=torch.ones(2, 2))
+    with pytest.raises(ValueError, match=r"^spacing: expected positive values .*got \[1.0, 0.0\]$"):
+        soft_size(p, spacing=(1.0, 0.0))
+    with pytest.raises(ValueError, match=r"^p: expected a torch.Tensor, got list$"):
+        D.check_probs([[0.5]])
+    # a float32 spacing tensor is read as the float64 numbers it holds: no float32 arithmetic
+    sp32 = torch.tensor([1.1, 0.7], dtype=torch.float32)
+    as_list = [float(v) for v in sp32]
+    for name in ("size", "centroid", "covariance", "length"):
+        torch.testing.assert_close(
+            DESCRIPTORS[name](p, spacing=sp32),
+            DESCRIPTORS[name](p, spacing=as_list),
+            rtol=1e-14,
+            atol=0,
+        )
+    ones = torch.ones(1, 1, 5, 6, dtype=F64)  # a sequence is read in float64 too
+    assert soft_size(ones, spacing=(1.1, 0.7)).item() == pytest.approx(30 * 1.1 * 0.7, rel=1e-14)
+
+
+def test_the_authors_epsilon_in_the_normalised_moments():
+    """A class of mass eps = 1e-10: its centroid is sum p x / (S + eps), half its position."""
+    p = torch.zeros(1, 1, 5, 6, dtype=F64)
+    p[0, 0, 2, 4] = 1e-10
+    assert soft_centroid(p).flatten().tolist() == pytest.approx([1.0, 2.0], rel=1e-6)
+
+
+def test_one_pixel_and_almost_empty_classes():
+    p = torch.zeros(1, 3, 6, 7, dtype=F64)
+    p[0, 0, 2, 3] = 1.0  # one pixel: no spread
+    p[0, 1, 4, 5] = 1e-12  # almost empty; class 2 empty
+    spread = soft_dist_centroid(p)[0]
+    assert spread[0].max() < 1e-9 and spread[2].tolist() == [0.0, 0.0]
+    assert (soft_compactness(p) >= 0).all() and (soft_eccentricity(p) <= 1).all()
+
+
 @pytest.mark.parametrize("s", [1, 2, 5, 10])
 def test_square_closed_forms(s):
     p = torch.zeros(1, 1, s + 6, s + 9, dtype=F64)
@@ -84,6 +159,7 @@ def test_square_closed_forms(s):
         soft_dist_centroid(p).flatten(), torch.tensor([expected] * 2, dtype=F64), atol=1e-5, rtol=0
     )
     assert soft_compactness(p).item() == pytest.approx((12 * s - 4) ** 2 / s**2)
+    assert soft_compactness(p, connectivity=4).item() == pytest.approx((4 * s) ** 2 / s**2)
 
 
 def test_3d_balls_and_cube():
@@ -211,6 +287,81 @@ def test_spacing_units():
     torch.testing.assert_close(soft_length(q, spacing=(2.0, 2.0, 2.0)), 4 * soft_length(q))
 
 
+def spacing_shapes():
+    """A tilted ellipse (2-D) and a tilted ellipsoid (3-D), with a pixel / voxel volume other than 1."""
+    m2 = np.zeros((40, 50), np.uint8)
+    rr, cc = ellipse(19, 24, 8, 17, rotation=0.5, shape=m2.shape)
+    m2[rr, cc] = 1
+    g = np.indices((12, 15, 14)).astype(np.float64)
+    u, v = (g[1] - 7) * 0.8 + (g[2] - 6.2) * 0.6, (g[2] - 6.2) * 0.8 - (g[1] - 7) * 0.6
+    m3 = (((g[0] - 5.5) / 4) ** 2 + (u / 6) ** 2 + (v / 4) ** 2 <= 1).astype(np.uint8)
+    return [(m2, (1.5, 0.6)), (m3, (2.5, 0.8, 1.1))]
+
+
+@pytest.mark.parametrize("mask, sp", spacing_shapes(), ids=["2d", "3d"])
+def test_spacing_against_regionprops(mask, sp):
+    """size, centroid, moments, spread, eccentricity (and orientation) in mm: scikit-image's values."""
+    rp = regionprops(mask, spacing=sp)[0]
+    p = as_probs(mask)
+    assert soft_size(p, spacing=sp).item() == pytest.approx(rp.area, rel=1e-12)
+    torch.testing.assert_close(
+        soft_centroid(p, spacing=sp).flatten(), torch.tensor(rp.centroid, dtype=F64)
+    )
+    mu = rp.moments_central / rp.num_pixels  # scikit-image: central moments in mm, per pixel
+    if mask.ndim == 2:
+        cov = [mu[2, 0], mu[1, 1], mu[0, 2]]
+    else:
+        cov = [mu[2, 0, 0], mu[1, 1, 0], mu[1, 0, 1], mu[0, 2, 0], mu[0, 1, 1], mu[0, 0, 2]]
+    torch.testing.assert_close(
+        soft_covariance(p, spacing=sp).flatten(), torch.tensor(cov, dtype=F64)
+    )
+    diagonal = [0, 2] if mask.ndim == 2 else [0, 3, 5]
+    spread = torch.tensor([cov[i] for i in diagonal], dtype=F64)
+    torch.testing.assert_close(soft_dist_centroid(p, spacing=sp).flatten(), spread.sqrt())
+    if mask.ndim == 2:
+        assert soft_eccentricity(p, spacing=sp).item() == pytest.approx(rp.eccentricity, rel=1e-9)
+        assert soft_orientation(p, spacing=sp).item() == pytest.approx(rp.orientation, rel=1e-9)
+    else:  # scikit-image has no 3-D eccentricity: from the inertia tensor's eigenvalues
+        lam = np.linalg.eigvalsh(np.array(cov)[[[0, 1, 2], [1, 3, 4], [2, 4, 5]]])
+        expected = math.sqrt(1 - lam[0] / lam[-1])
+        assert soft_eccentricity(p, spacing=sp).item() == pytest.approx(expected, rel=1e-9)
+
+
+def brute_length(p: np.ndarray, connectivity: int, spacing) -> float:
+    """sum over neighbour pairs, each once, of w (p(x) - p(y))^2, w = voxel volume |d| / |d in mm|."""
+    total = 0.0
+    nd = p.ndim
+    max_l1 = {4: 1, 8: 2, 6: 1, 18: 2, 26: 3}[connectivity]
+    for d in itertools.product((-1, 0, 1), repeat=nd):
+        nz = [v for v in d if v]
+        if not nz or nz[0] < 0 or sum(map(abs, d)) > max_l1:
+            continue
+        w = math.prod(spacing) * math.dist(d, [0] * nd) / math.hypot(*np.multiply(d, spacing))
+        a = p[tuple(slice(max(v, 0), p.shape[i] + min(v, 0)) for i, v in enumerate(d))]
+        b = p[tuple(slice(max(-v, 0), p.shape[i] + min(-v, 0)) for i, v in enumerate(d))]
+        total += w * ((a - b) ** 2).sum()
+    return total
+
+
+@pytest.mark.parametrize(
+    "shape, connectivity, sp",
+    [
+        ((7, 9), 4, (1.5, 0.6)),
+        ((7, 9), 8, (1.5, 0.6)),
+        ((4, 5, 6), 6, (2.5, 0.8, 1.1)),
+        ((4, 5, 6), 18, (2.5, 0.8, 1.1)),
+        ((4, 5, 6), 26, (2.5, 0.8, 1.1)),
+    ],
+)
+def test_length_with_spacing_equals_weighted_pairs(shape, connectivity, sp):
+    q = torch.rand(1, 1, *shape, dtype=F64, generator=torch.Generator().manual_seed(4))
+    expected = brute_length(q[0, 0].numpy(), connectivity, sp)
+    got = soft_length(q, spacing=sp, connectivity=connectivity).item()
+    assert got == pytest.approx(expected, rel=1e-12)
+    unit = brute_length(q[0, 0].numpy(), connectivity, (1.0,) * len(shape))
+    assert soft_length(q, connectivity=connectivity).item() == pytest.approx(unit, rel=1e-12)
+
+
 def test_per_image_spacing_equals_one_call_per_image():
     p = torch.randn(3, 2, 10, 12, dtype=F64).softmax(1)
     sp = torch.tensor([[1.0, 2.0], [0.5, 0.5], [3.0, 1.5]], dtype=F64)
@@ -223,9 +374,17 @@ def test_per_image_spacing_equals_one_call_per_image():
 
 
 def test_length_under_autograd_twice_and_noncontiguous_input():
-    base = torch.randn(2, 10, 12, 3, dtype=F64).softmax(-1)
+    base = torch.randn(2, 10, 12, 3, dtype=F64).softmax(-1).requires_grad_()
     p = base.permute(0, 3, 1, 2)  # non-contiguous (channels-last-like) view
-    torch.testing.assert_close(soft_length(p), soft_length(p.contiguous()))
+    out = soft_length(p)
+    torch.testing.assert_close(out, soft_length(p.contiguous()))
+    weights = torch.rand(2, 3, 1, dtype=F64)
+    (first,) = torch.autograd.grad(out, base, weights, retain_graph=True)
+    (second,) = torch.autograd.grad(out, base, weights)  # the saved L p is left intact
+    assert torch.equal(first, second)
+    ref = REF_DESCRIPTORS["length"](p, dtype=F64)
+    (expected,) = torch.autograd.grad(ref, base, weights)
+    torch.testing.assert_close(first, expected)
 
 
 @pytest.mark.parametrize(
@@ -254,6 +413,10 @@ def test_bad_options_raise():
         soft_size(p, spacing=(1.0, 1.0, 1.0))
     with pytest.raises(ValueError, match=r"spacing: expected positive"):
         soft_size(p, spacing=(1.0, -1.0))
+    with pytest.raises(
+        ValueError, match=r"^spacing: expected a constant tensor, got one that requires grad$"
+    ):
+        soft_length(p, spacing=torch.ones(2, requires_grad=True))
     with pytest.raises(ValueError, match="orientation: expected 2-D"):
         soft_orientation(torch.rand(1, 1, 3, 3, 3))
     with pytest.raises(ValueError, match=r"descriptor: expected one of .*got 'perimeter'"):

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
 import torch
 import torch.nn.functional as F
-from authors_reference import ref_loss
+from authors_reference import ref_log_barrier, ref_loss
+from skimage.draw import ellipse
 
-from tutorial_lib.descriptors import soft_size
+from tutorial_lib.descriptors import DESCRIPTORS, soft_size
 from tutorial_lib.loss_tables import LossTables
 from tutorial_lib.losses import (
     DescriptorTerm,
@@ -247,17 +249,76 @@ def test_other_descriptors_and_options_as_terms():
 def test_penalty_is_finite_when_prediction_equals_ground_truth():
     _, target = make_batch()
     onehot = F.one_hot(target, 4).movedim(-1, 1).to(F64).requires_grad_()
-    loss = ours(margin_zero := [(n, c, 0.0, mo, w) for n, c, _, mo, w in ALL_TERMS])
-    out = loss(onehot, target, 10.0)  # z = 0 exactly on every constraint
+    loss = ours([(n, c, 0.0, mo, w) for n, c, _, mo, w in ALL_TERMS])
+    t = 10.0
+    out = loss(onehot, target, t)  # z = 0 exactly on every constraint
     out.backward()
-    assert margin_zero and torch.isfinite(out) and torch.isfinite(onehot.grad).all()
+    assert torch.isfinite(onehot.grad).all()
+    # every side of every column is psi_t(0) = 2 log(t) / t + 1 / t: 3 images x 17 columns x 2 sides
+    columns = 4 + 3 * 2 + 2 * 2 + 3  # size, centroid, spread (2 values each in 2-D), length
+    expected = 3 * columns * 2 * 1e-2 * (2 * math.log(t) / t + 1 / t) / (12 * 10)
+    assert out.item() == pytest.approx(expected, rel=1e-12)
+    assert loss.last_stats["size/violation"].item() == 0.0
+
+
+def ellipse_batch():
+    """Two images, background + two ellipses each, tilted both ways: signed values of both signs."""
+    target = torch.zeros(2, 32, 36, dtype=torch.long)
+    for b, (rot1, rot2) in enumerate([(0.7, -0.4), (-1.0, 0.5)]):
+        for k, (r, c, a, bb, rot) in ((1, (10, 12, 4, 9, rot1)), (2, (22, 24, 3, 8, rot2))):
+            rr, cc = ellipse(r, c, a, bb, rotation=rot, shape=target.shape[1:])
+            target[b, rr, cc] = k
+    g = torch.Generator().manual_seed(5)
+    onehot = F.one_hot(target, 3).movedim(-1, 1).to(F64)
+    probs = (3 * onehot + torch.randn(2, 3, 32, 36, generator=g, dtype=F64)).softmax(1)
+    return probs, target, onehot
+
+
+def reference_terms_loss(probs, onehot, terms, t):
+    """sum weight * psi_t([lower - f, f - upper]) / (H W), with [v - m, v + m] clamped at 0 only for
+    unsigned descriptors (every class present): the loss written out term by term."""
+    total = 0.0
+    for term in terms:
+        d = DESCRIPTORS[term.descriptor]
+        f = d(probs, **term.options)[:, list(term.classes)]
+        v = d(onehot, **term.options)[:, list(term.classes)]
+        m = term.margin * v.abs() if term.mode == "percentage" else torch.full_like(v, term.margin)
+        lower, upper = v - m, v + m
+        if not d.signed:
+            lower, upper = lower.clamp_min(0), upper.clamp_min(0)
+        psi = ref_log_barrier(lower - f, t) + ref_log_barrier(f - upper, t)
+        total = total + term.weight * psi.sum() / math.prod(probs.shape[2:])
+    return total
+
+
+@pytest.mark.parametrize("t", [1.0, 5.0])
+def test_signed_and_extra_descriptors_equal_the_reference(t):
+    probs, target, onehot = ellipse_batch()
+    terms = [
+        DescriptorTerm("orientation", (1, 2), margin=0.2, mode="abs", weight=0.5),
+        DescriptorTerm("covariance", (2, 1), margin=0.3, weight=0.1),
+        DescriptorTerm("eccentricity", (1, 2), margin=0.1, weight=0.2),
+        DescriptorTerm("compactness", (1,), margin=0.2, options={"connectivity": 4}),
+        DescriptorTerm("length", (2,), margin=0.1, weight=0.3),
+    ]
+    signed = torch.cat([DESCRIPTORS[n](onehot)[:, 1:] for n in ("orientation", "covariance")], 2)
+    assert (signed < -0.3).sum() >= 4  # negative targets: clamped bounds would differ
+    p = probs.clone().requires_grad_()
+    out = ShapeDescriptorLoss(terms)(p, target, t)
+    ref = reference_terms_loss(p, onehot, terms, t)
+    torch.testing.assert_close(out, ref, rtol=1e-10, atol=1e-12)
+    (g_out,) = torch.autograd.grad(out, p)
+    (g_ref,) = torch.autograd.grad(ref, p)
+    torch.testing.assert_close(g_out, g_ref, rtol=1e-8, atol=1e-12)
 
 
 def test_cross_entropy():
     logits = torch.randn(2, 3, 5, 6)
     target = torch.randint(0, 3, (2, 5, 6))
     torch.testing.assert_close(cross_entropy_loss(logits, target), F.cross_entropy(logits, target))
-    with pytest.raises(ValueError, match=r"logits: expected a floating tensor"):
+    with pytest.raises(
+        ValueError, match=r"^logits: expected a floating tensor .*, got \(2, 3, 5\)$"
+    ):
         cross_entropy_loss(torch.randn(2, 3, 5), target)
     with pytest.raises(
         ValueError, match=r"target: expected integer labels of shape \(2, 5, 6\), got \(2, 6\)"
@@ -331,3 +392,199 @@ def test_bad_t_and_missing_spacing_raise():
     wide = ShapeDescriptorLoss([DescriptorTerm("centroid", (1,), lower=[[1.0, 2.0, 3.0]])])
     with pytest.raises(ValueError, match=r"expected bounds with 2 values per class for 2-D images"):
         wide(probs, target, 1.0)
+
+
+# ---------------------------------------------------------------------- terms, tables, stats
+
+
+def test_term_classes_weights_and_labels():
+    assert DescriptorTerm("size", 1).classes == (1,)
+    assert DescriptorTerm("size", [2, 3]).classes == (2, 3)
+    assert DescriptorTerm("size", (1,), weight=0.0).weight == 0.0  # a term switched off
+    for bad in [(True,), (1.5,)]:
+        with pytest.raises(ValueError, match=r"^classes: expected a non-empty sequence"):
+            DescriptorTerm("size", bad)
+    with pytest.raises(ValueError, match=r"^weight: expected a non-negative finite number"):
+        DescriptorTerm("size", (1,), weight=-1.0)
+    terms = [DescriptorTerm("size", (1, 2)), DescriptorTerm("size", (1, 2))]
+    terms.append(DescriptorTerm("size", (1, 2)))
+    assert ShapeDescriptorLoss(terms).labels == ["size", "size[1,2]", "size[1,2]'"]
+    assert ShapeDescriptorLoss(terms).last_stats == {}  # before any call
+
+
+def test_paper_terms_aliases_and_weight():
+    promise = [dataclasses.astuple(t) for t in paper_terms("promise12")]
+    for alias in ("prostate", "msd_prostate", "MSD_Prostate"):
+        assert [dataclasses.astuple(t) for t in paper_terms(alias)] == promise
+    assert {t.weight for t in paper_terms("acdc", weight=0.5)} == {0.5}
+
+
+def test_constant_tables_per_value_and_class():
+    """A (classes, n) constant table: each (class, value) gets its own row; a scalar broadcasts."""
+    probs, target = make_batch()
+    lower = [[1.0, 2.0], [3.0, 4.0]]
+    upper = [[5.0, 6.0], [7.0, 8.0]]
+    term = DescriptorTerm("centroid", (1, 2), lower=lower, upper=upper, weight=1.0)
+    tables = LossTables.build([term], 2)  # the default dtype and device: float32 on the CPU
+    assert tables.rules.table.tolist() == [[1.0, 5.0], [2.0, 6.0], [3.0, 7.0], [4.0, 8.0]]
+    loss = ShapeDescriptorLoss([term], penalty="quadratic")
+    f = DESCRIPTORS["centroid"](probs)[:, 1:3]  # (B, 2 classes, 2 values)
+    lo, hi = torch.tensor(lower, dtype=F64), torch.tensor(upper, dtype=F64)
+    expected = ((lo - f).relu().square() + (f - hi).relu().square()).sum() / 120
+    torch.testing.assert_close(loss(probs, target, 1.0), expected)
+    scalar = DescriptorTerm("centroid", (1,), lower=2.0, upper=9.0)  # one number for both values
+    assert LossTables.build([scalar], 2).rules.table.tolist() == [[2.0, 9.0], [2.0, 9.0]]
+    wide = DescriptorTerm("centroid", (1,), lower=[[1.0, 2.0, 3.0]], name="where")
+    with pytest.raises(
+        ValueError,
+        match=r"^term 'where': expected bounds with 2 values per class for 2-D images, got 3$",
+    ):
+        LossTables.build([wide], 2)
+
+
+def test_a_constant_term_before_precise_terms():
+    probs, target = make_batch()
+    prior = DescriptorTerm("size", (1,), lower=50.0, upper=60.0)
+    precise = [DescriptorTerm("centroid", (2,), margin=1, mode="abs"), DescriptorTerm("size", (3,))]
+    both = ShapeDescriptorLoss([prior, *precise])(probs, target, 2.0)
+    apart = ShapeDescriptorLoss([prior])(probs, target, 2.0) + ShapeDescriptorLoss(precise)(
+        probs, target, 2.0
+    )
+    torch.testing.assert_close(both, apart)
+
+
+def test_spacing_reaches_only_the_physical_terms_and_their_bounds():
+    probs, target = make_batch()
+    onehot = F.one_hot(target, 4).movedim(-1, 1).to(F64)
+    plain = [DescriptorTerm("centroid", (1, 2), margin=1, mode="abs")]
+    spacing = (2.0, 1.5)  # a pixel of 3 mm²
+    torch.testing.assert_close(
+        ShapeDescriptorLoss(plain)(probs, target, 3.0, spacing=spacing),
+        ShapeDescriptorLoss(plain)(probs, target, 3.0),
+    )
+    # a physical precise term on the ground truth itself: f in mm within bounds made in mm
+    physical = ShapeDescriptorLoss([DescriptorTerm("size", (1, 2), physical=True)])
+    physical(onehot, target, 3.0, spacing=spacing)
+    assert physical.last_stats["size/violation"].item() == 0.0
+
+
+def test_stats_count_only_the_active_sides():
+    """A one-sided prior has one active side per value: the violation is its mean over that side."""
+    probs, target = make_batch()
+    loss = ShapeDescriptorLoss([DescriptorTerm("size", (1,), lower=1e4)])  # every image too small
+    loss(probs, target, 1.0)
+    sizes = soft_size(probs)[:, 1, 0]
+    assert loss.last_stats["size/frac_violated"].item() == 1.0
+    assert loss.last_stats["size/violation"].item() == pytest.approx((1e4 - sizes).mean().item())
+    one = ShapeDescriptorLoss([DescriptorTerm("size", (1,), lower=1e4)])
+    one(probs[:1], target[:1], 1.0)  # a single active constraint
+    assert one.last_stats["size/violation"].item() == pytest.approx(1e4 - sizes[0].item())
+
+
+def test_one_pixel_class_is_present():
+    probs, target = make_batch()
+    probs, target = probs[:1], target[:1].clone()
+    target[0] = 0
+    target[0, 3, 4] = 3  # class 3: one pixel
+    loss = ShapeDescriptorLoss(
+        [DescriptorTerm("centroid", (3,), margin=0, mode="abs")],
+        "quadratic",
+        empty_policy="corrected",
+    )
+    loss(probs, target, 1.0)
+    onehot = F.one_hot(target, 4).movedim(-1, 1).to(F64)
+    loss(onehot, target, 1.0)
+    assert loss.last_stats["centroid/violation"].item() == 0.0  # bounded at (3, 4), and it is there
+    moved = onehot.roll(1, dims=-1)
+    assert loss(moved, target, 1.0).item() > 0  # image 0: its one pixel moved by one column
+
+
+def test_check_inputs_off_skips_the_value_checks_only():
+    probs, target = make_batch()
+    nan = probs.clone()
+    nan[0, 1, 0, 0] = math.nan  # class 1: constrained by the terms
+    terms = paper_terms("acdc")
+    with pytest.raises(
+        ValueError, match=r"^probs: expected finite probabilities, got a tensor containing NaN$"
+    ):
+        shape_descriptor_loss(nan, target, 1.0, terms)
+    out, _ = shape_descriptor_loss(nan, target, 1.0, terms, check_inputs=False)
+    assert out.isnan()
+    assert ShapeDescriptorLoss(terms, check_inputs=False)(nan, target, 1.0).isnan()
+    with pytest.raises(ValueError, match=r"^probs: expected shape \(B, K, H, W\)"):
+        shape_descriptor_loss(probs[0], target, 1.0, terms, check_inputs=False)
+
+
+def test_more_input_errors_in_full():
+    probs, target = make_batch()
+    terms = paper_terms("acdc")
+    with pytest.raises(
+        ValueError,
+        match=r"^target: expected integer labels \(B, \*spatial\), needed by precise bounds or the "
+        r"empty policy, got None$",
+    ):
+        ShapeDescriptorLoss(terms)(probs, None, 1.0)
+    with pytest.raises(
+        ValueError, match=r"^target: expected an integer label tensor, got torch.float32$"
+    ):
+        ShapeDescriptorLoss(terms)(probs, target.float(), 1.0)
+    with pytest.raises(ValueError, match=r"^target: expected an integer label tensor, got list$"):
+        ShapeDescriptorLoss(terms)(probs, target.tolist(), 1.0)
+    with pytest.raises(
+        ValueError, match=r"^target: expected labels in \[0, 3\], got values outside"
+    ):
+        ShapeDescriptorLoss(terms)(
+            probs, target.clamp_max(3).index_fill(1, torch.tensor([0]), 4), 1.0
+        )
+    prior = ShapeDescriptorLoss([DescriptorTerm("size", (1,), lower=1.0, physical=True)])
+    with pytest.raises(
+        ValueError, match=r"^spacing: expected mm per axis for the physical terms, got None$"
+    ):
+        prior(probs, target, 1.0)
+
+
+def test_cross_entropy_in_3d_and_non_tensor_inputs():
+    logits = torch.randn(2, 3, 4, 5, 6)
+    target = torch.randint(0, 3, (2, 4, 5, 6))
+    torch.testing.assert_close(cross_entropy_loss(logits, target), F.cross_entropy(logits, target))
+    with pytest.raises(ValueError, match=r"^logits: expected a floating tensor .*, got list$"):
+        cross_entropy_loss([[0.5]], target)
+    with pytest.raises(
+        ValueError, match=r"^target: expected integer labels of shape .*, got list$"
+    ):
+        cross_entropy_loss(logits, target.tolist())
+
+
+def test_the_loss_runs_in_float32_with_or_without_an_outer_autocast():
+    """float32 probabilities: the same values as the reference in float32, even under autocast
+    (which would run the matrix products of the moments and the stats in bfloat16)."""
+    probs, target, onehot = ellipse_batch()
+    probs, onehot = probs.float(), onehot.float()
+    terms = [
+        DescriptorTerm("covariance", (1, 2), margin=0.2),
+        DescriptorTerm("size", (1, 2), margin=0.1),
+    ]
+    ref = reference_terms_loss(probs, onehot, terms, 2.0)
+    loss = ShapeDescriptorLoss(terms)
+    outside = loss(probs, target, 2.0)
+    stats = loss.last_stats
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        inside = loss(probs, target, 2.0)
+    for out in (outside, inside):
+        assert out.dtype == torch.float32
+        torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-6)
+    for key, value in loss.last_stats.items():  # the stats' matrix product too
+        torch.testing.assert_close(value, stats[key], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(
+        stats["covariance/loss"] + stats["size/loss"], ref, rtol=1e-5, atol=1e-6
+    )
+
+
+def test_the_module_says_its_settings():
+    text = repr(
+        ShapeDescriptorLoss(paper_terms("promise12"), "quadratic", "batch_mean", "corrected")
+    )
+    assert text == (
+        "ShapeDescriptorLoss(terms=[size[0, 1], centroid[1], dist_centroid[1], length[1]], "
+        "penalty='quadratic', normalisation='batch_mean', empty_policy='corrected')"
+    )

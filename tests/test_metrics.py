@@ -129,6 +129,23 @@ def test_dice_empty_cases():
     assert dice_2d(zeros, zeros, 2)[:, 0].eq(1).all()
 
 
+@pytest.mark.parametrize("empty", ["nan", "one"])
+def test_dice_class_present_in_one_mask_only_is_zero_in_each_convention(empty):
+    """Only absent-in-both is a convention; a class in one mask only is a plain miss: 0."""
+    pred = torch.tensor([[[1, 1, 0], [0, 0, 0]], [[0, 0, 0], [0, 0, 0]]])
+    target = torch.tensor([[[0, 0, 0], [0, 0, 0]], [[2, 0, 0], [0, 0, 0]]])
+    # image 0: class 1 predicted only, class 2 absent from both; image 1: class 2 in the truth only
+    both_absent = math.nan if empty == "nan" else 1.0
+    expected = torch.tensor(
+        [[0.8, 0.0, both_absent], [10 / 11, both_absent, 0.0]], dtype=torch.float64
+    )
+    torch.testing.assert_close(dice_2d(pred, target, 3, empty=empty), expected, equal_nan=True)
+    counts = torch.tensor([[[0, 4, 0], [0, 0, 7], [0, 0, 0], [3, 3, 3]]])  # (1, K=4, 3) by hand
+    dice = dice_from_counts(counts, empty=empty)
+    assert dice[0, :2].tolist() == [0.0, 0.0] and dice[0, 3].item() == 1.0
+    assert dice[0, 2].item() == 1.0 if empty == "one" else math.isnan(dice[0, 2].item())
+
+
 def test_mean_dice_skips_absent_classes():
     dsc = torch.tensor([[1.0, math.nan], [0.5, 0.25]])
     torch.testing.assert_close(mean_dice(dsc, dim=0), torch.tensor([0.75, 0.25]))
@@ -340,3 +357,123 @@ def test_hd95_is_fast_on_a_cardiac_sized_volume():
     assert n_first > 0.05 * n_all
     assert value.item() >= 10.0
     assert elapsed < 5.0, elapsed
+
+
+# ------------------------------------------------------------------ each error's full message
+
+
+def test_label_map_errors_name_the_function_and_the_side():
+    a = torch.zeros(2, 4, 4, dtype=torch.long)
+    with pytest.raises(
+        ValueError,
+        match=r"^dice_counts: expected pred an integer label map \(B, \*spatial\), got dtype "
+        r"torch.float32 \(pass argmax\(1\) of the logits, not probabilities\)$",
+    ):
+        dice_counts(a.float(), a, 2)
+    with pytest.raises(ValueError, match=r"^dice_counts: expected target an integer label map"):
+        dice_counts(a, a.float(), 2)
+    with pytest.raises(
+        ValueError, match=r"^dice_counts: expected label maps \(B, \*spatial\), got shape \(4,\)$"
+    ):
+        dice_counts(a[0, 0], a[0, 0], 2)
+    with pytest.raises(ValueError, match=r"^dice_counts: expected labels in \[0, 1\], got values"):
+        dice_counts(a, a + 2, 2)  # a label equal to n_classes is out of range
+    with pytest.raises(ValueError, match=r"^hd95_per_volume: expected pred an integer label map"):
+        hd95_per_volume(a.float(), a, [0, 0], 2)
+    with pytest.raises(
+        ValueError,
+        match=r"^hd95_per_volume: expected slices \(B, H, W\), got shape \(2, 1, 4, 4\)$",
+    ):
+        hd95_per_volume(a[:, None], a[:, None], [0, 0], 2)
+    with pytest.raises(
+        ValueError,
+        match=r"^hd95_per_volume: expected volume_ids of shape \(2,\), got \(1, 2\)$",
+    ):
+        hd95_per_volume(a, a, torch.zeros(1, 2), 2)
+    with pytest.raises(
+        ValueError, match=r"^counts: expected shape \(\.\.\., K, 3\), got shape \(2, 4\)$"
+    ):
+        dice_from_counts(torch.zeros(2, 4))
+
+
+def test_mask_errors_name_the_mask():
+    m = torch.ones(4, 5, dtype=torch.bool)
+    with pytest.raises(
+        ValueError,
+        match=r"^hd95: expected pred_mask a boolean or integer mask, got dtype torch.float32 "
+        r"\(threshold probabilities first\)$",
+    ):
+        hd95(m.float(), m)
+    with pytest.raises(ValueError, match=r"^hd95: expected target_mask a boolean or integer mask"):
+        hd95(m, m.float())
+    empty = torch.zeros(4, 5, dtype=torch.bool)
+    with pytest.raises(
+        ValueError,
+        match=r"^surface_distances: expected both masks non-empty, got an empty pred_mask and "
+        r"target_mask$",
+    ):
+        surface_distances(empty, empty)
+    with pytest.raises(ValueError, match=r"got an empty target_mask$"):
+        surface_distances(m, empty)
+
+
+def test_smallest_label_maps_and_class_counts_are_accepted():
+    """(B, N) label maps (one spatial axis) and a single class are valid inputs."""
+    pred = torch.tensor([[0, 1, 1], [1, 1, 0]])
+    assert dice_2d(pred, pred, 2).tolist() == [[1.0, 1.0], [1.0, 1.0]]
+    zeros = torch.zeros(2, 3, dtype=torch.long)
+    assert dice_2d(zeros, zeros, 1).tolist() == [[1.0], [1.0]]
+    # a denominator of 1: one pixel in one mask only is a miss, whatever the convention
+    assert dice_from_counts(torch.tensor([[0, 1, 0]]), empty="one").tolist() == [0.0]
+
+
+def test_dice_3d_passes_the_empty_convention_on():
+    pred = torch.zeros(2, 3, 3, dtype=torch.long)
+    _, one = dice_3d_per_volume(pred, pred, ["v", "v"], 2, empty="one")
+    assert one.tolist() == [[1.0, 1.0]]
+    _, nan = dice_3d_per_volume(pred, pred, ["v", "v"], 2)
+    assert nan[0, 0].item() == 1.0 and math.isnan(nan[0, 1].item())
+
+
+def test_class_means_average_the_class_means_not_the_values():
+    values = torch.tensor([[1.0, 0.0], [1.0, math.nan], [1.0, math.nan], [0.0, 1.0]])
+    means = class_means(values, ["bg", "a"], [0, 1])  # selection may include class 0
+    assert means["bg"] == 0.75 and means["a"] == 0.5
+    assert means["mean"] == pytest.approx(0.625)  # not 4 / 6, the mean of the six finite values
+
+
+@pytest.mark.parametrize("n", [2, 3, 5, 8, 13, 20, 21, 22, 40])
+def test_percentile_equals_numpy_for_small_sets(n):
+    from tutorial_lib.metrics import _percentile
+
+    x = torch.rand(n, dtype=torch.float64, generator=torch.Generator().manual_seed(n))
+    assert _percentile(x, 95.0).item() == pytest.approx(np.percentile(x.numpy(), 95), rel=1e-12)
+
+
+def test_cdist_in_small_chunks_equals_one_chunk():
+    a, b = random_mask((15, 17), 5), random_mask((15, 17), 6)
+    whole = surface_distances(a, b, (1.5, 0.5), method="cdist")
+    chunked = surface_distances(a, b, (1.5, 0.5), method="cdist", chunk=7)
+    assert all(torch.equal(x, y) for x, y in zip(whole, chunked, strict=True))
+
+
+def test_hd95_per_volume_spacing_forms_and_dtypes():
+    g = torch.Generator().manual_seed(8)
+    pred = torch.randint(0, 2, (3, 6, 7), generator=g)
+    target = torch.randint(0, 2, (3, 6, 7), generator=g)
+    ids, unit = hd95_per_volume(pred, target, ["a", "a", "b"], 2)  # no spacing: 1 mm
+    _, ones = hd95_per_volume(pred, target, ["a", "a", "b"], 2, (1.0, 1.0, 1.0))
+    assert ids == ["a", "b"] and unit.dtype == torch.float64 and torch.equal(unit, ones)
+    spacing = (1.1, 0.7, 0.3)  # one triple for every slice; volume "b" has a single slice
+    _, hd = hd95_per_volume(pred, target, ["a", "a", "b"], 2, spacing)
+    for v, rows in enumerate(([0, 1], [2])):
+        for k in range(2):
+            ref = hd95(pred[rows] == k, target[rows] == k, spacing)
+            assert hd[v, k].item() == ref.item()
+    per_slice = torch.tensor([[1.1, 0.7, 0.3], [9.0, 9.0, 9.0], [2.0, 0.5, 0.5]])
+    _, hd = hd95_per_volume(pred, target, ["a", "a", "b"], 2, per_slice)
+    assert hd[1, 1].item() == hd95(pred[[2]] == 1, target[[2]] == 1, (2.0, 0.5, 0.5)).item()
+    _, fixed = hd95_per_volume(pred, 0 * target, ["a", "a", "b"], 2, one_empty=-1.0)
+    assert fixed[:, 1].tolist() == [-1.0, -1.0]  # the options reach hd95
+    empty = torch.zeros(3, 3, dtype=torch.bool)
+    assert hd95(empty, empty).dtype == torch.float64 == hd95(empty, ~empty).dtype

@@ -99,3 +99,29 @@ def test_bad_tensor_t_and_names_raise():
         ValueError, match=r"penalty: expected one of \['log_barrier', 'quadratic'\], got 'l2'"
     ):
         check_penalty_name("l2")
+
+
+def slope(z: float, t: float) -> float:
+    """d psi_t / dz: -1 / (t z) on the log branch, t on the linear one."""
+    return -1 / (t * z) if z <= -1 / t**2 else t
+
+
+@pytest.mark.parametrize("t", [0.3, 0.5, 2.0, 5.0, 40.0])
+def test_dense_grid_through_both_candidate_branch_points(t):
+    """Values and slopes on a dense grid spanning -1/t and -1/t^2 (a branch point at -1/t shows)."""
+    lo, hi = sorted([-1 / t, -1 / t**2])
+    zs = torch.linspace(lo - 0.5 * abs(lo), hi + 0.5 * abs(hi), 401, dtype=F64)
+    z = zs.clone().requires_grad_()
+    v = log_barrier_extension(z, t)
+    (g,) = torch.autograd.grad(v.sum(), z)
+    assert v.tolist() == pytest.approx([formula(x, t) for x in zs.tolist()], rel=1e-12, abs=1e-12)
+    assert g.tolist() == pytest.approx([slope(x, t) for x in zs.tolist()], rel=1e-12)
+
+
+def test_float32_tensor_t_on_float64_z_is_float64_accurate():
+    """t is cast to z's dtype first: log(t) and 1/t^2 in float64, as with the same float t."""
+    t32 = torch.tensor(1.1, dtype=torch.float32)
+    z = torch.linspace(-3, 3, 61, dtype=F64)
+    out = log_barrier_extension(z, t32)
+    assert out.dtype == F64
+    torch.testing.assert_close(out, log_barrier_extension(z, float(t32)), rtol=1e-14, atol=1e-14)

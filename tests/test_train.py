@@ -165,3 +165,17 @@ def test_anatomical_priors_train_with_constant_bounds_in_mm(tmp_path):
     assert summary["status"] == "done"
     saved = config_from_dict(json.loads((out / "config.json").read_text()))
     assert saved.terms[0].physical and saved.terms[0].lower == (50.0, 50.0, 50.0)
+    # the same run without the priors: the priors must have changed the training
+    without = train(
+        dataclasses.replace(cfg, terms=priors[1:]),
+        out_dir=tmp_path / "none",
+        device="cpu",
+        progress=False,
+    )
+    assert without["status"] == "done"
+    loss_with = read_metrics(out)["train_loss"][0]
+    loss_without = read_metrics(tmp_path / "none")["train_loss"][0]
+    assert loss_with > 2 * loss_without  # the priors' constraints weigh in the training loss
+    weights = load_checkpoint(out / "checkpoints" / "last.pt")["model"]
+    others = load_checkpoint(tmp_path / "none" / "checkpoints" / "last.pt")["model"]
+    assert any(not torch.equal(weights[k], others[k]) for k in weights)
