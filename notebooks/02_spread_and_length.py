@@ -56,6 +56,7 @@ from tutorial_lib.descriptors import (
     soft_eccentricity,
     soft_length,
     soft_orientation,
+    soft_size,
 )
 from tutorial_lib.device import get_device, set_cpu_threads
 from tutorial_lib.widgets import make_shape
