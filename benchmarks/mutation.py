@@ -11,7 +11,7 @@ Why mutmut: it mutates every function once into a copy of the package and switch
 one at a time by name, in processes forked from one where torch and the tests are already imported,
 and it runs for each mutant only the tests that call the mutated function. A tool that restarts the
 test command for every mutant (cosmic-ray) pays the torch import and the whole test file (5 to 20 s)
-for each of the ~3,000 mutants: hours on 2 cores, where mutmut takes about 20 minutes.
+for each of the ~3,000 mutants: hours on 2 cores, where mutmut takes about 15 minutes.
 
 For each module the script copies ``tutorial_lib/``, ``tests/``, ``conftest.py`` and
 ``pyproject.toml`` into a scratch folder (``--work``), adds to ``[tool.mutmut]`` the one module to
