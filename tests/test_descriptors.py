@@ -114,7 +114,9 @@ def test_spacing_errors_in_full_and_float32_spacing_tensors():
         r"for probabilities of shape \(3, 2, 5, 6\); got shape \(2, 2\)$",
     ):
         soft_size(p, spacing=torch.ones(2, 2))
-    with pytest.raises(ValueError, match=r"^spacing: expected positive values .*got \[1.0, 0.0\]$"):
+    with pytest.raises(
+        ValueError, match=r"^spacing: expected positive finite mm per axis, got \[1.0, 0.0\]$"
+    ):
         soft_size(p, spacing=(1.0, 0.0))
     with pytest.raises(ValueError, match=r"^p: expected a torch.Tensor, got list$"):
         D.check_probs([[0.5]])
