@@ -43,16 +43,22 @@ EQUIVALENT_FILE = ROOT / "benchmarks" / "mutation_equivalent.md"
 # module name -> (files to mutate, the test files that are that module's own), smallest first
 MODULES: dict[str, tuple[list[str], list[str]]] = {
     "splits": (["tutorial_lib/data/splits.py"], ["tests/test_splits.py"]),
-    "penalties": (["tutorial_lib/penalties.py"], ["tests/test_penalties.py"]),
+    "penalties": (
+        ["tutorial_lib/penalties.py"],
+        ["tests/test_penalties.py", "tests/test_core_edges.py"],
+    ),
     "augment": (["tutorial_lib/data/augment.py"], ["tests/test_data_augment.py"]),
     "laplacian": (["tutorial_lib/laplacian.py"], ["tests/test_descriptors.py"]),
     "bounds": (["tutorial_lib/bounds.py"], ["tests/test_bounds.py"]),
     "metrics": (["tutorial_lib/metrics.py"], ["tests/test_metrics.py"]),
     "losses": (
         ["tutorial_lib/losses.py", "tutorial_lib/loss_tables.py"],
-        ["tests/test_losses.py"],
+        ["tests/test_losses.py", "tests/test_core_edges.py"],
     ),
-    "descriptors": (["tutorial_lib/descriptors.py"], ["tests/test_descriptors.py"]),
+    "descriptors": (
+        ["tutorial_lib/descriptors.py"],
+        ["tests/test_descriptors.py", "tests/test_core_edges.py"],
+    ),
 }
 COPIED = ("tutorial_lib", "tests", "conftest.py", "pyproject.toml")
 KILLED = {"killed", "timeout", "segfault"}
