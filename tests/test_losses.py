@@ -164,6 +164,8 @@ def test_normalisation_and_stats():
     paper = ours()
     mean = ours(normalisation="batch_mean")
     torch.testing.assert_close(mean(probs, target, 2.0), paper(probs, target, 2.0) / 3)
+    # one image: the per-image mean is the sum itself
+    torch.testing.assert_close(mean(probs[:1], target[:1], 2.0), paper(probs[:1], target[:1], 2.0))
     stats = paper.last_stats
     assert set(stats) == {
         f"{n}/{s}" for n, *_ in ALL_TERMS for s in ("loss", "violation", "frac_violated")
