@@ -33,9 +33,11 @@ def make_zip(members: dict[str, bytes]) -> bytes:
     return buffer.getvalue()
 
 
-def make_tar(members: dict[str, bytes], links: dict[str, str] | None = None) -> bytes:
+def make_tar(
+    members: dict[str, bytes], links: dict[str, str] | None = None, *, mode: str = "w"
+) -> bytes:
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tf:
+    with tarfile.open(fileobj=buffer, mode=mode) as tf:
         for name, data in members.items():
             info = tarfile.TarInfo(name)
             info.size = len(data)
@@ -265,13 +267,7 @@ def test_both_entry_points_run_as_scripts(tmp_path, entry):
 
 
 def make_tar_gz(members: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tf:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tf.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
+    return make_tar(members, mode="w:gz")
 
 
 NOISE = random.Random(0).randbytes(200_000)  # incompressible: a cut lands inside the data
