@@ -7,7 +7,7 @@ training step of the ``acdc-ce`` and ``acdc-descriptors`` presets (ENet, B = 8, 
 as ``tutorial_lib.train`` does it, split into parts:
 
 - ``batch``: index the training tensors and move them to the device (``_train_epoch``);
-- ``augment``: ``tutorial_lib.train.augment`` with the preset's settings;
+- ``augment``: ``tutorial_lib.data.augment.augment_batch`` with the preset's ``augment`` config;
 - ``forward``: the network under the run's autocast, then ``logits.float()`` (``_step``);
 - ``loss``: softmax + ``ShapeDescriptorLoss``, or ``cross_entropy_loss`` (``_step``);
 - ``backward``: ``zero_grad(set_to_none=True)`` + ``loss.backward()`` (``_step``);
@@ -204,6 +204,7 @@ def _toy_batch(size: int, batch: int, seed: int) -> tuple[torch.Tensor, torch.Te
 def count_step(preset: str, *, size: int, path: str, seed: int = 0) -> dict[str, Any]:
     """Op counts of one training step of ``preset`` (see the module docstring)."""
     from tutorial_lib import train as train_module
+    from tutorial_lib.data.augment import augment_batch
     from tutorial_lib.data.datasets import SliceSet
     from tutorial_lib.evaluation import autocast_context
     from tutorial_lib.losses import cross_entropy_loss
@@ -243,7 +244,7 @@ def count_step(preset: str, *, size: int, path: str, seed: int = 0) -> dict[str,
         with part("batch"):
             x, y = train_module.load_batch(images, labels, index, device)
         with part("augment"):
-            x, y = train_module.augment(cfg, x, y, run.generators["augment"])
+            x, y = augment_batch(x, y, run.generators["augment"], cfg.augment)
         with part("forward"):  # train._step
             if run.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)

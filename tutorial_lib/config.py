@@ -24,10 +24,14 @@ from tutorial_lib.penalties import PENALTIES
 
 __all__ = [
     "AMP_CHOICES",
+    "AUGMENT_TRANSFORMS",
+    "BLUR_PADDINGS",
     "DATASETS",
+    "IMAGE_INTERPOLATIONS",
     "INIT_BIAS",
     "LR_SCHEDULES",
     "METHODS",
+    "SCALE_OFFSETS",
     "AugmentConfig",
     "DataConfig",
     "TrainConfig",
@@ -40,6 +44,10 @@ LR_SCHEDULES = ("paper", "paper-skip-epoch0", "constant")
 AMP_CHOICES = ("auto", "off", "bf16")
 INIT_BIAS = ("default", "class_sizes")
 DATASETS = ("toy-cardiac", "toy-prostate", "acdc", "promise12")
+AUGMENT_TRANSFORMS = ("blur", "rotate", "scale")  # in the order they are applied
+BLUR_PADDINGS = ("replicate", "reflect")
+IMAGE_INTERPOLATIONS = ("bilinear", "nearest")
+SCALE_OFFSETS = ("centre", "random")
 
 # --------------------------------------------------------------------------- field checks
 
@@ -103,10 +111,16 @@ def _set_tuple(obj: Any, name: str) -> None:
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    """Online augmentation, each transform applied with probability `p` per image.
+    """Online augmentation, each transform applied with probability `p` per image, in this order.
 
     Paper: Gaussian blur of the image only (sigma in `blur_sigma`), rotation within
-    ±`rotation_deg`, isotropic scale within `scale`.
+    ±`rotation_deg`, isotropic scale within `scale`. `transforms` names those in use. The other
+    fields choose how each is done (the authors' choice first, `tutorial_lib.presets.AUTHORS_AUGMENT`):
+    `blur_kernel_size` 5 (a fixed 5x5 kernel) or None (radius ceil(3 sigma)); `blur_padding`
+    "reflect" or "replicate" at the image edges; `image_interpolation` "nearest" or "bilinear" for
+    the image's rotation and scaling (labels always nearest); `scale_offset` "random" (resize to
+    floor(s H) pixels, then crop or zero-pad back to H at a uniform random integer offset) or
+    "centre" (scale about the image centre). The defaults are the project's earlier recipe.
     """
 
     enabled: bool = True
@@ -114,10 +128,15 @@ class AugmentConfig:
     blur_sigma: tuple[float, float] = (0.5, 2.0)
     rotation_deg: float = 30.0
     scale: tuple[float, float] = (0.8, 1.2)
+    transforms: tuple[str, ...] = AUGMENT_TRANSFORMS
+    blur_kernel_size: int | None = None
+    blur_padding: str = "replicate"
+    image_interpolation: str = "bilinear"
+    scale_offset: str = "centre"
 
     def __post_init__(self) -> None:
-        _set_tuple(self, "blur_sigma")
-        _set_tuple(self, "scale")
+        for name in ("blur_sigma", "scale", "transforms"):
+            _set_tuple(self, name)
         if not isinstance(self.enabled, bool):
             _fail("augment.enabled", "a bool", self.enabled)
         if not (_is_finite(self.p) and 0 <= self.p <= 1):
@@ -126,6 +145,23 @@ class AugmentConfig:
         if not (_is_finite(self.rotation_deg) and self.rotation_deg >= 0):
             _fail("augment.rotation_deg", "a finite angle >= 0 (degrees)", self.rotation_deg)
         _positive_range("augment.scale", self.scale)
+        _check_augment_choices(self)
+
+
+def _check_augment_choices(a: AugmentConfig) -> None:
+    """The fields that say which transforms run and how (see `AugmentConfig`)."""
+    names = a.transforms
+    in_order = tuple(t for t in AUGMENT_TRANSFORMS if isinstance(names, tuple) and t in names)
+    if not (isinstance(names, tuple) and names == in_order):
+        _fail(
+            "augment.transforms", f"distinct names among {AUGMENT_TRANSFORMS} in that order", names
+        )
+    size = a.blur_kernel_size
+    if size is not None and not (_is_int(size) and size >= 3 and size % 2 == 1):
+        _fail("augment.blur_kernel_size", "None or an odd integer >= 3", size)
+    _one_of("augment.blur_padding", a.blur_padding, BLUR_PADDINGS)
+    _one_of("augment.image_interpolation", a.image_interpolation, IMAGE_INTERPOLATIONS)
+    _one_of("augment.scale_offset", a.scale_offset, SCALE_OFFSETS)
 
 
 @dataclass(frozen=True)

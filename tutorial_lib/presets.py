@@ -4,18 +4,32 @@ A preset is a `tutorial_lib.config.TrainConfig` (a frozen dataclass that checks 
 a field with `dataclasses.replace(get_preset("acdc-descriptors"), epochs=50)`.
 
 Paper presets (`acdc-ce`, `acdc-descriptors`, `promise12-ce`, `promise12-descriptors`) carry the
-values of the authors' code (docs/method.md §4-5), quirks included. Each quirk is one field, with a
-corrected alternative; `corrected(cfg)` switches all three at once and the `*-corrected` presets are
-the result:
+values of the authors' code (docs/method.md §4-5), quirks included, their augmentation
+(`AUTHORS_AUGMENT`) too. Each quirk is one field, with a corrected alternative; `corrected(cfg)`
+switches them all at once and the `*-corrected` presets are the result:
 
-| quirk (paper value)                                   | field            | corrected value        |
-|-------------------------------------------------------|------------------|------------------------|
-| length margin 10 in percentage mode = [0, 11 L]      | length term      | margin 0.10 (±10 %)    |
-| LR halved when `epoch % (best_epoch + 20) == 0`,      | `lr_schedule`    | `"paper-skip-epoch0"`  |
-|   which fires right after epoch 0 (`"paper"`)         |                  |                        |
-| absent class: size/length [0, 0], centroid/spread     | `empty_policy`   | `"corrected"`: size    |
-|   [0, 20] px, pulling stray mass to the top-left      |                  |   and length [0, 0],   |
-|   corner (`"paper"`)                                  |                  |   the others left free |
+| quirk (paper value)               | field                         | corrected value       |
+|-----------------------------------|-------------------------------|-----------------------|
+| length margin 10 in percentage    | length term                   | margin 0.10 (±10 %)   |
+|   mode = [0, 11 L]                |                               |                       |
+| LR halved when `epoch %           | `lr_schedule`                 | `"paper-skip-epoch0"` |
+|   (best_epoch + 20) == 0`, which  |                               |                       |
+|   fires right after epoch 0       |                               |                       |
+|   (`"paper"`)                     |                               |                       |
+| absent class: size/length [0, 0], | `empty_policy`                | `"corrected"`: size   |
+|   centroid/spread [0, 20] px,     |                               |   and length [0, 0],  |
+|   pulling stray mass to the       |                               |   the others free     |
+|   top-left corner (`"paper"`)     |                               |                       |
+| blur with a 5x5 kernel (5): at    | `augment.blur_kernel_size`    | None: radius          |
+|   sigma = 2 its std is 1.29 px    |                               |   ceil(3 sigma)       |
+| image rotated and scaled with     | `augment.image_interpolation` | `"bilinear"`          |
+|   nearest interpolation           |                               |                       |
+|   (`"nearest"`)                   |                               |                       |
+
+Kept from the authors' augmentation in the corrected presets (choices, not mistakes): the random
+crop / pad offset of the scaling (a translation of up to ±25 px at 256 pixels; the bounds are
+computed from the augmented labels, so the constraints follow it) and the reflected image edges
+of the blur.
 
 Toy presets (`toy-cardiac-ce`, `toy-cardiac-descriptors`, `toy-prostate-ce`,
 `toy-prostate-descriptors`) are tuned so that descriptor-only training works on a 2-core CPU;
@@ -31,6 +45,8 @@ from tutorial_lib.config import AugmentConfig, DataConfig, TrainConfig
 from tutorial_lib.losses import DescriptorTerm, paper_terms
 
 __all__ = [
+    "AUTHORS_AUGMENT",
+    "CORRECTED_AUGMENT",
     "PRESETS",
     "FAST_OVERRIDES",
     "get_preset",
@@ -41,13 +57,36 @@ __all__ = [
 
 # --------------------------------------------------------------------------- paper presets
 
+# The authors' online augmentation (their `pre_augment`, docs/method.md "Augmentation"): per
+# sample, each with p = 0.5, in this order: blur of the image only (5x5 kernel, reflected edges,
+# sigma in [0.5, 2]); rotation within ±30 degrees, image and labels nearest; scale in [0.8, 1.2]:
+# nearest resize to floor(s H), then crop or zero-pad back to H at a uniform random offset.
+AUTHORS_AUGMENT = AugmentConfig(
+    p=0.5,
+    blur_sigma=(0.5, 2.0),
+    rotation_deg=30.0,
+    scale=(0.8, 1.2),
+    transforms=("blur", "rotate", "scale"),
+    blur_kernel_size=5,
+    blur_padding="reflect",
+    image_interpolation="nearest",
+    scale_offset="random",
+)
+# The corrected presets' augmentation: the blur has the sigma it draws (kernel radius
+# ceil(3 sigma), not cut at 5 taps) and the image is resampled bilinearly. The random crop / pad
+# offset is kept: it is a translation augmentation, not a mistake, and the paper's results were
+# obtained with it (the bounds come from the augmented labels, so the constraints move with it).
+CORRECTED_AUGMENT = dataclasses.replace(
+    AUTHORS_AUGMENT, blur_kernel_size=None, image_interpolation="bilinear"
+)
+
 # What the two paper datasets share (docs/method.md §4-5): Adam lr 5e-4, betas (0.9, 0.99), the
 # authors' LR rule and augmentation, the log-barrier with t = 1 x 1.1 per epoch; 256x256 slices.
 _PAPER_COMMON = dict(
     lr=5e-4,
     betas=(0.9, 0.99),
     lr_schedule="paper",
-    augment=AugmentConfig(),
+    augment=AUTHORS_AUGMENT,
     penalty="log_barrier",
     normalisation="paper",
     empty_policy="paper",
@@ -71,7 +110,8 @@ _PAPER_RUNS: dict[str, dict[str, Any]] = {
 
 
 def corrected(cfg: TrainConfig) -> TrainConfig:
-    """The same run with the three quirks of the authors' code corrected (see module docstring)."""
+    """The same run with the quirks of the authors' code corrected (see module docstring); an
+    augmentation other than `AUTHORS_AUGMENT` is kept as it is."""
     terms = tuple(
         dataclasses.replace(t, margin=0.10)
         if t.descriptor == "length" and t.mode == "percentage"
@@ -84,6 +124,7 @@ def corrected(cfg: TrainConfig) -> TrainConfig:
         terms=terms,
         lr_schedule="paper-skip-epoch0" if cfg.lr_schedule == "paper" else cfg.lr_schedule,
         empty_policy="corrected" if cfg.empty_policy == "paper" else cfg.empty_policy,
+        augment=CORRECTED_AUGMENT if cfg.augment == AUTHORS_AUGMENT else cfg.augment,
     )
 
 

@@ -69,29 +69,13 @@ from tutorial_lib.run_folder import claim_folder, remove_stale_temporaries
 from tutorial_lib.run_setup import Run, build_run
 from tutorial_lib.runlog import read_json, write_csv, write_json
 
-__all__ = ["train", "augment", "load_batch", "EpochTotals", "CHECK_EVERY"]
+__all__ = ["train", "load_batch", "EpochTotals", "CHECK_EVERY"]
 
 
 CHECK_EVERY = 20  # steps between two non-finite checks on an accelerator
 
 
 # --------------------------------------------------------------------------- one step
-
-
-def augment(config: TrainConfig, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator):
-    """The preset's online augmentation of a batch (labels follow the geometric transforms)."""
-    if not config.augment.enabled:
-        return x, y
-    a = config.augment
-    return augment_batch(
-        x,
-        y,
-        generator,
-        p=a.p,
-        rotation_deg=a.rotation_deg,
-        scale_range=tuple(a.scale),
-        blur_sigma=tuple(a.blur_sigma),
-    )
 
 
 def load_batch(
@@ -208,7 +192,7 @@ def _train_epoch(run: Run, progress: bool) -> dict[str, float]:
     )
     for index in steps:
         x, y = load_batch(images, labels, index, device)
-        x, y = augment(cfg, x, y, run.generators["augment"])
+        x, y = augment_batch(x, y, run.generators["augment"], cfg.augment)
         batch_spacing = None if spacing is None else spacing[index.to(spacing.device)].to(device)
         loss, logits = _step(run, x, y, t, batch_spacing)
         totals.add(loss, logits, y, run.loss_fn.last_stats if run.loss_fn is not None else None)

@@ -1,12 +1,22 @@
 """The paper's online augmentation, batched on the tensors' device and seeded.
 
-Each of three transforms is applied to each sample independently with probability p:
-- Gaussian blur of the image only, sigma uniform in [0.5, 2] pixels;
-- rotation by an angle uniform in [-30, 30] degrees;
-- scaling by a factor uniform in [0.8, 1.2].
-Rotation and scaling share one `affine_grid` / `grid_sample` call for the whole batch (image
-bilinear, labels nearest, zero padding = background); the blur is one grouped convolution
-with a kernel per sample. Samples that a transform skips are returned bit-identical.
+`augment_batch(images, labels, generator, config)` follows a `tutorial_lib.config.AugmentConfig`.
+Each transform of `config.transforms` is applied to each sample independently with probability
+`config.p`, in this order:
+1. Gaussian blur of the image only, sigma uniform in `blur_sigma` pixels; the kernel has
+   `blur_kernel_size` taps (the authors: 5, so at sigma = 2 the kernel is cut at ±1 sigma and the
+   blur's own std is sqrt(sum k² w_k) ≈ 1.29 px) or a radius of ceil(3 max sigma);
+2. rotation by an angle uniform in ±`rotation_deg` degrees about the image centre;
+3. scaling by a factor s uniform in `scale`: about the centre (`scale_offset="centre"`), or as the
+   authors do (`"random"`): resize to n = floor(s H) pixels, then crop (s > 1) or zero-pad (s < 1)
+   back to H at an integer offset o uniform in {0, ..., |n - H|}, which moves the content by up
+   to |n - H| / 2 pixels (±25 px at 256 pixels and s = 0.8 or 1.2).
+Rotation and scaling are one `affine_grid` / `grid_sample` call for the whole batch: output pixel
+y (normalised) reads the input at R(angle) (y / zoom + shift), zoom = n / H and shift =
+(H - n + 2 o) / n, so the crop or pad offset is a per-sample translation and nearest sampling
+keeps the value sets (labels always nearest, the image as `image_interpolation` asks; zero
+padding = background). The blur is one grouped convolution with a kernel per sample. Samples that
+a transform skips are returned bit-identical.
 """
 
 from __future__ import annotations
@@ -15,6 +25,8 @@ import math
 
 import torch
 import torch.nn.functional as F
+
+from tutorial_lib.config import AUGMENT_TRANSFORMS, AugmentConfig
 
 
 def _check_inputs(images: torch.Tensor, labels: torch.Tensor | None) -> None:
@@ -32,91 +44,157 @@ def _check_inputs(images: torch.Tensor, labels: torch.Tensor | None) -> None:
             )
 
 
-def _draw(generator: torch.Generator, n: int, device: torch.device) -> torch.Tensor:
-    """(6, n) uniforms from `generator` (on its own device), moved to `device`."""
-    return torch.rand(6, n, generator=generator, device=generator.device).to(device)
+def _draw(generator: torch.Generator, rows: int, n: int, device: torch.device) -> torch.Tensor:
+    """(rows, n) uniforms from `generator` (on its own device), moved to `device`."""
+    return torch.rand(rows, n, generator=generator, device=generator.device).to(device)
 
 
 def blur_images(
-    images: torch.Tensor, sigmas: torch.Tensor, max_sigma: float | None = None
+    images: torch.Tensor,
+    sigmas: torch.Tensor,
+    max_sigma: float | None = None,
+    *,
+    kernel_size: int | None = None,
+    padding: str = "replicate",
 ) -> torch.Tensor:
-    """Blur sample b of (B, C, H, W) with a Gaussian of std sigmas[b] pixels (edge replicated).
+    """Blur sample b of (B, C, H, W) with a Gaussian of std sigmas[b] pixels.
 
-    One separable grouped convolution; the kernel radius is ceil(3 * max_sigma). Give
-    `max_sigma` (an upper bound of `sigmas`) to avoid reading `sigmas` back from the GPU.
+    One separable grouped convolution with weights exp(-k² / 2 sigma²) / sum, k = -r..r: r =
+    `kernel_size` // 2, or ceil(3 * max_sigma) when `kernel_size` is None (give `max_sigma`, an
+    upper bound of `sigmas`, to avoid reading `sigmas` back from the GPU). The edges are padded by
+    `padding`: "replicate" (the edge pixel repeated) or "reflect" (mirrored about it).
     """
     b, c, h, w = images.shape
-    if max_sigma is None:
-        max_sigma = float(sigmas.max()) if b else 0.0
-    radius = max(1, math.ceil(3 * max_sigma))
+    if kernel_size is not None:
+        if not (isinstance(kernel_size, int) and kernel_size >= 1 and kernel_size % 2 == 1):
+            raise ValueError(
+                f"kernel_size: expected None or an odd integer >= 1, got {kernel_size}"
+            )
+        radius = kernel_size // 2
+    else:
+        if max_sigma is None:
+            max_sigma = float(sigmas.max()) if b else 0.0
+        radius = max(1, math.ceil(3 * max_sigma))
+    if padding not in ("replicate", "reflect"):
+        raise ValueError(f"padding: expected 'replicate' or 'reflect', got {padding!r}")
+    if padding == "reflect" and radius >= min(h, w):
+        raise ValueError(
+            f"images: expected a height and width > the blur radius {radius} to reflect, got "
+            f"{h}x{w}"
+        )
     offsets = torch.arange(-radius, radius + 1, device=images.device, dtype=images.dtype)
     s = sigmas.to(images.dtype).clamp_min(1e-3).repeat_interleave(c).view(-1, 1)
     kernel = torch.exp(-0.5 * (offsets.view(1, -1) / s) ** 2)
     kernel = kernel / kernel.sum(dim=1, keepdim=True)
     x = images.reshape(1, b * c, h, w)
-    x = F.pad(x, (radius, radius, radius, radius), mode="replicate")
+    x = F.pad(x, (radius, radius, radius, radius), mode=padding)
     x = F.conv2d(x, kernel.view(b * c, 1, 1, -1), groups=b * c)
     x = F.conv2d(x, kernel.view(b * c, 1, -1, 1), groups=b * c)
     return x.view(b, c, h, w)
 
 
-def affine_matrices(angles_rad: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
-    """(B, 2, 3) `affine_grid` matrices that rotate by `angles` and zoom by `scales` about the
-    image centre (scale > 1 enlarges the content)."""
-    cos, sin = torch.cos(angles_rad) / scales, torch.sin(angles_rad) / scales
-    zero = torch.zeros_like(cos)
-    return torch.stack([torch.stack([cos, -sin, zero], -1), torch.stack([sin, cos, zero], -1)], 1)
+def affine_matrices(
+    angles_rad: torch.Tensor,
+    zoom: torch.Tensor,
+    zoom_y: torch.Tensor | None = None,
+    shift: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """(B, 2, 3) `affine_grid` matrices: output y (normalised x, y) reads the input at
+    R(angle) (y / zoom + shift). `zoom` (B,) enlarges the content (along x, and along y unless
+    `zoom_y` is given); `shift` (B, 2) is an (x, y) translation before the rotation (None: 0,
+    a rotation and zoom about the image centre)."""
+    zoom_y = zoom if zoom_y is None else zoom_y
+    cos, sin = torch.cos(angles_rad), torch.sin(angles_rad)
+    cos_x, sin_x, cos_y, sin_y = cos / zoom, sin / zoom, cos / zoom_y, sin / zoom_y
+    if shift is None:
+        move_x = move_y = torch.zeros_like(cos_x)
+    else:
+        move_x = cos * shift[:, 0] - sin * shift[:, 1]
+        move_y = sin * shift[:, 0] + cos * shift[:, 1]
+    rows = [torch.stack([cos_x, -sin_y, move_x], -1), torch.stack([sin_x, cos_y, move_y], -1)]
+    return torch.stack(rows, 1)
 
 
-def augment_batch(
+def _random_offset_warp(
+    scale: torch.Tensor, u: torch.Tensor, height: int, width: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The authors' resize-then-crop-or-pad as (zoom_x, zoom_y, shift): n = floor(s H) pixels, an
+    integer offset o = min(0, n - H) + floor(u (|n - H| + 1)), shift = (H - n + 2 o) / n."""
+    zooms, shifts = [], []
+    for size, draw in ((width, u[0]), (height, u[1])):
+        n = torch.floor(scale.double() * size)
+        span = (n - size).abs()
+        offset = torch.minimum(n - size, torch.zeros_like(n))
+        offset = offset + torch.minimum(torch.floor(draw.double() * (span + 1)), span)
+        zooms.append((n / size).to(scale.dtype))
+        shifts.append(((size - n + 2 * offset) / n).to(scale.dtype))
+    return zooms[0], zooms[1], torch.stack(shifts, -1)
+
+
+def _warp(
     images: torch.Tensor,
     labels: torch.Tensor | None,
-    generator: torch.Generator,
-    p: float = 0.5,
-    *,
-    rotation_deg: float = 30.0,
-    scale_range: tuple[float, float] = (0.8, 1.2),
-    blur_sigma: tuple[float, float] = (0.5, 2.0),
+    theta: torch.Tensor,
+    moved: torch.Tensor,
+    image_mode: str,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Augment a batch: images (B, C, H, W) float, labels (B, H, W) integer (or None).
-
-    Returns new tensors with the same dtype and device. The random draws come from
-    `generator` (which may live on the CPU or on the tensors' device), so a seeded generator
-    repeats the same augmentation.
-    """
-    _check_inputs(images, labels)
-    if not 0 <= p <= 1:
-        raise ValueError(f"p: expected a probability in [0, 1], got {p}")
-    if scale_range[0] <= 0 or scale_range[0] > scale_range[1]:
-        raise ValueError(
-            f"scale_range: expected 0 < scale_range[0] <= scale_range[1], got {scale_range}"
-        )
-    if blur_sigma[0] < 0 or blur_sigma[0] > blur_sigma[1]:
-        raise ValueError(
-            f"blur_sigma: expected 0 <= blur_sigma[0] <= blur_sigma[1], got {blur_sigma}"
-        )
+    """One grid_sample per tensor with `theta`; samples where `moved` is False are kept as given."""
     b = images.shape[0]
-    if b == 0:
-        return images, labels
-    u = _draw(generator, b, images.device)
-    do_blur, do_rotate, do_scale = u[0] < p, u[1] < p, u[2] < p
-    do_blur = do_blur & (blur_sigma[1] > 0)
-    sigma = blur_sigma[0] + (blur_sigma[1] - blur_sigma[0]) * u[3]
-    angle = torch.deg2rad((2 * u[4] - 1) * rotation_deg) * do_rotate
-    scale = torch.where(do_scale, scale_range[0] + (scale_range[1] - scale_range[0]) * u[5], 1.0)
-
-    blurred = blur_images(images, sigma, max_sigma=blur_sigma[1])
-    out = torch.where(do_blur.view(b, 1, 1, 1), blurred, images)
-    warp = ((angle != 0) | (scale != 1)).view(b, 1, 1, 1)  # exact identity otherwise
-    theta = affine_matrices(angle, scale).to(images.dtype)
-    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
-    warped = F.grid_sample(out, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    out = torch.where(warp, warped, out)
+    moved = moved.view(b, 1, 1, 1)
+    grid = F.affine_grid(theta.to(images.dtype), list(images.shape), align_corners=False)
+    warped = F.grid_sample(images, grid, mode=image_mode, padding_mode="zeros", align_corners=False)
+    out = torch.where(moved, warped, images)
     if labels is None:
         return out, None
     as_float = labels.unsqueeze(1).to(grid.dtype)
     warped_labels = F.grid_sample(
         as_float, grid, mode="nearest", padding_mode="zeros", align_corners=False
     )
-    new_labels = torch.where(warp, warped_labels, as_float).round().squeeze(1).to(labels.dtype)
+    new_labels = torch.where(moved, warped_labels, as_float).round().squeeze(1).to(labels.dtype)
     return out, new_labels
+
+
+def augment_batch(
+    images: torch.Tensor,
+    labels: torch.Tensor | None,
+    generator: torch.Generator,
+    config: AugmentConfig,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Augment a batch as `config` says: images (B, C, H, W) float, labels (B, H, W) integer (or
+    None). Returns new tensors with the same dtype and device (the inputs when `config.enabled` is
+    False). The draws come from `generator` (on the CPU or on the tensors' device): 6 uniforms per
+    sample (blur?, rotate?, scale?, sigma, angle, factor), then 2 more (the column and row
+    offsets) when `config.scale_offset` is "random", whatever the transforms do."""
+    _check_inputs(images, labels)
+    if not isinstance(config, AugmentConfig):
+        raise ValueError(f"config: expected an AugmentConfig, got {type(config).__name__}")
+    b, _, h, w = images.shape
+    if not config.enabled or b == 0:
+        return images, labels
+    u = _draw(generator, 6, b, images.device)
+    offsets_u = _draw(generator, 2, b, images.device) if config.scale_offset == "random" else None
+    p, on = config.p, config.transforms
+    do_blur, do_rotate, do_scale = [
+        (u[i] < p) & (name in on) for i, name in enumerate(AUGMENT_TRANSFORMS)
+    ]
+    (sigma_lo, sigma_hi), (scale_lo, scale_hi) = config.blur_sigma, config.scale
+    sigma = sigma_lo + (sigma_hi - sigma_lo) * u[3]
+    angle = torch.deg2rad((2 * u[4] - 1) * config.rotation_deg) * do_rotate
+    scale = torch.where(do_scale, scale_lo + (scale_hi - scale_lo) * u[5], 1.0)
+
+    blurred = blur_images(
+        images,
+        sigma,
+        max_sigma=sigma_hi,
+        kernel_size=config.blur_kernel_size,
+        padding=config.blur_padding,
+    )
+    out = torch.where(do_blur.view(b, 1, 1, 1), blurred, images)
+    if offsets_u is None:
+        theta = affine_matrices(angle, scale)
+        moved = (angle != 0) | (scale != 1)  # exact identity otherwise
+    else:
+        zoom_x, zoom_y, shift = _random_offset_warp(scale, offsets_u, h, w)
+        theta = affine_matrices(angle, zoom_x, zoom_y, shift)
+        moved = (angle != 0) | (zoom_x != 1) | (zoom_y != 1) | (shift != 0).any(-1)
+    return _warp(out, labels, theta, moved, config.image_interpolation)
