@@ -1,13 +1,22 @@
-"""Batched, seeded augmentation: identity cases, probabilities, geometry, alignment, errors."""
+"""Batched, seeded augmentation: identity cases, probabilities, geometry, alignment, errors; the
+earlier recipe kept bit for bit; the authors' recipe against a per-sample re-implementation."""
 
+import dataclasses
 import math
+import random
+from pathlib import Path
 
+import authors_augment as authors
 import numpy as np
 import pytest
 import torch
-from scipy import ndimage
+from scipy import ndimage, stats
 
+from tutorial_lib.config import AugmentConfig
 from tutorial_lib.data.augment import augment_batch, blur_images
+from tutorial_lib.presets import AUTHORS_AUGMENT, CORRECTED_AUGMENT, get_preset
+
+FIXTURE = Path(__file__).parent / "fixtures" / "augment_before_options.pt"
 
 
 def disk_batch(b=8, size=48, radius=10):
@@ -24,24 +33,29 @@ def gen(seed=0):
     return torch.Generator().manual_seed(seed)
 
 
+def cfg(**fields):
+    """The earlier recipe (the AugmentConfig defaults) with `fields` changed."""
+    return AugmentConfig(**fields)
+
+
 def test_p_zero_returns_the_inputs_unchanged():
     images, labels = disk_batch()
-    out, lab = augment_batch(images, labels, gen(), p=0.0)
+    out, lab = augment_batch(images, labels, gen(), cfg(p=0.0))
     assert torch.equal(out, images) and torch.equal(lab, labels)
 
 
 def test_seeded_generator_repeats_and_another_seed_differs():
     images, labels = disk_batch(16)
-    a = augment_batch(images, labels, gen(1))
-    b = augment_batch(images, labels, gen(1))
-    c = augment_batch(images, labels, gen(2))
+    a = augment_batch(images, labels, gen(1), cfg())
+    b = augment_batch(images, labels, gen(1), cfg())
+    c = augment_batch(images, labels, gen(2), cfg())
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
     assert not torch.equal(a[0], c[0])
 
 
 def test_outputs_keep_dtype_device_range_and_label_set():
     images, labels = disk_batch(32)
-    out, lab = augment_batch(images.double(), labels.long(), gen(), p=1.0)
+    out, lab = augment_batch(images.double(), labels.long(), gen(), cfg(p=1.0))
     assert out.dtype == torch.float64 and lab.dtype == torch.long
     assert out.min() >= 0 and out.max() <= 1 + 1e-9
     assert set(lab.unique().tolist()) <= {0, 1, 2}
@@ -49,9 +63,8 @@ def test_outputs_keep_dtype_device_range_and_label_set():
 
 def test_no_rotation_no_scaling_and_zero_blur_is_the_identity():
     images, labels = disk_batch()
-    out, lab = augment_batch(
-        images, labels, gen(), p=1.0, rotation_deg=0.0, scale_range=(1.0, 1.0), blur_sigma=(0, 0)
-    )
+    still = cfg(p=1.0, rotation_deg=0.0, scale=(1.0, 1.0), transforms=("rotate", "scale"))
+    out, lab = augment_batch(images, labels, gen(), still)
     assert torch.equal(lab, labels)
     torch.testing.assert_close(out, images, atol=1e-5, rtol=0)
 
@@ -59,7 +72,7 @@ def test_no_rotation_no_scaling_and_zero_blur_is_the_identity():
 def test_scaling_by_1_2_grows_areas_by_1_44():
     images, labels = disk_batch()
     _, lab = augment_batch(
-        images, labels, gen(), p=1.0, rotation_deg=0.0, scale_range=(1.2, 1.2), blur_sigma=(0, 0)
+        images, labels, gen(), cfg(p=1.0, scale=(1.2, 1.2), transforms=("scale",))
     )
     ratio = (lab > 0).sum((1, 2)).float() / (labels > 0).sum((1, 2)).float()
     torch.testing.assert_close(ratio, torch.full_like(ratio, 1.44), atol=0.05, rtol=0)
@@ -67,7 +80,7 @@ def test_scaling_by_1_2_grows_areas_by_1_44():
 
 def test_rotation_keeps_areas_and_turns_the_bar_by_at_most_30_degrees():
     images, labels = disk_batch(64)
-    _, lab = augment_batch(images, labels, gen(3), p=1.0, scale_range=(1, 1), blur_sigma=(0, 0))
+    _, lab = augment_batch(images, labels, gen(3), cfg(p=1.0, transforms=("rotate",)))
     ratio = (lab == 2).sum((1, 2)).float() / (labels == 2).sum((1, 2)).float()
     assert ((ratio - 1).abs() < 0.1).all()
     angles = []
@@ -81,11 +94,11 @@ def test_rotation_keeps_areas_and_turns_the_bar_by_at_most_30_degrees():
 
 def test_each_transform_hits_about_half_of_the_samples():
     images, labels = disk_batch(400, size=24, radius=5)
-    out, lab = augment_batch(images, labels, gen(5), p=0.5, rotation_deg=0.0, scale_range=(1, 1))
+    out, lab = augment_batch(images, labels, gen(5), cfg(transforms=("blur",)))
     blurred = (out != images).flatten(1).any(1)
     assert 160 < int(blurred.sum()) < 240
     assert torch.equal(lab, labels)  # blur touches the image only
-    _, lab = augment_batch(images, labels, gen(6), p=0.5, blur_sigma=(0, 0))
+    _, lab = augment_batch(images, labels, gen(6), cfg(transforms=("rotate", "scale")))
     warped = (lab != labels).flatten(1).any(1)
     # P(rotated or scaled) = 0.75; a few tiny rotations/scales leave the label unchanged
     assert 250 < int(warped.sum()) < 330
@@ -93,7 +106,7 @@ def test_each_transform_hits_about_half_of_the_samples():
 
 def test_images_and_labels_move_together():
     images, labels = disk_batch(16)
-    out, lab = augment_batch(images, labels, gen(7), p=1.0, blur_sigma=(0, 0))
+    out, lab = augment_batch(images, labels, gen(7), cfg(p=1.0, transforms=("rotate", "scale")))
     agree = ((out.squeeze(1) * 2).round().to(torch.uint8) == lab).float().mean()
     assert agree > 0.97
 
@@ -130,48 +143,45 @@ def test_blur_preserves_the_mean_and_smooths():
 )
 def test_bad_inputs_name_what_was_expected(images, labels, match):
     with pytest.raises(ValueError, match=match):
-        augment_batch(images, labels, gen())
+        augment_batch(images, labels, gen(), cfg())
 
 
-def test_bad_settings_are_rejected():
+def test_a_config_other_than_augment_config_is_refused():
     images, labels = disk_batch(2)
-    with pytest.raises(ValueError, match=r"^p: expected a probability in \[0, 1\], got 1.5$"):
-        augment_batch(images, labels, gen(), p=1.5)
-    with pytest.raises(ValueError, match=r"^scale_range: expected .*, got \(1.2, 0.8\)$"):
-        augment_batch(images, labels, gen(), scale_range=(1.2, 0.8))
-    for scales in ((0.0, 1.0), (-0.5, 1.0)):
-        with pytest.raises(ValueError, match=r"^scale_range: expected 0 < scale_range\[0\]"):
-            augment_batch(images, labels, gen(), scale_range=scales)
-    for sigmas in ((-1.0, 2.0), (3.0, 2.0)):
-        with pytest.raises(
-            ValueError, match=r"^blur_sigma: expected 0 <= blur_sigma\[0\] <= blur_sigma\[1\], got"
-        ):
-            augment_batch(images, labels, gen(), blur_sigma=sigmas)
+    with pytest.raises(ValueError, match=r"^config: expected an AugmentConfig, got dict$"):
+        augment_batch(images, labels, gen(), {"p": 0.5})
+
+
+def test_disabled_augmentation_returns_the_inputs_themselves():
+    images, labels = disk_batch(2)
+    out, lab = augment_batch(images, labels, gen(), cfg(enabled=False))
+    assert out is images and lab is labels
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_on_gpu_with_a_gpu_generator_matches_the_cpu_geometry():
+@pytest.mark.parametrize("recipe", [AugmentConfig(), AUTHORS_AUGMENT], ids=["earlier", "authors"])
+def test_on_gpu_with_a_gpu_generator_matches_the_cpu_geometry(recipe):
     images, labels = disk_batch(8)
     g = torch.Generator(device="cuda").manual_seed(0)
-    out, lab = augment_batch(images.cuda(), labels.cuda(), g, p=1.0)
+    out, lab = augment_batch(images.cuda(), labels.cuda(), g, dataclasses.replace(recipe, p=1.0))
     assert out.device.type == "cuda" and lab.device.type == "cuda"
     assert set(lab.unique().tolist()) <= {0, 1, 2}
-    cpu_gen = torch.Generator().manual_seed(0)
-    a = augment_batch(images.cuda(), labels.cuda(), cpu_gen, p=1.0, blur_sigma=(0, 0))
-    b = augment_batch(images, labels, torch.Generator().manual_seed(0), p=1.0, blur_sigma=(0, 0))
+    warp_only = dataclasses.replace(recipe, p=1.0, transforms=("rotate", "scale"))
+    a = augment_batch(images.cuda(), labels.cuda(), gen(), warp_only)
+    b = augment_batch(images, labels, gen(), warp_only)
     assert (a[1].cpu() != b[1]).float().mean() < 0.01
 
 
-def reference_augment(image, label, u, p, rotation_deg, scale_range, blur_sigma):
+def reference_augment(image, label, u, config):
     """One sample, by scipy.ndimage, from the six uniforms u the batch drew for it: Gaussian blur
     (edge replicated, radius ceil(3 max sigma)), then rotation and scaling about the image centre
     with the convention of grid_sample (align_corners=False, zero outside the image)."""
-    lo, hi = blur_sigma
-    if u[0] < p and hi > 0:
+    p, (lo, hi), scale_range = config.p, config.blur_sigma, config.scale
+    if u[0] < p:
         sigma = lo + (hi - lo) * u[3]
         radius = max(1, math.ceil(3 * hi))
         image = ndimage.gaussian_filter(image, sigma, mode="nearest", radius=radius)
-    angle = math.radians((2 * u[4] - 1) * rotation_deg) if u[1] < p else 0.0
+    angle = math.radians((2 * u[4] - 1) * config.rotation_deg) if u[1] < p else 0.0
     scale = scale_range[0] + (scale_range[1] - scale_range[0]) * u[5] if u[2] < p else 1.0
     if angle == 0 and scale == 1:
         return image, label
@@ -189,9 +199,9 @@ def reference_augment(image, label, u, p, rotation_deg, scale_range, blur_sigma)
 @pytest.mark.parametrize(
     "b, settings",
     [
-        (6, {}),  # the paper's settings
-        (1, {"p": 1.0, "rotation_deg": 50.0, "scale_range": (0.7, 1.4), "blur_sigma": (0.3, 0.9)}),
-        (5, {"p": 0.7, "rotation_deg": 10.0, "scale_range": (1.0, 1.3), "blur_sigma": (1.0, 1.5)}),
+        (6, {}),  # the earlier recipe's settings
+        (1, {"p": 1.0, "rotation_deg": 50.0, "scale": (0.7, 1.4), "blur_sigma": (0.3, 0.9)}),
+        (5, {"p": 0.7, "rotation_deg": 10.0, "scale": (1.0, 1.3), "blur_sigma": (1.0, 1.5)}),
     ],
 )
 def test_each_sample_equals_scipy_with_the_drawn_parameters(b, settings):
@@ -200,27 +210,34 @@ def test_each_sample_equals_scipy_with_the_drawn_parameters(b, settings):
     g = torch.Generator().manual_seed(11)
     images = torch.rand(b, 1, 20, 20, dtype=torch.float64, generator=g)
     labels = torch.randint(0, 4, (b, 20, 20), generator=g).repeat_interleave(2, 1)[:, ::2]
-    out, lab = augment_batch(images, labels, gen(9), **settings)
+    config = cfg(**settings)
+    out, lab = augment_batch(images, labels, gen(9), config)
     u = torch.rand(6, b, generator=gen(9)).double()
-    defaults = {"p": 0.5, "rotation_deg": 30.0, "scale_range": (0.8, 1.2), "blur_sigma": (0.5, 2.0)}
-    full = {**defaults, **settings}
     for i in range(b):
         ui = u[:, i].tolist()
-        image, label = reference_augment(images[i, 0].numpy(), labels[i].numpy(), ui, **full)
+        image, label = reference_augment(images[i, 0].numpy(), labels[i].numpy(), ui, config)
         np.testing.assert_allclose(out[i, 0].numpy(), image, atol=1e-6, rtol=0)
         mismatch = (lab[i].numpy() != label).mean()
         assert mismatch < 0.01, (i, mismatch)  # nearest: ties at half-pixels may round apart
     if b > 1:  # several of each transform ran
-        assert (u[:3] < full["p"]).sum(1).min() >= 2
+        assert (u[:3] < config.p).sum(1).min() >= 2
 
 
-def test_a_call_draws_exactly_six_numbers_per_sample():
-    """The generator moves by 6 B uniforms: a run's later draws do not depend on the transforms."""
+@pytest.mark.parametrize(
+    ("config", "rows"),
+    [(AugmentConfig(), 6), (cfg(transforms=()), 6), (AUTHORS_AUGMENT, 8), (CORRECTED_AUGMENT, 8)],
+    ids=["earlier", "no-transform", "authors", "corrected"],
+)
+def test_a_call_draws_a_fixed_count_of_numbers_per_sample(config, rows):
+    """The generator moves by 6 B uniforms, 8 B with random scale offsets: a run's later draws do
+    not depend on what the transforms did."""
     images, labels = disk_batch(3)
     g = gen(4)
-    augment_batch(images, labels, g)
+    augment_batch(images, labels, g, config)
     ref = gen(4)
     torch.rand(6, 3, generator=ref)
+    if rows == 8:
+        torch.rand(2, 3, generator=ref)
     assert torch.equal(torch.rand(5, generator=g), torch.rand(5, generator=ref))
 
 
@@ -248,8 +265,8 @@ def test_blur_equals_scipy_gaussian_filter_in_float64():
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_low_precision_images_keep_their_dtype(dtype):
     images, labels = disk_batch(4)
-    out, lab = augment_batch(images.to(dtype), labels, gen(), p=1.0)
-    ref, ref_lab = augment_batch(images, labels, gen(), p=1.0)
+    out, lab = augment_batch(images.to(dtype), labels, gen(), cfg(p=1.0))
+    ref, ref_lab = augment_batch(images, labels, gen(), cfg(p=1.0))
     assert out.dtype == dtype and lab.dtype == labels.dtype
     assert (lab != ref_lab).float().mean() < 0.02  # the sampling grid is in the images' dtype
     assert (out.float() - ref).abs().mean() < 0.01
