@@ -116,3 +116,12 @@ def augment(image: np.ndarray, labels: np.ndarray, params: Params) -> tuple[np.n
         image = scale(image, params.scale, params.offset)
         labels = scale(labels, params.scale, params.offset)
     return image, labels
+
+
+def augment_labels(labels: np.ndarray, params: Params) -> np.ndarray:
+    """The labels' part of `augment` (the blur leaves them as they are)."""
+    if params.angle_deg is not None:
+        labels = rotate(labels, params.angle_deg)
+    if params.scale is not None:
+        labels = scale(labels, params.scale, params.offset)
+    return labels

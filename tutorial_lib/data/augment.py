@@ -161,8 +161,8 @@ def augment_batch(
     config: AugmentConfig,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Augment a batch as `config` says: images (B, C, H, W) float, labels (B, H, W) integer (or
-    None). Returns new tensors with the same dtype and device (the inputs when `config.enabled` is
-    False). The draws come from `generator` (on the CPU or on the tensors' device): 6 uniforms per
+    None). Returns tensors with the same dtype and device (the inputs themselves when
+    `config.enabled` is False, or where no transform of `config.transforms` touches them). The draws come from `generator` (on the CPU or on the tensors' device): 6 uniforms per
     sample (blur?, rotate?, scale?, sigma, angle, factor), then 2 more (the column and row
     offsets) when `config.scale_offset` is "random", whatever the transforms do."""
     _check_inputs(images, labels)
@@ -182,14 +182,18 @@ def augment_batch(
     angle = torch.deg2rad((2 * u[4] - 1) * config.rotation_deg) * do_rotate
     scale = torch.where(do_scale, scale_lo + (scale_hi - scale_lo) * u[5], 1.0)
 
-    blurred = blur_images(
-        images,
-        sigma,
-        max_sigma=sigma_hi,
-        kernel_size=config.blur_kernel_size,
-        padding=config.blur_padding,
-    )
-    out = torch.where(do_blur.view(b, 1, 1, 1), blurred, images)
+    out = images
+    if "blur" in on:  # a static choice: no read-back of the draws
+        blurred = blur_images(
+            images,
+            sigma,
+            max_sigma=sigma_hi,
+            kernel_size=config.blur_kernel_size,
+            padding=config.blur_padding,
+        )
+        out = torch.where(do_blur.view(b, 1, 1, 1), blurred, images)
+    if "rotate" not in on and "scale" not in on:
+        return out, labels
     if offsets_u is None:
         theta = affine_matrices(angle, scale)
         moved = (angle != 0) | (scale != 1)  # exact identity otherwise
