@@ -102,6 +102,22 @@ BAD_AUGMENT = [
     ("scale", (0, 1.0)),
     ("scale", (1.2, 0.8)),
     ("scale", (NAN, 1.0)),
+    ("transforms", ("rotate", "blur")),
+    ("transforms", ("blur", "blur")),
+    ("transforms", ("flip",)),
+    ("transforms", "blur"),
+    ("transforms", None),
+    ("blur_kernel_size", 4),
+    ("blur_kernel_size", 1),
+    ("blur_kernel_size", 5.0),
+    ("blur_kernel_size", True),
+    ("blur_kernel_size", "5"),
+    ("blur_padding", "zeros"),
+    ("blur_padding", None),
+    ("image_interpolation", "bicubic"),
+    ("image_interpolation", "NEAREST"),
+    ("scale_offset", "center"),
+    ("scale_offset", True),
 ]
 
 BAD_DATA = [
@@ -209,6 +225,15 @@ def test_lists_given_for_tuple_fields_are_stored_as_tuples():
     assert cfg.betas == (0.9, 0.99) and cfg.selection_classes == (1, 2)
     assert isinstance(cfg.terms, tuple)
     assert AugmentConfig(blur_sigma=[0.5, 1.0], scale=[0.9, 1.1]).scale == (0.9, 1.1)
+    assert AugmentConfig(transforms=["blur", "scale"]).transforms == ("blur", "scale")
+
+
+def test_augmentation_choices_at_their_edges_are_accepted():
+    edges = AugmentConfig(
+        transforms=(), blur_kernel_size=3, blur_padding="reflect", image_interpolation="nearest"
+    )
+    assert edges.transforms == () and edges.blur_kernel_size == 3
+    assert AugmentConfig(blur_kernel_size=None, scale_offset="random").scale_offset == "random"
 
 
 # --------------------------------------------------------------------------- to and from a dict
@@ -222,6 +247,24 @@ def test_every_preset_round_trips_through_json_exactly(name):
         again = config_from_dict(json.loads(text))
         assert again == cfg
         assert json.dumps(config_to_dict(again)) == text
+
+
+def test_an_augmentation_saved_before_the_recipe_options_reads_as_the_earlier_recipe():
+    """A config.json written before `transforms`, `blur_kernel_size`, `blur_padding`,
+    `image_interpolation` and `scale_offset` existed resumes with the augmentation it trained
+    with: the defaults are that recipe (5 keys, all left out here)."""
+    data = config_to_dict(get_preset("acdc-descriptors"))
+    new = ("transforms", "blur_kernel_size", "blur_padding", "image_interpolation", "scale_offset")
+    for key in new:
+        del data["augment"][key]
+    old = config_from_dict(data).augment
+    assert (old.transforms, old.blur_kernel_size, old.blur_padding) == (
+        ("blur", "rotate", "scale"),
+        None,
+        "replicate",
+    )
+    assert (old.image_interpolation, old.scale_offset) == ("bilinear", "centre")
+    assert old == AugmentConfig(p=0.5, blur_sigma=(0.5, 2.0), rotation_deg=30.0, scale=(0.8, 1.2))
 
 
 def test_round_trip_keeps_constant_bound_tables_options_and_shape_options():

@@ -8,7 +8,15 @@ import pytest
 
 from tutorial_lib.config import AugmentConfig, TrainConfig
 from tutorial_lib.losses import DescriptorTerm, paper_terms
-from tutorial_lib.presets import FAST_OVERRIDES, PRESETS, corrected, get_preset, toy_terms
+from tutorial_lib.presets import (
+    AUTHORS_AUGMENT,
+    CORRECTED_AUGMENT,
+    FAST_OVERRIDES,
+    PRESETS,
+    corrected,
+    get_preset,
+    toy_terms,
+)
 from tutorial_lib.run_setup import build_loss
 
 SHARED = dict(lr=5e-4, betas=(0.9, 0.99), t0=1.0, t_factor=1.1, t_max=None, penalty="log_barrier")
@@ -28,8 +36,23 @@ def test_paper_descriptor_presets(name, model, batch, epochs, size_classes, othe
     for key, value in SHARED.items():
         assert getattr(cfg, key) == value, key
     assert cfg.data.size == 256
-    assert cfg.augment == AugmentConfig(
-        enabled=True, p=0.5, blur_sigma=(0.5, 2.0), rotation_deg=30.0, scale=(0.8, 1.2)
+    # the authors' pre_augment: blur (image only, 5x5, reflected edges), rotation, scale with a
+    # random crop / pad offset, each p = 0.5, image resampled nearest like the labels
+    assert (
+        cfg.augment
+        == AUTHORS_AUGMENT
+        == AugmentConfig(
+            enabled=True,
+            p=0.5,
+            blur_sigma=(0.5, 2.0),
+            rotation_deg=30.0,
+            scale=(0.8, 1.2),
+            transforms=("blur", "rotate", "scale"),
+            blur_kernel_size=5,
+            blur_padding="reflect",
+            image_interpolation="nearest",
+            scale_offset="random",
+        )
     )
     # the quirks, faithfully
     assert cfg.lr_schedule == "paper" and cfg.empty_policy == "paper"
@@ -82,17 +105,36 @@ def test_ce_presets_share_everything_but_the_loss(dataset):
 
 
 @pytest.mark.parametrize("dataset", ["acdc", "promise12"])
-def test_corrected_presets_switch_exactly_the_three_quirks(dataset):
+def test_corrected_presets_switch_exactly_the_quirks(dataset):
     paper = get_preset(f"{dataset}-descriptors")
     fixed = get_preset(f"{dataset}-descriptors-corrected")
     assert fixed == corrected(paper)
     assert fixed.lr_schedule == "paper-skip-epoch0" and fixed.empty_policy == "corrected"
     length = [t for t in fixed.terms if t.descriptor == "length"]
     assert [t.margin for t in length] == [0.10]
+    # the augmentation: a blur kernel of radius ceil(3 sigma) and a bilinear image, the rest kept
+    assert (
+        fixed.augment
+        == CORRECTED_AUGMENT
+        == dataclasses.replace(
+            AUTHORS_AUGMENT, blur_kernel_size=None, image_interpolation="bilinear"
+        )
+    )
     same = dataclasses.replace(
-        fixed, name=paper.name, lr_schedule="paper", empty_policy="paper", terms=paper.terms
+        fixed,
+        name=paper.name,
+        lr_schedule="paper",
+        empty_policy="paper",
+        terms=paper.terms,
+        augment=AUTHORS_AUGMENT,
     )
     assert same == paper
+
+
+def test_corrected_keeps_an_augmentation_other_than_the_authors():
+    toy = get_preset("toy-cardiac-descriptors")
+    assert corrected(toy).augment == toy.augment
+    assert corrected(corrected(get_preset("acdc-descriptors"))).augment == CORRECTED_AUGMENT
 
 
 def test_toy_presets_pair_up_on_the_same_data():
@@ -133,6 +175,9 @@ def test_toy_presets_share_the_toy_settings(dataset, foreground):
         )
         assert cfg.empty_policy == "corrected" and cfg.selection_classes == foreground
         assert cfg.data.size == 64 and cfg.data.generator_seed == 0
+        assert cfg.augment == AugmentConfig(
+            p=0.5, blur_sigma=(0.5, 1.0), rotation_deg=20.0, scale=(0.9, 1.1)
+        )
     assert desc.terms == toy_terms(foreground) and ce.terms == ()
     assert (ce.epochs, desc.epochs) == (40, 80)
     assert (
