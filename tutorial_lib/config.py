@@ -115,12 +115,13 @@ class AugmentConfig:
 
     Paper: Gaussian blur of the image only (sigma in `blur_sigma`), rotation within
     ±`rotation_deg`, isotropic scale within `scale`. `transforms` names those in use. The other
-    fields choose how each is done (the authors' choice first, `tutorial_lib.presets.AUTHORS_AUGMENT`):
-    `blur_kernel_size` 5 (a fixed 5x5 kernel) or None (radius ceil(3 sigma)); `blur_padding`
-    "reflect" or "replicate" at the image edges; `image_interpolation` "nearest" or "bilinear" for
-    the image's rotation and scaling (labels always nearest); `scale_offset` "random" (resize to
-    floor(s H) pixels, then crop or zero-pad back to H at a uniform random integer offset) or
-    "centre" (scale about the image centre). The defaults are the project's earlier recipe.
+    fields choose how each is done (the authors' choice first, as in
+    `tutorial_lib.presets.AUTHORS_AUGMENT`): `blur_kernel_size` 5 (a fixed 5x5 kernel) or None
+    (radius ceil(3 sigma)); `blur_padding` "reflect" or "replicate" at the image edges;
+    `image_interpolation` "nearest" or "bilinear" for the image's rotation and scaling (labels
+    always nearest); `scale_offset` "random" (resize to floor(s H) pixels, then crop or zero-pad
+    back to H at a uniform random integer offset) or "centre" (scale about the image centre). The defaults are the earlier recipe of this library
+    (the toy presets use it with their own ranges), so an older config.json reads as it ran.
     """
 
     enabled: bool = True

@@ -26,7 +26,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from tutorial_lib.config import AUGMENT_TRANSFORMS, AugmentConfig
+from tutorial_lib.config import AugmentConfig
 
 
 def _check_inputs(images: torch.Tensor, labels: torch.Tensor | None) -> None:
@@ -66,7 +66,8 @@ def blur_images(
     """
     b, c, h, w = images.shape
     if kernel_size is not None:
-        if not (isinstance(kernel_size, int) and kernel_size >= 1 and kernel_size % 2 == 1):
+        odd = isinstance(kernel_size, int) and not isinstance(kernel_size, bool)
+        if not (odd and kernel_size >= 1 and kernel_size % 2 == 1):
             raise ValueError(
                 f"kernel_size: expected None or an odd integer >= 1, got {kernel_size}"
             )
@@ -101,16 +102,16 @@ def affine_matrices(
 ) -> torch.Tensor:
     """(B, 2, 3) `affine_grid` matrices: output y (normalised x, y) reads the input at
     R(angle) (y / zoom + shift). `zoom` (B,) enlarges the content (along x, and along y unless
-    `zoom_y` is given); `shift` (B, 2) is an (x, y) translation before the rotation (None: 0,
+    `zoom_y` is given); `shift` (2, B) is the x and y translation before the rotation (None: 0,
     a rotation and zoom about the image centre)."""
-    zoom_y = zoom if zoom_y is None else zoom_y
     cos, sin = torch.cos(angles_rad), torch.sin(angles_rad)
-    cos_x, sin_x, cos_y, sin_y = cos / zoom, sin / zoom, cos / zoom_y, sin / zoom_y
+    cos_x, sin_x = cos / zoom, sin / zoom
+    cos_y, sin_y = (cos_x, sin_x) if zoom_y is None else (cos / zoom_y, sin / zoom_y)
     if shift is None:
         move_x = move_y = torch.zeros_like(cos_x)
     else:
-        move_x = cos * shift[:, 0] - sin * shift[:, 1]
-        move_y = sin * shift[:, 0] + cos * shift[:, 1]
+        move_x = cos * shift[0] - sin * shift[1]
+        move_y = sin * shift[0] + cos * shift[1]
     rows = [torch.stack([cos_x, -sin_y, move_x], -1), torch.stack([sin_x, cos_y, move_y], -1)]
     return torch.stack(rows, 1)
 
@@ -118,17 +119,17 @@ def affine_matrices(
 def _random_offset_warp(
     scale: torch.Tensor, u: torch.Tensor, height: int, width: int
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The authors' resize-then-crop-or-pad as (zoom_x, zoom_y, shift): n = floor(s H) pixels, an
-    integer offset o = min(0, n - H) + floor(u (|n - H| + 1)), shift = (H - n + 2 o) / n."""
-    zooms, shifts = [], []
-    for size, draw in ((width, u[0]), (height, u[1])):
-        n = torch.floor(scale.double() * size)
-        span = (n - size).abs()
-        offset = torch.minimum(n - size, torch.zeros_like(n))
-        offset = offset + torch.minimum(torch.floor(draw.double() * (span + 1)), span)
-        zooms.append((n / size).to(scale.dtype))
-        shifts.append(((size - n + 2 * offset) / n).to(scale.dtype))
-    return zooms[0], zooms[1], torch.stack(shifts, -1)
+    """The authors' resize-then-crop-or-pad, for x (row 0) and y (row 1) of (2, B) tensors: n =
+    floor(s H) pixels, d = n - H, an integer offset o = min(d, 0) + min(floor(u (|d| + 1)), |d|),
+    then zoom = n / H and shift = (2 o - d) / n. Also returns which samples change size."""
+    sizes = torch.tensor([[width], [height]], dtype=torch.float64, device=scale.device)
+    n = torch.floor(scale.double() * sizes)
+    diff = n - sizes
+    span = diff.abs()
+    offset = diff.clamp(max=0) + torch.minimum(torch.floor(u.double() * (span + 1)), span)
+    zoom = (n / sizes).to(scale.dtype)
+    shift = ((2 * offset - diff) / n).to(scale.dtype)
+    return zoom, shift, (diff != 0).any(0)
 
 
 def _warp(
@@ -162,9 +163,12 @@ def augment_batch(
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Augment a batch as `config` says: images (B, C, H, W) float, labels (B, H, W) integer (or
     None). Returns tensors with the same dtype and device (the inputs themselves when
-    `config.enabled` is False, or where no transform of `config.transforms` touches them). The draws come from `generator` (on the CPU or on the tensors' device): 6 uniforms per
-    sample (blur?, rotate?, scale?, sigma, angle, factor), then 2 more (the column and row
-    offsets) when `config.scale_offset` is "random", whatever the transforms do."""
+    `config.enabled` is False, or where no step of `config.transforms` can touch them).
+
+    The draws come from `generator` (on the CPU or on the tensors' device): 6 uniforms per sample
+    (blur?, rotate?, scale?, sigma, angle, factor), then 2 more (the column and row offsets) when
+    `config.scale_offset` is "random", whatever the steps do, so a run's later draws never depend
+    on them."""
     _check_inputs(images, labels)
     if not isinstance(config, AugmentConfig):
         raise ValueError(f"config: expected an AugmentConfig, got {type(config).__name__}")
@@ -174,16 +178,10 @@ def augment_batch(
     u = _draw(generator, 6, b, images.device)
     offsets_u = _draw(generator, 2, b, images.device) if config.scale_offset == "random" else None
     p, on = config.p, config.transforms
-    do_blur, do_rotate, do_scale = [
-        (u[i] < p) & (name in on) for i, name in enumerate(AUGMENT_TRANSFORMS)
-    ]
     (sigma_lo, sigma_hi), (scale_lo, scale_hi) = config.blur_sigma, config.scale
-    sigma = sigma_lo + (sigma_hi - sigma_lo) * u[3]
-    angle = torch.deg2rad((2 * u[4] - 1) * config.rotation_deg) * do_rotate
-    scale = torch.where(do_scale, scale_lo + (scale_hi - scale_lo) * u[5], 1.0)
-
     out = images
-    if "blur" in on:  # a static choice: no read-back of the draws
+    if "blur" in on:  # the steps switched on are a static choice: no read-back of the draws
+        sigma = sigma_lo + (sigma_hi - sigma_lo) * u[3]
         blurred = blur_images(
             images,
             sigma,
@@ -191,14 +189,22 @@ def augment_batch(
             kernel_size=config.blur_kernel_size,
             padding=config.blur_padding,
         )
-        out = torch.where(do_blur.view(b, 1, 1, 1), blurred, images)
+        out = torch.where((u[0] < p).view(b, 1, 1, 1), blurred, images)
+    if "rotate" in on:
+        angle = torch.deg2rad((2 * u[4] - 1) * config.rotation_deg) * (u[1] < p)
+    else:
+        angle = torch.zeros_like(u[4])
+    if "scale" in on:
+        scale = torch.where(u[2] < p, scale_lo + (scale_hi - scale_lo) * u[5], 1.0)
+    else:
+        scale = torch.ones_like(u[5])
     if "rotate" not in on and "scale" not in on:
         return out, labels
     if offsets_u is None:
         theta = affine_matrices(angle, scale)
         moved = (angle != 0) | (scale != 1)  # exact identity otherwise
     else:
-        zoom_x, zoom_y, shift = _random_offset_warp(scale, offsets_u, h, w)
-        theta = affine_matrices(angle, zoom_x, zoom_y, shift)
-        moved = (angle != 0) | (zoom_x != 1) | (zoom_y != 1) | (shift != 0).any(-1)
+        zoom, shift, resized = _random_offset_warp(scale, offsets_u, h, w)
+        theta = affine_matrices(angle, zoom[0], zoom[1], shift)
+        moved = (angle != 0) | resized
     return _warp(out, labels, theta, moved, config.image_interpolation)
