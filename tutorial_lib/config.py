@@ -120,8 +120,9 @@ class AugmentConfig:
     (radius ceil(3 sigma)); `blur_padding` "reflect" or "replicate" at the image edges;
     `image_interpolation` "nearest" or "bilinear" for the image's rotation and scaling (labels
     always nearest); `scale_offset` "random" (resize to floor(s H) pixels, then crop or zero-pad
-    back to H at a uniform random integer offset) or "centre" (scale about the image centre). The defaults are the earlier recipe of this library
-    (the toy presets use it with their own ranges), so an older config.json reads as it ran.
+    back to H at a uniform random integer offset) or "centre" (scale about the image centre).
+    The defaults are the earlier recipe of this library (the toy presets use it with their own
+    ranges), so an older config.json reads as it ran.
     """
 
     enabled: bool = True

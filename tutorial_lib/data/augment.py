@@ -8,9 +8,11 @@ Each transform of `config.transforms` is applied to each sample independently wi
    blur's own std is sqrt(sum k² w_k) ≈ 1.29 px) or a radius of ceil(3 max sigma);
 2. rotation by an angle uniform in ±`rotation_deg` degrees about the image centre;
 3. scaling by a factor s uniform in `scale`: about the centre (`scale_offset="centre"`), or as the
-   authors do (`"random"`): resize to n = floor(s H) pixels, then crop (s > 1) or zero-pad (s < 1)
-   back to H at an integer offset o uniform in {0, ..., |n - H|}, which moves the content by up
-   to |n - H| / 2 pixels (±25 px at 256 pixels and s = 0.8 or 1.2).
+   authors do (`"random"`): resize to n = floor(s H) pixels, then crop H pixels from n starting at
+   o uniform in {0, ..., n - H} (s > 1), or zero-pad the n pixels back to H with the resized
+   image starting at -o uniform in {0, ..., H - n} (s < 1); per axis, one offset for the image
+   and its labels. The content moves by up to |n - H| / 2 pixels against a centred scaling (±26 px
+   at 256 pixels).
 Rotation and scaling are one `affine_grid` / `grid_sample` call for the whole batch: output pixel
 y (normalised) reads the input at R(angle) (y / zoom + shift), zoom = n / H and shift =
 (H - n + 2 o) / n, so the crop or pad offset is a per-sample translation and nearest sampling
