@@ -131,10 +131,13 @@ def test_corrected_presets_switch_exactly_the_quirks(dataset):
     assert same == paper
 
 
-def test_corrected_keeps_an_augmentation_other_than_the_authors():
+def test_corrected_changes_only_the_augmentation_quirks():
     toy = get_preset("toy-cardiac-descriptors")
-    assert corrected(toy).augment == toy.augment
+    assert corrected(toy).augment == toy.augment  # no quirk to correct there
     assert corrected(corrected(get_preset("acdc-descriptors"))).augment == CORRECTED_AUGMENT
+    mine = dataclasses.replace(AUTHORS_AUGMENT, p=0.3, blur_kernel_size=7)
+    fixed = corrected(dataclasses.replace(toy, augment=mine)).augment
+    assert fixed == dataclasses.replace(mine, image_interpolation="bilinear")
 
 
 def test_toy_presets_pair_up_on_the_same_data():

@@ -110,8 +110,14 @@ _PAPER_RUNS: dict[str, dict[str, Any]] = {
 
 
 def corrected(cfg: TrainConfig) -> TrainConfig:
-    """The same run with the quirks of the authors' code corrected (see module docstring); an
-    augmentation other than `AUTHORS_AUGMENT` is kept as it is."""
+    """The same run with the quirks of the authors' code corrected (see module docstring): each
+    quirk field that holds the authors' value gets the corrected one, the others are kept."""
+    a = cfg.augment
+    augment = dataclasses.replace(
+        a,
+        blur_kernel_size=None if a.blur_kernel_size == 5 else a.blur_kernel_size,
+        image_interpolation="bilinear",
+    )
     terms = tuple(
         dataclasses.replace(t, margin=0.10)
         if t.descriptor == "length" and t.mode == "percentage"
@@ -124,7 +130,7 @@ def corrected(cfg: TrainConfig) -> TrainConfig:
         terms=terms,
         lr_schedule="paper-skip-epoch0" if cfg.lr_schedule == "paper" else cfg.lr_schedule,
         empty_policy="corrected" if cfg.empty_policy == "paper" else cfg.empty_policy,
-        augment=CORRECTED_AUGMENT if cfg.augment == AUTHORS_AUGMENT else cfg.augment,
+        augment=augment,
     )
 
 
