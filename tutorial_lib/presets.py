@@ -27,7 +27,7 @@ switches them all at once and the `*-corrected` presets are the result:
 |   (`"nearest"`)                   |                               |                       |
 
 Kept from the authors' augmentation in the corrected presets (choices, not mistakes): the random
-crop / pad offset of the scaling (a translation of up to ±25 px at 256 pixels; the bounds are
+crop / pad offset of the scaling (a translation of up to ±26 px at 256 pixels; the bounds are
 computed from the augmented labels, so the constraints follow it) and the reflected image edges
 of the blur.
 
