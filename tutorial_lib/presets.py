@@ -5,7 +5,7 @@ a field with `dataclasses.replace(get_preset("acdc-descriptors"), epochs=50)`.
 
 Paper presets (`acdc-ce`, `acdc-descriptors`, `promise12-ce`, `promise12-descriptors`) carry the
 values of the authors' code (docs/method.md §4-5), quirks included. Each quirk is one field, with a
-corrected alternative; `corrected(cfg)` switches all three at once and the `*-corrected` presets are
+corrected alternative; `corrected(cfg)` switches all four at once and the `*-corrected` presets are
 the result:
 
 | quirk (paper value)                                   | field            | corrected value        |
@@ -16,6 +16,13 @@ the result:
 | absent class: size/length [0, 0], centroid/spread     | `empty_policy`   | `"corrected"`: size    |
 |   [0, 20] px, pulling stray mass to the top-left      |                  |   and length [0, 0],   |
 |   corner (`"paper"`)                                  |                  |   the others left free |
+| a class absent from both prediction and ground truth  | `dice_absent`    | `"skip"`: left out of  |
+|   scores Dice 1 in model selection (`"one"`)          |                  |   the means            |
+
+The paper presets train in float32 (`amp="off"`), as the authors did; `train --bf16` and
+`reproduce --bf16` switch on bfloat16 autocast (`amp="bf16"`, recorded in the run's config and
+summary). `promise12-descriptors-corrected` keeps `amp="auto"` (bfloat16 autocast on a GPU that
+has it natively, see `run_setup.amp_dtype`).
 
 Toy presets (`toy-cardiac-ce`, `toy-cardiac-descriptors`, `toy-prostate-ce`,
 `toy-prostate-descriptors`) are tuned so that descriptor-only training works on a 2-core CPU;
@@ -51,6 +58,7 @@ _PAPER_COMMON = dict(
     penalty="log_barrier",
     normalisation="paper",
     empty_policy="paper",
+    dice_absent="one",
     t0=1.0,
     t_factor=1.1,
 )
@@ -66,12 +74,17 @@ _PAPER_RUNS: dict[str, dict[str, Any]] = {
         amp="off",
         channels_last=False,
     ),
-    "promise12": dict(model="residual_unet", batch_size=4, epochs=300, selection_classes=(1,)),
+    # float32, as the authors trained (bfloat16 autocast: `--bf16`, an explicit execution option)
+    "promise12": dict(
+        model="residual_unet", batch_size=4, epochs=300, selection_classes=(1,), amp="off"
+    ),
 }
+# The corrected presets keep the precision they had before the paper presets went float32.
+_CORRECTED_AMP = {"promise12-descriptors-corrected": "auto"}
 
 
 def corrected(cfg: TrainConfig) -> TrainConfig:
-    """The same run with the three quirks of the authors' code corrected (see module docstring)."""
+    """The same run with the four quirks of the authors' code corrected (see module docstring)."""
     terms = tuple(
         dataclasses.replace(t, margin=0.10)
         if t.descriptor == "length" and t.mode == "percentage"
@@ -84,6 +97,7 @@ def corrected(cfg: TrainConfig) -> TrainConfig:
         terms=terms,
         lr_schedule="paper-skip-epoch0" if cfg.lr_schedule == "paper" else cfg.lr_schedule,
         empty_policy="corrected" if cfg.empty_policy == "paper" else cfg.empty_policy,
+        dice_absent="skip",
     )
 
 
@@ -165,6 +179,8 @@ def _build_presets() -> dict[str, TrainConfig]:
     presets = {**_paper_pair("acdc"), **_paper_pair("promise12")}
     for name in ("acdc-descriptors", "promise12-descriptors"):
         fixed = corrected(presets[name])
+        if fixed.name in _CORRECTED_AMP:
+            fixed = dataclasses.replace(fixed, amp=_CORRECTED_AMP[fixed.name])
         presets[fixed.name] = fixed
     for data, foreground in ((TOY_CARDIAC_DATA, (1, 2, 3)), (TOY_PROSTATE_DATA, (1,))):
         for method in ("ce", "descriptors"):
