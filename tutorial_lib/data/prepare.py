@@ -47,7 +47,6 @@ from tutorial_lib.data.storage import (
     write_volume,
 )
 
-
 LABEL_RESIZE = ("nearest", "bilinear-truncate")
 
 
