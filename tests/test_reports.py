@@ -78,7 +78,7 @@ def test_box_plot_whiskers_end_at_the_5th_and_95th_percentiles_and_mark_the_mean
     (mean,) = _lines(fig, "mean")
     assert mean.get_ydata() == pytest.approx([values.mean()] * 2)
     labels = [text.get_text() for text in fig.axes[0].get_legend().get_texts()]
-    assert labels == ["ce", "mean", "whiskers: 5th-95th percentile"]
+    assert labels == ["ce", "median", "mean", "whiskers: 5th-95th percentile", "beyond"]
 
 
 def test_the_test_box_plot_draws_the_same_whiskers_and_drops_missing_values():

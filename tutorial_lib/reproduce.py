@@ -145,7 +145,7 @@ def _figures(
     save(plots.plot_training_dsc(runs, foreground), "training_dsc.png")
     save(plots.plot_validation_dsc2d(runs, foreground), "validation_dsc2d.png")
     save(plots.plot_validation_dsc3d(runs, foreground), "validation_dsc3d.png")
-    title = "Validation 3-D DSC per volume, at the epoch of best mean validation 3-D DSC"
+    title = "Validation 3-D DSC per volume\nat the epoch of best mean validation 3-D DSC"
     save(
         plots.plot_boxplots(_validation_boxplot_scores(runs, foreground), foreground, title=title),
         "validation_dsc3d_boxplot.png",

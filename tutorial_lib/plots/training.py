@@ -192,6 +192,7 @@ def plot_boxplots(
             showmeans=True,
             meanline=True,
             meanprops={"color": "black", "linestyle": "--", "linewidth": 1.2},
+            medianprops={"color": "black", "linewidth": 1.2},
         )
         for patch in box["boxes"]:
             patch.set_facecolor(_colour(method, i))
@@ -200,9 +201,13 @@ def plot_boxplots(
             for line in box[kind]:
                 line.set_gid(gid)
         handles.append(Patch(color=_colour(method, i), alpha=0.6, label=method))
-    handles.append(Line2D([], [], color="black", linestyle="--", label="mean"))
     low, high = BOXPLOT_WHISKERS
-    handles.append(Line2D([], [], color="black", label=f"whiskers: {low}th-{high}th percentile"))
+    handles += [
+        Line2D([], [], color="black", label="median"),
+        Line2D([], [], color="black", linestyle="--", label="mean"),
+        Line2D([], [], linestyle="none", label=f"whiskers: {low}th-{high}th percentile"),
+        Line2D([], [], linestyle="none", marker="o", mfc="none", color="black", label="beyond"),
+    ]
     ax.set_xticks(np.arange(len(class_names)), list(class_names))
     ax.set_ylabel(metric)
     ax.grid(axis="y", alpha=0.3)
