@@ -126,7 +126,10 @@ print(message)
 # * **The terms**: the size is constrained for the background *and* the prostate; centroid, spread
 #   and length for the prostate only.
 # * The quirks of notebook 05 (length margin ±1000 %, learning rate halved after epoch 0, absent
-#   classes pulled to the corner) apply here too; the corrected preset fixes them.
+#   classes pulled to the corner, a Dice of 1 for a class absent from both masks in model
+#   selection) apply here too; the corrected preset fixes them.
+# * **Precision**: the paper presets train in float32, as the authors did; `--bf16` (on `train` and
+#   `reproduce`) asks for bfloat16 autocast, and the run's `summary.json` says which it used.
 
 # %%
 faithful = get_preset("promise12-descriptors")
@@ -149,8 +152,9 @@ print(
 #
 # The authors' PROMISE12 script resizes the label maps like images, with **bilinear** interpolation,
 # then casts to integers. Every boundary pixel whose interpolated value is below 1 is truncated to 0:
-# the prostate masks are slightly **eroded**, by up to a pixel all around. The library's preparation
-# uses nearest-neighbour interpolation; `prepare --label-quirk` reproduces the authors' behaviour.
+# the prostate masks are slightly **eroded**, by up to a pixel all around. `prepare promise12` does
+# the same by default, to reproduce the paper; `prepare promise12 --nearest-labels` resizes the
+# labels nearest-neighbour instead (the manifest's `label_resize` says which).
 
 # %%
 label = (

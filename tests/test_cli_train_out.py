@@ -15,6 +15,7 @@ from tutorial_lib import train as training
         (["--fast"], "runs/toy-cardiac-ce-fast"),
         (["--seed", "2"], "runs/toy-cardiac-ce-s2"),
         (["--fast", "--seed", "2"], "runs/toy-cardiac-ce-fast-s2"),
+        (["--bf16"], "runs/toy-cardiac-ce-bf16"),
         (["--out", "mine"], "mine"),
     ],
 )
@@ -22,9 +23,10 @@ def test_default_out_names_the_variant(monkeypatch, capsys, options, folder):
     seen = {}
 
     def fake_train(config, *, out_dir, **kwargs):
-        seen["out"] = str(out_dir)
+        seen["out"], seen["amp"] = str(out_dir), config.amp
         return {"best_epoch": 0, "best_val_dsc2d_mean": 0.0, "test": {}}
 
     monkeypatch.setattr(training, "train", fake_train)
     assert cli.main(["train", "--preset", "toy-cardiac-ce", "--threads", "1", *options]) == 0
     assert seen["out"] == folder
+    assert seen["amp"] == ("bf16" if "--bf16" in options else "auto")  # the toy preset's own

@@ -79,6 +79,9 @@ BAD_TOP = [
     ("seed", 1.5),
     ("seed", True),
     ("amp", "fp16"),
+    ("dice_absent", "nan"),
+    ("dice_absent", 1),
+    ("dice_absent", None),
     ("channels_last", "yes"),
     ("channels_last", 1),
     ("data_on_device", 0),
@@ -265,6 +268,14 @@ def test_an_augmentation_saved_before_the_recipe_options_reads_as_the_earlier_re
     )
     assert (old.image_interpolation, old.scale_offset) == ("bilinear", "centre")
     assert old == AugmentConfig(p=0.5, blur_sigma=(0.5, 2.0), rotation_deg=30.0, scale=(0.8, 1.2))
+
+
+def test_dice_absent_round_trips_and_an_older_config_without_it_reads_as_skip():
+    paper = get_preset("acdc-ce")
+    assert config_from_dict(json.loads(json.dumps(config_to_dict(paper)))).dice_absent == "one"
+    older = config_to_dict(paper)
+    del older["dice_absent"]  # a run written before the field existed kept its Dice by "skip"
+    assert config_from_dict(older) == dataclasses.replace(paper, dice_absent="skip")
 
 
 def test_round_trip_keeps_constant_bound_tables_options_and_shape_options():

@@ -124,18 +124,34 @@ def test_promise12_from_metaimage(tmp_path):
         assert data["image"][0][data["label"][0] == 1].mean() > 0.6
 
 
-def test_promise12_label_quirk_erodes_only_behind_the_flag(tmp_path):
+def test_promise12_labels_follow_the_authors_unless_nearest_is_asked(tmp_path):
     raw = make_fake_promise12(tmp_path / "raw", n_cases=3)
-    plain = prepare_dataset("promise12", raw, tmp_path / "plain", n_test=1, **QUIET)
-    quirk = prepare_dataset(
-        "promise12", raw, tmp_path / "quirk", n_test=1, label_quirk=True, **QUIET
+    authors = prepare_dataset("promise12", raw, tmp_path / "authors", n_test=1, **QUIET)
+    nearest = prepare_dataset(
+        "promise12", raw, tmp_path / "nearest", n_test=1, label_resize="nearest", **QUIET
     )
-    manifest = json.loads((plain / "manifest.json").read_text())
-    assert json.loads((quirk / "manifest.json").read_text())["options"]["label_quirk"] is True
+    options = json.loads((authors / "manifest.json").read_text())["options"]
+    assert options["label_resize"] == "bilinear-truncate"  # the default: their slice_promise.py
+    manifest = json.loads((nearest / "manifest.json").read_text())
+    assert manifest["options"]["label_resize"] == "nearest"
     areas = [
-        (load(plain, r)["label"].sum(), load(quirk, r)["label"].sum()) for r in manifest["volumes"]
+        (load(nearest, r)["label"].sum(), load(authors, r)["label"].sum())
+        for r in manifest["volumes"]
     ]
-    assert all(q < p for p, q in areas)
+    assert all(a < n for n, a in areas)  # bilinear-then-truncate erodes the masks
+    # the command line: --nearest-labels, and --label-quirk still accepted (the default here)
+    for flag, expected in (("--nearest-labels", nearest), ("--label-quirk", authors)):
+        dest = tmp_path / flag.strip("-")
+        args = ["prepare", "promise12", "--src", str(raw), "--dest", str(dest), flag]
+        assert main([*args, "--size", str(SIZE), "--val", "1", "--test", "1", "--no-progress"]) == 0
+        for record in manifest["volumes"]:
+            assert (load(dest, record)["label"] == load(expected, record)["label"]).all()
+
+
+def test_acdc_labels_stay_nearest_by_default(acdc):
+    assert json.loads((acdc / "manifest.json").read_text())["options"]["label_resize"] == "nearest"
+    with pytest.raises(ValueError, match="label_resize: expected one of .* got 'cubic'"):
+        prepare_dataset("acdc", acdc, acdc.parent / "x", label_resize="cubic", **QUIET)
 
 
 def test_resize_nearest_keeps_the_label_set_and_bilinear_the_range():

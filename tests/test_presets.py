@@ -54,9 +54,9 @@ def test_paper_descriptor_presets(name, model, batch, epochs, size_classes, othe
             scale_offset="random",
         )
     )
-    # the quirks, faithfully
+    # the quirks, faithfully; float32 as the authors trained
     assert cfg.lr_schedule == "paper" and cfg.empty_policy == "paper"
-    assert cfg.normalisation == "paper"
+    assert cfg.normalisation == "paper" and cfg.dice_absent == "one" and cfg.amp == "off"
     assert cfg.terms == (
         DescriptorTerm("size", size_classes, 0.10, "percentage", 1e-2),
         DescriptorTerm("centroid", other_classes, 20.0, "abs", 1e-2),
@@ -108,8 +108,11 @@ def test_ce_presets_share_everything_but_the_loss(dataset):
 def test_corrected_presets_switch_exactly_the_quirks(dataset):
     paper = get_preset(f"{dataset}-descriptors")
     fixed = get_preset(f"{dataset}-descriptors-corrected")
-    assert fixed == corrected(paper)
+    # the PROMISE12 corrected preset keeps bfloat16 autocast where the GPU has it ("auto")
+    amp = {"acdc": "off", "promise12": "auto"}[dataset]
+    assert fixed == dataclasses.replace(corrected(paper), amp=amp)
     assert fixed.lr_schedule == "paper-skip-epoch0" and fixed.empty_policy == "corrected"
+    assert fixed.dice_absent == "skip"
     length = [t for t in fixed.terms if t.descriptor == "length"]
     assert [t.margin for t in length] == [0.10]
     # the augmentation: a blur kernel of radius ceil(3 sigma) and a bilinear image, the rest kept
@@ -125,8 +128,10 @@ def test_corrected_presets_switch_exactly_the_quirks(dataset):
         name=paper.name,
         lr_schedule="paper",
         empty_policy="paper",
+        dice_absent="one",
         terms=paper.terms,
         augment=AUTHORS_AUGMENT,
+        amp="off",
     )
     assert same == paper
 
@@ -177,6 +182,7 @@ def test_toy_presets_share_the_toy_settings(dataset, foreground):
             "class_sizes",
         )
         assert cfg.empty_policy == "corrected" and cfg.selection_classes == foreground
+        assert cfg.dice_absent == "skip"  # the toy numbers keep the corrected convention
         assert cfg.data.size == 64 and cfg.data.generator_seed == 0
         assert cfg.augment == AugmentConfig(
             p=0.5, blur_sigma=(0.5, 1.0), rotation_deg=20.0, scale=(0.9, 1.1)

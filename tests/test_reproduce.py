@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import numpy as np
 import pytest
 
 from tutorial_lib import presets
@@ -12,6 +13,7 @@ from tutorial_lib.cli import main
 from tutorial_lib.config import DataConfig
 from tutorial_lib.errors import NonFiniteLossError, RunFailedError
 from tutorial_lib.reproduce import format_table, run_configs
+from tutorial_lib.runlog import read_metrics
 
 
 @pytest.fixture
@@ -37,22 +39,30 @@ def test_reproduce_command_writes_summary_and_figures(tiny_presets, tmp_path, ca
     assert summary["dataset"] == "toy-cardiac" and summary["seed"] == 2 and summary["fast"] is True
     assert summary["jobs"] == 2  # the two runs trained at once, in two processes
     assert summary["classes"] == ["background", "rv", "myocardium", "lv"]
+    assert summary["bf16"] is False
     for method in ("ce", "descriptors"):
         entry = summary["methods"][method]
         assert set(entry["test_dsc3d"]) == {"background", "rv", "myocardium", "lv", "mean"}
-        assert set(entry["test_hd95"]) == set(entry["test_dsc3d"])
+        assert set(entry["test_hd95"]) == set(entry["test_dsc3d"]) == set(entry["test_dsc3d_std"])
         assert entry["seconds"] > 0 and entry["epochs"] == 1
+        assert entry["precision"] == "float32"
         config = json.loads((out / method / "config.json").read_text())
         assert config["seed"] == 2 and config["data"]["generator_seed"] == 2
+        _check_report_entries(entry, out / method)
     for name in (
+        "training_loss.png",
         "training_dsc.png",
+        "validation_dsc2d.png",
         "validation_dsc3d.png",
+        "validation_dsc3d_boxplot.png",
         "test_dsc3d_boxplot.png",
         "predictions.png",
     ):
         assert (out / name).stat().st_size > 1000, name
+        assert name in summary["figures"]
     printed = capsys.readouterr().out
-    assert "DSC 3-D" in printed and "descriptors / CE" in printed
+    assert "DSC 3-D" in printed and "descriptors / CE" in printed and " ± " in printed
+    assert "val DSC 3-D" in printed and "float32" in printed
 
     # evaluate on the finished run prints the same test mean
     assert main(["evaluate", "--run", str(out / "ce"), "--threads", "1"]) == 0
@@ -63,6 +73,21 @@ def test_reproduce_command_writes_summary_and_figures(tiny_presets, tmp_path, ca
     before = (out / "ce" / "metrics.csv").read_text()
     assert main(argv) == 0
     assert (out / "ce" / "metrics.csv").read_text() == before
+
+
+def _check_report_entries(entry: dict, run_dir) -> None:
+    """summary.json's report keys of one method against its test.json and metrics.csv."""
+    test = json.loads((run_dir / "test.json").read_text())
+    for name, values in test["dsc3d"].items():
+        finite = [v for v in values if v is not None]
+        assert entry["test_dsc3d_std"][name] == pytest.approx(float(np.std(finite)))
+    pooled = [v for c in test["selection_classes"] for v in test["dsc3d"][c] if v is not None]
+    assert entry["test_dsc3d_std"]["mean"] == pytest.approx(float(np.std(pooled)))
+    history = read_metrics(run_dir)
+    row = int(np.nanargmax(np.asarray(history["val_dsc3d_mean"], dtype=float)))
+    assert entry["val_epoch"] == history["epoch"][row]
+    for name in ("background", "rv", "myocardium", "lv", "mean"):
+        assert entry["val_dsc3d"][name] == pytest.approx(history[f"val_dsc3d_{name}"][row])
 
 
 def test_train_command(tiny_presets, tmp_path, capsys):
@@ -148,7 +173,19 @@ def test_reproduce_command_passes_jobs_and_compile(monkeypatch, tmp_path):
     assert main([*argv, "--threads", "1", "--jobs", "1", "--compile", "reduce-overhead"]) == 2
     assert seen["jobs"] == 1 and seen["train_options"] == {"compile": "reduce-overhead"}
     assert main([*argv, "--threads", "1", "--compile"]) == 2
-    assert seen["train_options"] == {"compile": True}
+    assert seen["train_options"] == {"compile": True} and seen["bf16"] is False
+    assert main([*argv, "--threads", "1", "--bf16"]) == 2
+    assert seen["bf16"] is True
+
+
+def test_bf16_overrides_the_presets_precision():
+    for dataset in ("promise12", "acdc"):
+        paper = run_configs(dataset, fast=True, seed=0)
+        assert {cfg.amp for cfg in paper.values()} == {"off"}  # float32, as the authors
+        bf16 = run_configs(dataset, fast=True, seed=0, bf16=True)
+        assert {cfg.amp for cfg in bf16.values()} == {"bf16"}
+        for method, cfg in bf16.items():
+            assert dataclasses.replace(cfg, amp="off") == paper[method]
 
 
 @pytest.mark.parametrize(

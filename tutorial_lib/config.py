@@ -28,6 +28,7 @@ __all__ = [
     "BLUR_PADDINGS",
     "DATASETS",
     "IMAGE_INTERPOLATIONS",
+    "DICE_ABSENT",
     "INIT_BIAS",
     "LR_SCHEDULES",
     "METHODS",
@@ -42,6 +43,7 @@ __all__ = [
 METHODS = ("ce", "descriptors")
 LR_SCHEDULES = ("paper", "paper-skip-epoch0", "constant")
 AMP_CHOICES = ("auto", "off", "bf16")
+DICE_ABSENT = ("skip", "one")
 INIT_BIAS = ("default", "class_sizes")
 DATASETS = ("toy-cardiac", "toy-prostate", "acdc", "promise12")
 AUGMENT_TRANSFORMS = ("blur", "rotate", "scale")  # in the order they are applied
@@ -230,6 +232,10 @@ class TrainConfig:
         t0, t_factor, t_max: the log-barrier parameter, t = min(t0 * factor^epoch, t_max).
         selection_classes: the classes whose mean validation Dice picks the best epoch (None: all
             foreground classes).
+        dice_absent: the training and validation Dice of a class absent from both the prediction
+            and the ground truth (of a slice, or of a volume for 3-D Dice), and so the model
+            selection: "skip" (undefined, left out of the means) or "one" (scores 1, as the
+            authors' (2·0 + 1e-8) / (0 + 1e-8)).
         amp: "auto" (bfloat16 autocast on CUDA when supported), "off", "bf16".
         channels_last: None = on CUDA only.
         data_on_device: None = keep the whole training set on the device when it fits.
@@ -257,6 +263,7 @@ class TrainConfig:
     t_factor: float = 1.1
     t_max: float | None = None
     selection_classes: tuple[int, ...] | None = None
+    dice_absent: str = "skip"
     init_bias: str = "default"
     seed: int = 0
     amp: str = "auto"
@@ -282,6 +289,7 @@ def _check_choices(cfg: TrainConfig) -> None:
     _one_of("normalisation", cfg.normalisation, NORMALISATIONS)
     _one_of("empty_policy", cfg.empty_policy, EMPTY_POLICIES)
     _one_of("init_bias", cfg.init_bias, INIT_BIAS)
+    _one_of("dice_absent", cfg.dice_absent, DICE_ABSENT)
     _one_of("amp", cfg.amp, AMP_CHOICES)
     _optional_bool("channels_last", cfg.channels_last)
     _optional_bool("data_on_device", cfg.data_on_device)

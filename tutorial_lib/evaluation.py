@@ -1,11 +1,13 @@
 """Predictions and scores of a trained network: per-epoch validation and the final test evaluation.
 
 Scores come from `tutorial_lib.metrics` (DSC = 2|P∩G| / (|P| + |G|)). A class absent from both the
-prediction and the ground truth of a slice (or volume) has no DSC (NaN) and is left out of the
-means, rather than scoring 1 as in the authors' code. 2-D DSC is averaged over slices; 3-D DSC pools
-the counts of a volume's slices, then is averaged over volumes. HD95 (mm, with the volume's
-spacing) is infinite where a class is predicted but absent from the ground truth or the reverse;
-means are over the finite values and `<split>_hd95_n_inf` counts the others.
+prediction and the ground truth of a slice (or volume) has no test DSC (NaN) and is left out of the
+means; in the training and validation DSC (and so in model selection) the run's
+`config.dice_absent` decides: "skip" (the same) or "one" (scores 1, as in the authors' code).
+2-D DSC is averaged over slices; 3-D DSC pools the counts of a volume's slices, then is averaged
+over volumes. HD95 (mm, with the volume's spacing) is infinite where a class is predicted but
+absent from the ground truth or the reverse; means are over the finite values and
+`<split>_hd95_n_inf` counts the others.
 """
 
 from __future__ import annotations
@@ -44,7 +46,9 @@ from tutorial_lib.runlog import damaged_file, read_json, write_json
 __all__ = [
     "autocast_context",
     "predict_labels",
+    "dice_empty",
     "validation_scores",
+    "volume_column",
     "load_run_config",
     "evaluate",
     "predict_run",
@@ -85,24 +89,43 @@ def predict_labels(
     return torch.cat(out) if out else torch.empty(0, *images.shape[2:], dtype=torch.long)
 
 
+def dice_empty(config: TrainConfig) -> str:
+    """The `empty` argument of `metrics.dice_from_counts` for `config.dice_absent`."""
+    return "one" if config.dice_absent == "one" else "nan"
+
+
+def volume_column(class_name: str, volume_id: str) -> str:
+    """The metrics.csv column of one validation volume's 3-D DSC: `val_dsc3d_<class>@<volume>`."""
+    return f"val_dsc3d_{class_name}@{volume_id}"
+
+
 def validation_scores(
     counts: torch.Tensor,
     volume_ids: Sequence[str],
     class_names: Sequence[str],
     selection: Sequence[int],
+    *,
+    empty: str = "nan",
 ) -> dict[str, float]:
-    """Row entries `val_dsc2d_<class>`, `val_dsc3d_<class>` and their `_mean` over `selection`.
+    """Row entries `val_dsc2d_<class>`, `val_dsc3d_<class>`, their `_mean` over `selection`, and
+    each volume's 3-D DSC (`volume_column`).
 
     `counts` (N, K, 3): `dice_counts` of the N validation slices; 2-D DSC is averaged over slices,
-    3-D DSC pools each volume's counts first (`volume_counts`).
+    3-D DSC pools each volume's counts first (`volume_counts`). `empty`: the DSC of a class absent
+    from both masks, "nan" (left out of the means) or "one" (`metrics.dice_from_counts`).
     """
     row: dict[str, float] = {}
-    d2 = mean_dice(dice_from_counts(counts), dim=0)
-    d3 = mean_dice(dice_from_counts(volume_counts(counts, volume_ids)[1]), dim=0)
+    ids, pooled = volume_counts(counts, volume_ids)
+    per_volume = dice_from_counts(pooled, empty=empty).cpu()
+    d2 = mean_dice(dice_from_counts(counts, empty=empty), dim=0)
+    d3 = mean_dice(per_volume, dim=0)
     for key, values in (("val_dsc2d", d2), ("val_dsc3d", d3)):
         for k, name in enumerate(class_names):
             row[f"{key}_{name}"] = float(values[k])
         row[f"{key}_mean"] = float(mean_dice(values[list(selection)]))
+    for k, name in enumerate(class_names):
+        for v, vid in enumerate(ids):
+            row[volume_column(name, str(vid))] = float(per_volume[v, k])
     return row
 
 

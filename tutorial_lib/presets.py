@@ -20,6 +20,10 @@ switches them all at once and the `*-corrected` presets are the result:
 |   centroid/spread [0, 20] px,     |                               |   and length [0, 0],  |
 |   pulling stray mass to the       |                               |   the others free     |
 |   top-left corner (`"paper"`)     |                               |                       |
+| a class absent from both          | `dice_absent`                 | `"skip"`: left out of |
+|   prediction and ground truth     |                               |   the means           |
+|   scores Dice 1 in model          |                               |                       |
+|   selection (`"one"`)             |                               |                       |
 | blur with a 5x5 kernel (5): at    | `augment.blur_kernel_size`    | None: radius          |
 |   sigma = 2 its std is 1.29 px    |                               |   ceil(3 sigma)       |
 | image rotated and scaled with     | `augment.image_interpolation` | `"bilinear"`          |
@@ -30,6 +34,11 @@ Kept from the authors' augmentation in the corrected presets (choices, not mista
 crop / pad offset of the scaling (a translation of up to ±26 px at 256 pixels; the bounds are
 computed from the augmented labels, so the constraints follow it) and the reflected image edges
 of the blur.
+
+The paper presets train in float32 (`amp="off"`), as the authors did; `train --bf16` and
+`reproduce --bf16` switch on bfloat16 autocast (`amp="bf16"`, recorded in the run's config and
+summary). `promise12-descriptors-corrected` keeps `amp="auto"` (bfloat16 autocast on a GPU that
+has it natively, see `run_setup.amp_dtype`).
 
 Toy presets (`toy-cardiac-ce`, `toy-cardiac-descriptors`, `toy-prostate-ce`,
 `toy-prostate-descriptors`) are tuned so that descriptor-only training works on a 2-core CPU;
@@ -90,6 +99,7 @@ _PAPER_COMMON = dict(
     penalty="log_barrier",
     normalisation="paper",
     empty_policy="paper",
+    dice_absent="one",
     t0=1.0,
     t_factor=1.1,
 )
@@ -105,8 +115,13 @@ _PAPER_RUNS: dict[str, dict[str, Any]] = {
         amp="off",
         channels_last=False,
     ),
-    "promise12": dict(model="residual_unet", batch_size=4, epochs=300, selection_classes=(1,)),
+    # float32, as the authors trained (bfloat16 autocast: `--bf16`, an explicit execution option)
+    "promise12": dict(
+        model="residual_unet", batch_size=4, epochs=300, selection_classes=(1,), amp="off"
+    ),
 }
+# The corrected presets keep the precision they had before the paper presets went float32.
+_CORRECTED_AMP = {"promise12-descriptors-corrected": "auto"}
 
 
 def corrected(cfg: TrainConfig) -> TrainConfig:
@@ -131,6 +146,7 @@ def corrected(cfg: TrainConfig) -> TrainConfig:
         lr_schedule="paper-skip-epoch0" if cfg.lr_schedule == "paper" else cfg.lr_schedule,
         empty_policy="corrected" if cfg.empty_policy == "paper" else cfg.empty_policy,
         augment=augment,
+        dice_absent="skip",
     )
 
 
@@ -212,6 +228,8 @@ def _build_presets() -> dict[str, TrainConfig]:
     presets = {**_paper_pair("acdc"), **_paper_pair("promise12")}
     for name in ("acdc-descriptors", "promise12-descriptors"):
         fixed = corrected(presets[name])
+        if fixed.name in _CORRECTED_AMP:
+            fixed = dataclasses.replace(fixed, amp=_CORRECTED_AMP[fixed.name])
         presets[fixed.name] = fixed
     for data, foreground in ((TOY_CARDIAC_DATA, (1, 2, 3)), (TOY_PROSTATE_DATA, (1,))):
         for method in ("ce", "descriptors"):

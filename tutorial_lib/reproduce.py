@@ -5,10 +5,20 @@
 
 Writes into `out_dir`: `ce/` and `descriptors/` (run directories, see tutorial_lib.train),
 `summary.json` =
-`{"dataset", "classes", "fast", "seed", "methods": {"ce": {"test_dsc3d": {<class>: v, ..., "mean": v},
-"test_hd95": {...}, "seconds": s}, "descriptors": {...}}, "ratio_dsc3d_mean": descriptors / ce,
-"seconds": total, "jobs": runs trained at once}` and the figures `training_dsc.png`, `validation_dsc3d.png`,
-`test_dsc3d_boxplot.png`, `constraint_violations.png`, `predictions.png`.
+`{"dataset", "classes", "fast", "seed", "bf16", "methods": {"ce": {"test_dsc3d": {<class>: v, ...,
+"mean": v}, "test_dsc3d_std": {...}, "test_hd95": {...}, "test_hd95_std": {...}, "val_epoch": e,
+"val_dsc3d": {...}, "best_epoch", "epochs", "precision", "seconds": s}, "descriptors": {...}},
+"ratio_dsc3d_mean": descriptors / ce, "figures": [...], "seconds": total, "jobs": runs trained
+at once}` and the figures `training_loss.png`, `training_dsc.png`, `validation_dsc2d.png`,
+`validation_dsc3d.png`, `validation_dsc3d_boxplot.png`, `test_dsc3d_boxplot.png`,
+`constraint_violations.png`, `predictions.png`.
+
+As the authors' report (tutorial_lib.reports): `*_std` is the standard deviation over the test
+volumes (ddof 0; for "mean", over every volume and selected class), `val_epoch` the epoch of best
+mean validation 3-D DSC and `val_dsc3d` the validation 3-D DSC there; the validation box plot is
+drawn at `val_epoch`. `best_epoch` is the checkpoint tested (best mean validation 2-D DSC).
+`precision` is what each run computed in ("float32" or "bfloat16 autocast"; `bf16=True` asks for
+bfloat16 whatever the preset says).
 
 `seed` sets the training seed of both runs and, for the toy datasets, the seed of the generated
 data too (so another seed is another dataset as well as another initialisation).
@@ -32,9 +42,10 @@ from tutorial_lib.concurrent_runs import default_jobs, train_runs
 from tutorial_lib.device import get_device
 from tutorial_lib.evaluation import load_run_config, predict_run
 from tutorial_lib.presets import get_preset
+from tutorial_lib.reports import class_stds, validation_at, validation_epoch, validation_volumes
 from tutorial_lib.run_folder import claim_folder, remove_stale_temporaries
 from tutorial_lib.run_setup import load_data, resolve_data_root
-from tutorial_lib.runlog import read_json, write_json
+from tutorial_lib.runlog import read_json, read_metrics, write_json
 
 __all__ = [
     "DATASETS",
@@ -73,8 +84,9 @@ def dataset_or_stand_in(dataset: str, prepared: str | os.PathLike) -> tuple[str,
     )
 
 
-def run_configs(dataset: str, *, fast: bool, seed: int) -> dict[str, Any]:
-    """The two TrainConfigs (`{"ce": ..., "descriptors": ...}`) that `reproduce` trains."""
+def run_configs(dataset: str, *, fast: bool, seed: int, bf16: bool = False) -> dict[str, Any]:
+    """The two TrainConfigs (`{"ce": ..., "descriptors": ...}`) that `reproduce` trains
+    (`bf16=True`: in bfloat16 autocast, `amp="bf16"`, whatever the presets say)."""
     if dataset not in DATASETS:
         raise ValueError(f"dataset: expected one of {DATASETS}, got {dataset!r}")
     if not isinstance(seed, int) or seed < 0:
@@ -85,7 +97,8 @@ def run_configs(dataset: str, *, fast: bool, seed: int) -> dict[str, Any]:
         data = cfg.data
         if dataset.startswith("toy-"):
             data = dataclasses.replace(data, generator_seed=seed)
-        configs[method] = dataclasses.replace(cfg, seed=seed, data=data)
+        amp = "bf16" if bf16 else cfg.amp
+        configs[method] = dataclasses.replace(cfg, seed=seed, data=data, amp=amp)
     return configs
 
 
@@ -99,6 +112,18 @@ def _example_slices(labels: torch.Tensor, volume_ids: list[str], n: int = 4) -> 
         if len(chosen) == n:
             break
     return chosen
+
+
+def _validation_boxplot_scores(runs: dict[str, Path], classes: list[str]) -> dict[str, dict]:
+    """Per method, each validation volume's 3-D DSC at its `val_epoch` ({class: [values]})."""
+    scores = {}
+    for method, run_dir in runs.items():
+        history = read_metrics(run_dir)
+        best = validation_epoch(history)
+        scores[method] = (
+            validation_volumes(history, best[1], classes) if best else {c: [] for c in classes}
+        )
+    return scores
 
 
 def _figures(
@@ -116,8 +141,15 @@ def _figures(
         os.replace(tmp, path)
         written.append(name)
 
+    save(plots.plot_training_loss(runs), "training_loss.png")
     save(plots.plot_training_dsc(runs, foreground), "training_dsc.png")
+    save(plots.plot_validation_dsc2d(runs, foreground), "validation_dsc2d.png")
     save(plots.plot_validation_dsc3d(runs, foreground), "validation_dsc3d.png")
+    title = "Validation 3-D DSC per volume\nat the epoch of best mean validation 3-D DSC"
+    save(
+        plots.plot_boxplots(_validation_boxplot_scores(runs, foreground), foreground, title=title),
+        "validation_dsc3d_boxplot.png",
+    )
     scores = {m: tests[m]["dsc3d"] for m in runs}
     save(plots.plot_test_boxplots(scores, foreground), "test_dsc3d_boxplot.png")
     save(
@@ -149,12 +181,14 @@ def reproduce(
     progress: bool = True,
     jobs: int | None = None,
     train_options: dict[str, Any] | None = None,
+    bf16: bool = False,
 ) -> dict[str, Any]:
     """Train and evaluate the CE and the descriptors presets of `dataset`; write summary + figures.
 
     `jobs=2` trains the two runs at the same time in two processes (the default on CUDA and on a
     CPU with 2+ threads, see tutorial_lib.concurrent_runs); `jobs=1` one after the other.
-    `train_options` go to `train` (e.g. {"compile": True}).
+    `train_options` go to `train` (e.g. {"compile": True}). `bf16=True` trains both in bfloat16
+    autocast (`run_configs`); the paper presets train in float32.
 
     A run directory that already holds a finished run with the same configuration is reused
     (training resumes from its last checkpoint), so a killed `reproduce` can simply be restarted.
@@ -163,7 +197,7 @@ def reproduce(
     Returns the `summary.json` dict (see the module docstring).
     """
     device = get_device(str(device)) if device is not None else get_device()
-    configs = run_configs(dataset, fast=fast, seed=seed)
+    configs = run_configs(dataset, fast=fast, seed=seed, bf16=bf16)
     if data_root is None and not dataset.startswith("toy-"):
         raise ValueError(
             f"data_root: expected the prepared {dataset} folder (python -m tutorial_lib prepare), got None"
@@ -183,7 +217,14 @@ def reproduce(
             train_options=train_options,
         )
         tests = {method: read_json(runs[method] / "test.json") for method in configs}
-        summary = compare_runs(dataset, configs, tests, seconds, fast=fast, seed=seed)
+        histories = {method: read_metrics(runs[method]) for method in configs}
+        summary = compare_runs(
+            dataset, configs, tests, seconds, fast=fast, seed=seed, histories=histories
+        )
+        summary["bf16"] = bf16
+        for method, run_dir in runs.items():
+            precision = read_json(run_dir / "summary.json").get("precision")
+            summary["methods"][method]["precision"] = precision
         summary["figures"] = _figures(out, runs, tests, summary["classes"], device)
         summary["seconds"] = time.perf_counter() - started
         summary["jobs"] = jobs
@@ -199,22 +240,33 @@ def compare_runs(
     *,
     fast: bool,
     seed: int,
+    histories: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The comparison part of `summary.json` (see the module docstring) from finished runs.
 
-    `configs`, `tests` (each run's `test.json`) and `seconds` are keyed by method ("ce",
-    "descriptors"); `format_table` prints the result.
+    `configs`, `tests` (each run's `test.json`), `seconds` and `histories` (each run's
+    `metrics.csv` columns, `runlog.read_metrics`: gives `val_epoch` and `val_dsc3d`) are keyed by
+    method ("ce", "descriptors"); `format_table` prints the result.
     """
-    methods = {
-        method: {
-            "test_dsc3d": tests[method]["test_dsc3d"],
-            "test_hd95": tests[method]["test_hd95"],
+    methods = {}
+    for method, cfg in configs.items():
+        test = tests[method]
+        selection = test.get("selection_classes", test["classes"][1:])
+        methods[method] = {
+            "test_dsc3d": test["test_dsc3d"],
+            "test_dsc3d_std": class_stds(test["dsc3d"], selection),
+            "test_hd95": test["test_hd95"],
+            "test_hd95_std": class_stds(test["hd95"], selection),
             "seconds": seconds[method],
-            "best_epoch": tests[method]["best_epoch"],
+            "best_epoch": test["best_epoch"],
             "epochs": cfg.epochs,
         }
-        for method, cfg in configs.items()
-    }
+        if histories is not None:
+            best = validation_epoch(histories[method])
+            methods[method]["val_epoch"] = best[0] if best else None
+            methods[method]["val_dsc3d"] = (
+                validation_at(histories[method], best[1], test["classes"]) if best else None
+            )
     ce_mean = methods["ce"]["test_dsc3d"]["mean"]
     return {
         "dataset": dataset,
@@ -228,28 +280,46 @@ def compare_runs(
     }
 
 
+def _cell(value: float | None, std: float | None, fmt: str) -> str:
+    """`0.912 ± 0.034`, the mean alone where no std is known, `n/a` where no value is."""
+    if value is None:
+        return "n/a"
+    return fmt.format(value) + (f" ± {fmt.format(std)}" if std is not None else "")
+
+
+def _table_rows(method: str, res: dict[str, Any], classes: list[str], width: int) -> list[str]:
+    """The lines of one method: test DSC and HD95 (mean ± std), validation DSC at `val_epoch`."""
+    rows = [
+        ("test DSC 3-D", "test_dsc3d", "{:.3f}", f"{res['seconds']:>9.0f}s"),
+        ("test HD95 mm", "test_hd95", "{:.2f}", ""),
+    ]
+    if res.get("val_dsc3d") is not None:
+        rows.append(("val DSC 3-D", "val_dsc3d", "{:.3f}", f"  epoch {res['val_epoch']}"))
+    lines = []
+    for metric, key, fmt, tail in rows:
+        stds = res.get(f"{key}_std") or {}
+        values = "".join(f"{_cell(res[key].get(c), stds.get(c), fmt):>{width}}" for c in classes)
+        lines.append(f"{method:<12}{metric:<14}{values}{tail}")
+    return lines
+
+
 def format_table(summary: dict[str, Any]) -> str:
-    """A plain-text comparison table: test 3-D DSC and HD95 per class for each method."""
+    """A plain-text comparison table: per class and method, the test 3-D DSC and HD95 (mean ±
+    std over volumes) and the validation 3-D DSC at the epoch of best validation 3-D DSC."""
     classes = [c for c in summary["classes"][1:]] + ["mean"]
-    width = max(12, *(len(c) + 2 for c in classes))
-    lines = [f"{summary['dataset']} (seed {summary['seed']}{', fast' if summary['fast'] else ''})"]
-    header = (
-        f"{'method':<12}{'metric':<10}"
-        + "".join(f"{c:>{width}}" for c in classes)
-        + f"{'time':>10}"
+    width = max(17, *(len(c) + 2 for c in classes))
+    precisions = sorted(
+        {str(r["precision"]) for r in summary["methods"].values() if "precision" in r}
     )
-    lines += [header, "-" * len(header)]
+    lines = [
+        f"{summary['dataset']} (seed {summary['seed']}{', fast' if summary['fast'] else ''}"
+        + (f", {' / '.join(precisions)}" if precisions else "")
+        + ")"
+    ]
+    header = f"{'method':<12}{'metric':<14}" + "".join(f"{c:>{width}}" for c in classes)
+    lines += [header + f"{'time':>10}", "-" * (len(header) + 10)]
     for method, res in summary["methods"].items():
-        for metric, key, fmt in (
-            ("DSC 3-D", "test_dsc3d", "{:.3f}"),
-            ("HD95 mm", "test_hd95", "{:.2f}"),
-        ):
-            values = "".join(
-                f"{(fmt.format(res[key][c]) if res[key].get(c) is not None else 'n/a'):>{width}}"
-                for c in classes
-            )
-            tail = f"{res['seconds']:>9.0f}s" if metric == "DSC 3-D" else ""
-            lines.append(f"{method:<12}{metric:<10}{values}{tail}")
+        lines += _table_rows(method, res, classes, width)
     ratio = summary.get("ratio_dsc3d_mean")
     shown = f"{ratio:.3f}" if ratio is not None else "n/a (CE mean is 0)"
     lines.append(f"descriptors / CE, mean 3-D DSC: {shown}")

@@ -47,6 +47,7 @@ __all__ = [
     "resolve_data_root",
     "load_data",
     "amp_dtype",
+    "precision_name",
     "resolve_channels_last",
     "build_network",
     "compile_network",
@@ -235,14 +236,26 @@ def selection_classes(config: TrainConfig, n_classes: int) -> list[int]:
 
 
 def amp_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype: bfloat16 for "bf16", and for "auto" on a CUDA device that has it."""
+    """The autocast dtype: bfloat16 for "bf16", and for "auto" on a GPU with native bfloat16.
+
+    "auto" asks `device` itself for compute capability 8.0 or more (Ampere and later; ROCm GPUs
+    have bfloat16): `torch.cuda.is_bf16_supported()` also says yes where bfloat16 is only
+    emulated (a T4, a V100), where autocast would cost time instead of saving it.
+    """
     if config.amp == "off":
         return None
     if config.amp == "bf16":
         return torch.bfloat16
-    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+    if device.type == "cuda" and (
+        torch.version.hip is not None or torch.cuda.get_device_capability(device)[0] >= 8
+    ):
         return torch.bfloat16
     return None
+
+
+def precision_name(dtype: torch.dtype | None) -> str:
+    """How a run computes, in words for its summary: "float32" or "bfloat16 autocast"."""
+    return "float32" if dtype is None else f"{str(dtype).removeprefix('torch.')} autocast"
 
 
 def resolve_channels_last(config: TrainConfig, device: torch.device) -> bool:

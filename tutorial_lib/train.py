@@ -18,8 +18,9 @@ cross-entropy on the labels):
 What one epoch does: shuffle the training slices (a seeded generator), augment each batch on the
 data's device (bounds are computed inside the loss from the *augmented* labels), one Adam step per
 batch, then validate (2-D DSC per class, 3-D DSC per volume), keep the best checkpoint by the mean
-validation 2-D DSC over the preset's `selection_classes` (foreground), multiply t once, apply the LR
-rule, append a CSV row and write `checkpoints/last.pt`. After the last epoch the best checkpoint is
+validation 2-D DSC over the preset's `selection_classes` (foreground; a class absent from both
+masks left out or scoring 1, `config.dice_absent`), multiply t once, apply the LR rule, append a
+CSV row and write `checkpoints/last.pt`. After the last epoch the best checkpoint is
 evaluated on the test split (3-D DSC and HD95 per class).
 
 A non-finite loss stops the run (`NonFiniteLossError`) before anything is written for that epoch,
@@ -32,11 +33,13 @@ Run directory layout:
                                run folder at a time, and only a folder this library made
     OUT/config.json            the TrainConfig (tutorial_lib.config.config_to_dict)
     OUT/metrics.csv            one row per epoch: epoch, t, lr, train_loss, train_dsc_<class>...,
-                               train_dsc_mean, val_dsc2d_<class>..., val_dsc2d_mean,
-                               val_dsc3d_<class>..., val_dsc3d_mean, c_<term>_<stat>...
-                               (descriptor runs: mean constraint violation, fraction violated),
-                               seconds, best (1 on the epochs that improved the best score)
-    OUT/summary.json           status, epochs done, best epoch/score, seconds, device, test results
+                               train_dsc_mean, c_<term>_<stat>... (descriptor runs: mean
+                               constraint violation, fraction violated), val_dsc2d_<class>...,
+                               val_dsc2d_mean, val_dsc3d_<class>..., val_dsc3d_mean,
+                               val_dsc3d_<class>@<volume>... (each validation volume), seconds,
+                               best (1 on the epochs that improved the best score)
+    OUT/summary.json           status, epochs done, best epoch/score, seconds, device, precision
+                               ("float32" or "bfloat16 autocast"), test results
     OUT/test.json              test evaluation of the best checkpoint (`evaluate`), per volume too
     OUT/checkpoints/last.pt    everything to resume exactly (tutorial_lib.checkpoint)
     OUT/checkpoints/best.pt    the weights with the best validation score
@@ -61,12 +64,18 @@ from tutorial_lib.checkpoint import save_checkpoint
 from tutorial_lib.config import TrainConfig, config_to_dict
 from tutorial_lib.data.augment import augment_batch
 from tutorial_lib.errors import NonFiniteLossError
-from tutorial_lib.evaluation import autocast_context, evaluate, predict_labels, validation_scores
+from tutorial_lib.evaluation import (
+    autocast_context,
+    dice_empty,
+    evaluate,
+    predict_labels,
+    validation_scores,
+)
 from tutorial_lib.losses import cross_entropy_loss
 from tutorial_lib.metrics import dice_counts, dice_from_counts
 from tutorial_lib.resume import check_new_or_resumed, check_resumable, restore_run, run_state
 from tutorial_lib.run_folder import claim_folder, remove_stale_temporaries
-from tutorial_lib.run_setup import Run, build_run
+from tutorial_lib.run_setup import Run, build_run, precision_name
 from tutorial_lib.runlog import read_json, write_csv, write_json
 
 __all__ = ["train", "load_batch", "EpochTotals", "CHECK_EVERY"]
@@ -123,12 +132,18 @@ class EpochTotals:
     """Running sums of one epoch's training pass, kept on the device: no read-back per step.
 
     Per step (`add`): the loss, the training 2-D DSC per class (summed over the slices where the
-    class is defined) and, for descriptor runs, the loss's `last_stats` stacked into one tensor
+    class is defined; `empty="one"` scores 1 where it is absent from both masks) and, for descriptor runs, the loss's `last_stats` stacked into one tensor
     (2 kernels, not 2 per statistic). `row()` turns them into the CSV entries of the epoch.
     """
 
-    def __init__(self, class_names: list[str], selection_classes: list[int], device: torch.device):
-        self.class_names, self.selection_classes = class_names, selection_classes
+    def __init__(
+        self,
+        class_names: list[str],
+        selection_classes: list[int],
+        device: torch.device,
+        empty: str = "nan",
+    ):
+        self.class_names, self.selection_classes, self.empty = class_names, selection_classes, empty
         zeros = {"dtype": torch.float64, "device": device}
         self.loss = torch.zeros((), **zeros)
         self.dsc = torch.zeros(len(class_names), **zeros)
@@ -147,7 +162,7 @@ class EpochTotals:
         self.loss += loss
         # argmax labels and dataset labels are in range by construction: no check, no read-back
         counts = dice_counts(logits.argmax(1), y, len(self.class_names), check=False)
-        dsc = dice_from_counts(counts)
+        dsc = dice_from_counts(counts, empty=self.empty)
         self.dsc += dsc.nan_to_num(0.0).sum(0)
         self.dsc_n += (~dsc.isnan()).sum(0)
         if stats:
@@ -182,7 +197,7 @@ def _train_epoch(run: Run, progress: bool) -> dict[str, float]:
     check_every = 1 if device.type == "cpu" else CHECK_EVERY
     run.model.train()
     order = torch.randperm(images.shape[0], generator=run.generators["shuffle"]).to(images.device)
-    totals = EpochTotals(run.class_names, run.selection_classes, device)
+    totals = EpochTotals(run.class_names, run.selection_classes, device, dice_empty(cfg))
     t = run.t
     batches = order.split(cfg.batch_size)
     # at most one refresh a second: in a notebook each refresh is a widget message, and a kernel
@@ -214,7 +229,13 @@ def _validate(run: Run) -> dict[str, float]:
         channels_last=run.channels_last,
     )
     counts = dice_counts(pred, val.labels.to(pred.device), len(run.class_names))
-    return validation_scores(counts, val.volume_ids, run.class_names, run.selection_classes)
+    return validation_scores(
+        counts,
+        val.volume_ids,
+        run.class_names,
+        run.selection_classes,
+        empty=dice_empty(run.config),
+    )
 
 
 def _run_epoch(run: Run, out: Path, progress: bool) -> dict[str, float]:
@@ -304,6 +325,7 @@ def _train_epochs(run: Run, out: Path, progress: bool) -> dict[str, Any]:
         "status": "running",
         "device": str(run.device),
         "compiled": run.compiled or False,
+        "precision": precision_name(run.amp_dtype),
         "data_root": str(run.data.root),
     }
     epochs = tqdm(

@@ -19,6 +19,17 @@ def add_compile_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_bf16_option(parser: argparse.ArgumentParser) -> None:
+    """`--bf16`: train in bfloat16 autocast whatever the preset's `amp` (recorded in config.json as
+    `"amp": "bf16"` and in summary.json as `"precision"`)."""
+    parser.add_argument(
+        "--bf16",
+        action="store_true",
+        help="bfloat16 autocast instead of the preset's precision (the paper presets train in "
+        "float32); config.json and summary.json record it",
+    )
+
+
 def add_device_options(parser: argparse.ArgumentParser) -> None:
     """`--device` (default: the best available) and `--threads` (CPU threads)."""
     parser.add_argument(

@@ -29,11 +29,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--test", type=int, default=None, help="test patients (ACDC 20, PROMISE12 10, MSD 6)"
     )
     parser.add_argument("--seed", type=int, default=0, help="split seed (authors: 0)")
-    parser.add_argument(
+    labels = parser.add_mutually_exclusive_group()
+    labels.add_argument(
+        "--nearest-labels",
+        action="store_true",
+        help="resize the labels nearest (default for acdc and msd-prostate); promise12's default "
+        "follows the authors' script: bilinear, then truncated (it slightly erodes the masks)",
+    )
+    labels.add_argument(
         "--label-quirk",
         action="store_true",
-        help="resize labels bilinear then truncate, like the authors' PROMISE12 script "
-        "(slightly erodes the masks); default: nearest",
+        help="resize the labels bilinear, then truncate, whatever the dataset (promise12's default)",
     )
     parser.add_argument(
         "--include-testing",
@@ -49,6 +55,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def label_resize(args: argparse.Namespace) -> str | None:
+    """The `label_resize` of `prepare_dataset` the flags ask for (None: the dataset's default)."""
+    if args.nearest_labels:
+        return "nearest"
+    return "bilinear-truncate" if args.label_quirk else None
+
+
 def run(args: argparse.Namespace) -> int:
     prepare_dataset(
         args.dataset,
@@ -58,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         n_val=args.val,
         n_test=args.test,
         seed=args.seed,
-        label_quirk=args.label_quirk,
+        label_resize=label_resize(args),
         include_testing=args.include_testing,
         overwrite=args.overwrite,
         progress=not args.no_progress,

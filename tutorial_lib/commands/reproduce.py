@@ -1,11 +1,11 @@
-"""`python -m tutorial_lib reproduce --dataset D [--fast] [--seed S] [--out DIR]`: CE vs descriptors."""
+"""`python -m tutorial_lib reproduce --dataset D [--fast] [--seed S] [--out DIR] [--bf16]`: CE vs descriptors."""
 
 from __future__ import annotations
 
 import argparse
 
 from tutorial_lib import reproduce as reproducing  # looked up at run time (tests substitute it)
-from tutorial_lib.commands.options import add_compile_option, add_device_options
+from tutorial_lib.commands.options import add_bf16_option, add_compile_option, add_device_options
 from tutorial_lib.device import set_cpu_threads
 
 
@@ -18,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out",
         default=None,
-        help="output folder (default: runs/reproduce-<dataset>[-fast]-s<seed>)",
+        help="output folder (default: runs/reproduce-<dataset>[-fast]-s<seed>[-bf16])",
     )
     parser.add_argument(
         "--data", default=None, help="prepared dataset folder (needed for acdc, promise12)"
@@ -33,11 +33,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "with 2+ threads, else 1)",
     )
     add_compile_option(parser)
+    add_bf16_option(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def default_out(args: argparse.Namespace) -> str:
-    return f"runs/reproduce-{args.dataset}{'-fast' if args.fast else ''}-s{args.seed}"
+    variant = f"{'-fast' if args.fast else ''}-s{args.seed}{'-bf16' if args.bf16 else ''}"
+    return f"runs/reproduce-{args.dataset}{variant}"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -53,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         jobs=args.jobs,
         train_options={"compile": args.compile} if args.compile else None,
+        bf16=args.bf16,
     )
     print(reproducing.format_table(summary))
     print(

@@ -1,4 +1,4 @@
-"""`python -m tutorial_lib train --preset NAME [--data DIR] [--epochs N] [--device D] [--out DIR] [--resume] [--compile]`."""
+"""`python -m tutorial_lib train --preset NAME [--data DIR] [--epochs N] [--device D] [--out DIR] [--resume] [--compile] [--bf16]`."""
 
 from __future__ import annotations
 
@@ -6,7 +6,12 @@ import argparse
 import dataclasses
 
 from tutorial_lib import train as training  # looked up at run time (tests substitute it)
-from tutorial_lib.commands.options import add_compile_option, add_device_options, metric_line
+from tutorial_lib.commands.options import (
+    add_bf16_option,
+    add_compile_option,
+    add_device_options,
+    metric_line,
+)
 from tutorial_lib.device import set_cpu_threads
 from tutorial_lib.presets import PRESETS, get_preset
 
@@ -38,6 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--resume", action="store_true", help="continue the run in --out from its last checkpoint"
     )
     add_compile_option(parser)
+    add_bf16_option(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -45,10 +51,14 @@ def run(args: argparse.Namespace) -> int:
     set_cpu_threads(args.threads)
     config = get_preset(args.preset, fast=args.fast)
     changes = {k: v for k, v in (("epochs", args.epochs), ("seed", args.seed)) if v is not None}
+    if args.bf16:
+        changes["amp"] = "bf16"
     config = dataclasses.replace(config, **changes)
     if args.out is None:  # one folder per variant: a --fast run never meets the full run's folder
-        variant = ("-fast" if args.fast else "") + (
-            f"-s{args.seed}" if args.seed is not None else ""
+        variant = (
+            ("-fast" if args.fast else "")
+            + (f"-s{args.seed}" if args.seed is not None else "")
+            + ("-bf16" if args.bf16 else "")
         )
         args.out = f"runs/{config.name}{variant}"
     out = args.out  # kept in args for `interrupted`
@@ -64,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
     test = summary.get("test", {})
     print(
         f"run: {out}  best epoch {summary['best_epoch']}  val 2-D DSC {summary['best_val_dsc2d_mean']:.3f}"
+        + (f"  ({summary['precision']})" if "precision" in summary else "")
     )
     for metric in ("test_dsc3d", "test_hd95"):
         values = test.get(metric, {})

@@ -3,8 +3,11 @@
 Faithful by default (docs/method.md §5, the authors' `slice_acdc.py` / `slice_promise.py`):
 - min-max of each 3-D volume to [0, 1];
 - every slice resized to size x size with scikit-image `resize(mode="constant",
-  anti_aliasing=False)`: image bilinear, labels nearest (`label_quirk=True` gives the authors'
-  PROMISE12 labels: bilinear, then truncated to integers, which slightly erodes the masks);
+  anti_aliasing=False)`: image bilinear; labels as the authors resized each dataset
+  (`DatasetSpec.label_resize`): ACDC nearest, PROMISE12 bilinear then truncated to integers
+  (their `slice_promise.py`; it slightly erodes the masks). `label_resize="nearest"` or
+  `"bilinear-truncate"` chooses; the manifest's options record which (`label_resize`). MSD
+  prostate, which the authors did not use, is resized nearest;
 - patients split with `random.seed(seed)` shuffle of the sorted ids: first `n_val` validation,
   next `n_test` test, the rest training.
 Difference: the authors stored 8-bit PNG slices; we store float32 (no 8-bit quantisation).
@@ -44,6 +47,8 @@ from tutorial_lib.data.storage import (
     write_volume,
 )
 
+LABEL_RESIZE = ("nearest", "bilinear-truncate")
+
 
 @dataclass(frozen=True)
 class DatasetSpec:
@@ -55,6 +60,7 @@ class DatasetSpec:
     read: Callable[[VolumeSource], RawVolume]
     notes: tuple[str, ...] = ()
     looks_for: str = "raw volumes"  # what `find` looks for, named when it finds none
+    label_resize: str = "nearest"  # how the authors resized the labels (LABEL_RESIZE)
 
 
 SPECS: dict[str, DatasetSpec] = {
@@ -77,6 +83,7 @@ SPECS: dict[str, DatasetSpec] = {
         read_promise12,
         ("slices along the first axis of the SimpleITK array",),
         "CaseNN.mhd files",
+        "bilinear-truncate",
     ),
     "msd-prostate": DatasetSpec(
         "msd-prostate",
@@ -144,14 +151,22 @@ def prepare_dataset(
     n_val: int | None = None,
     n_test: int | None = None,
     seed: int = 0,
-    label_quirk: bool = False,
+    label_resize: str | None = None,
     include_testing: bool = False,
     overwrite: bool = False,
     progress: bool = True,
     log: Callable[[str], None] = print,
 ) -> Path:
-    """Prepare raw dataset `name` found anywhere below `src` into `dest`; return `dest`."""
+    """Prepare raw dataset `name` found anywhere below `src` into `dest`; return `dest`.
+
+    `label_resize`: "nearest" or "bilinear-truncate"; None = the authors' way for `name`
+    (`DatasetSpec.label_resize`: bilinear-truncate for PROMISE12, nearest otherwise).
+    """
     spec = get_spec(name)
+    label_resize = spec.label_resize if label_resize is None else label_resize
+    if label_resize not in LABEL_RESIZE:
+        raise ValueError(f"label_resize: expected one of {LABEL_RESIZE}, got {label_resize!r}")
+    label_quirk = label_resize == "bilinear-truncate"
     src, dest = Path(src), Path(dest)
     check_apart(src, dest)
     sources = find_sources(spec, src, size, include_testing=include_testing)
@@ -171,7 +186,7 @@ def prepare_dataset(
                 write_prepared_volume(tmp / split, spec, source, split, src, size, label_quirk)
             )
         options = {"size": size, "n_val": n_val, "n_test": n_test, "seed": seed}
-        options.update(label_quirk=label_quirk, include_testing=include_testing)
+        options.update(label_resize=label_resize, include_testing=include_testing)
         write_manifest(
             tmp, name, spec.classes, size, records, options=options, notes=list(spec.notes)
         )

@@ -6,6 +6,10 @@ Every function returns a `matplotlib.figure.Figure` built without pyplot and tak
   directory itself (read with `tutorial_lib.runlog.read_metrics`);
 - `histories` maps a method label ("ce", "descriptors") to a history;
 - per-volume scores map a method to {class: [value per volume]} (a run's `test.json` entries).
+
+Box plots are drawn as the authors' `moustache.py` draws them: whiskers at the 5th and 95th
+percentiles (`whis=(5, 95)`: each whisker ends at the outermost value within them), the values
+beyond as points, the mean as a dashed line; the legend says so.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import numpy as np
 import torch
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from tutorial_lib.runlog import read_metrics
@@ -27,13 +32,19 @@ __all__ = [
     "METHOD_COLOURS",
     "load_history",
     "plot_training_dsc",
+    "plot_training_loss",
+    "plot_validation_dsc2d",
     "plot_validation_dsc3d",
     "plot_metric_curves",
+    "plot_boxplots",
     "plot_test_boxplots",
+    "BOXPLOT_WHISKERS",
     "plot_predictions",
     "plot_constraint_violations",
 ]
 
+#: Percentiles of the box plots' whiskers (the authors' `moustache.py`).
+BOXPLOT_WHISKERS = (5, 95)
 #: Line colour per method label; other labels use matplotlib's cycle.
 METHOD_COLOURS: dict[str, str] = {"ce": "#3182bd", "descriptors": "#e6550d"}
 _LABEL_COLOURS = ("#000000", "#e6550d", "#31a354", "#3182bd", "#756bb1", "#de2d26")
@@ -104,9 +115,105 @@ def plot_training_dsc(histories, class_names: Sequence[str]) -> Figure:
     return plot_metric_curves(histories, "train_dsc", class_names, title="Training DSC (2-D)")
 
 
+def plot_validation_dsc2d(histories, class_names: Sequence[str]) -> Figure:
+    """Validation 2-D DSC (per slice, averaged) over epochs, per class and mean, per method."""
+    return plot_metric_curves(histories, "val_dsc2d", class_names, title="Validation DSC (2-D)")
+
+
 def plot_validation_dsc3d(histories, class_names: Sequence[str]) -> Figure:
     """Validation 3-D DSC (per volume, averaged) over epochs, per class and mean, per method."""
     return plot_metric_curves(histories, "val_dsc3d", class_names, title="Validation DSC (3-D)")
+
+
+def plot_training_loss(histories: Mapping[str, History | str | os.PathLike]) -> Figure:
+    """The training loss (`train_loss`, the mean over an epoch's batches) over epochs, one panel
+    per method: cross-entropy and the descriptor loss (which can be negative) differ in scale."""
+    data = _histories(histories)
+    fig = Figure(figsize=(3.4 * len(data), 3.0), layout="constrained")
+    axes = fig.subplots(1, len(data), squeeze=False)[0]
+    for i, (ax, (label, hist)) in enumerate(zip(axes, data.items(), strict=True)):
+        if "train_loss" not in hist:
+            raise ValueError(
+                f"history {label!r}: expected a column 'train_loss', got {sorted(hist)}"
+            )
+        epochs = hist.get("epoch", list(range(len(hist["train_loss"]))))
+        ax.plot(epochs, hist["train_loss"], color=_colour(label, i))
+        ax.set_title(label)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("training loss")
+    fig.suptitle("Training loss")
+    return fig
+
+
+def _finite_values(scores: Mapping[str, Sequence[float]], method: str, names) -> list[np.ndarray]:
+    values = []
+    for name in names:
+        if name not in scores:
+            raise ValueError(f"scores[{method!r}]: expected class {name!r}, got {sorted(scores)}")
+        v = np.asarray([np.nan if x is None else x for x in scores[name]], dtype=float)
+        values.append(v[np.isfinite(v)])
+    return values
+
+
+def plot_boxplots(
+    scores: Mapping[str, Mapping[str, Sequence[float]]],
+    class_names: Sequence[str],
+    *,
+    title: str,
+    metric: str = "3-D DSC",
+) -> Figure:
+    """Box plots of per-volume scores: one group per class, one box per method.
+
+    Whiskers at the 5th and 95th percentiles (`BOXPLOT_WHISKERS`), the mean as a dashed line
+    (artists with gid "whisker" and "mean"); NaN and infinite values are left out.
+    """
+    if not isinstance(scores, Mapping) or not scores:
+        raise ValueError(
+            f"scores: expected a non-empty mapping method -> {{class: values}}, got {scores!r}"
+        )
+    methods = list(scores)
+    fig = Figure(
+        figsize=(1.2 + 1.3 * len(class_names) * len(methods) / 2 + 1.6, 3.4), layout="constrained"
+    )
+    ax = fig.subplots()
+    width = 0.8 / len(methods)
+    handles = []
+    for i, method in enumerate(methods):
+        values = _finite_values(scores[method], method, class_names)
+        positions = np.arange(len(class_names)) + (i - (len(methods) - 1) / 2) * width
+        box = ax.boxplot(
+            values,
+            positions=positions,
+            widths=width * 0.9,
+            patch_artist=True,
+            showfliers=True,
+            whis=BOXPLOT_WHISKERS,
+            showmeans=True,
+            meanline=True,
+            meanprops={"color": "black", "linestyle": "--", "linewidth": 1.2},
+            medianprops={"color": "black", "linewidth": 1.2},
+        )
+        for patch in box["boxes"]:
+            patch.set_facecolor(_colour(method, i))
+            patch.set_alpha(0.6)
+        for kind, gid in (("whiskers", "whisker"), ("means", "mean")):
+            for line in box[kind]:
+                line.set_gid(gid)
+        handles.append(Patch(color=_colour(method, i), alpha=0.6, label=method))
+    low, high = BOXPLOT_WHISKERS
+    handles += [
+        Line2D([], [], color="black", label="median"),
+        Line2D([], [], color="black", linestyle="--", label="mean"),
+        Line2D([], [], linestyle="none", label=f"whiskers: {low}th-{high}th percentile"),
+        Line2D([], [], linestyle="none", marker="o", mfc="none", color="black", label="beyond"),
+    ]
+    ax.set_xticks(np.arange(len(class_names)), list(class_names))
+    ax.set_ylabel(metric)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    ax.set_title(title)
+    return fig
 
 
 def plot_test_boxplots(
@@ -115,40 +222,9 @@ def plot_test_boxplots(
     *,
     metric: str = "3-D DSC",
 ) -> Figure:
-    """Box plots of per-volume test scores: one group per class, one box per method."""
-    if not isinstance(scores, Mapping) or not scores:
-        raise ValueError(
-            f"scores: expected a non-empty mapping method -> {{class: values}}, got {scores!r}"
-        )
-    methods = list(scores)
-    fig = Figure(
-        figsize=(1.2 + 1.3 * len(class_names) * len(methods) / 2 + 1, 3.4), layout="constrained"
-    )
-    ax = fig.subplots()
-    width = 0.8 / len(methods)
-    for i, method in enumerate(methods):
-        values = []
-        for name in class_names:
-            if name not in scores[method]:
-                raise ValueError(
-                    f"scores[{method!r}]: expected class {name!r}, got {sorted(scores[method])}"
-                )
-            v = np.asarray(scores[method][name], dtype=float)
-            values.append(v[np.isfinite(v)])
-        positions = np.arange(len(class_names)) + (i - (len(methods) - 1) / 2) * width
-        box = ax.boxplot(
-            values, positions=positions, widths=width * 0.9, patch_artist=True, showfliers=True
-        )
-        for patch in box["boxes"]:
-            patch.set_facecolor(_colour(method, i))
-            patch.set_alpha(0.6)
-        ax.plot([], [], "s", color=_colour(method, i), alpha=0.6, label=method)
-    ax.set_xticks(np.arange(len(class_names)), list(class_names))
-    ax.set_ylabel(metric)
-    ax.grid(axis="y", alpha=0.3)
-    ax.legend(loc="lower left")
-    ax.set_title(f"Test {metric} per volume")
-    return fig
+    """Box plots of per-volume test scores (`plot_boxplots`): one group per class, one box per
+    method."""
+    return plot_boxplots(scores, class_names, title=f"Test {metric} per volume", metric=metric)
 
 
 def _labels_np(x, what: str) -> np.ndarray:
