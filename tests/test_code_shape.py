@@ -18,6 +18,8 @@ MAX_MODULE_LINES = 420  # figures (tutorial_lib/plots/) excepted
 MAX_FUNCTION_LINES = 70
 # The core: every public name of these modules is used by the library or the notebooks.
 CORE_MODULES = (
+    "geometry",
+    "descriptor_registry",
     "descriptors",
     "laplacian",
     "penalties",

@@ -14,7 +14,7 @@ that side" (the losses skip them).
     their settings): stray probability is pulled towards the image's top-left corner. Constant
     bounds are applied unchanged.
   * ``"corrected"``: size and length (the ``extensive`` descriptors of
-    ``tutorial_lib.descriptors.DESCRIPTORS``) get ``[0, 0]``; every other descriptor (centroid,
+    ``tutorial_lib.descriptor_registry.DESCRIPTORS``) get ``[0, 0]``; every other descriptor (centroid,
     spread, compactness, moments) is left free.
 
 The loss lays its bounds out as one column per (term, class, descriptor value) and makes all of
@@ -31,7 +31,7 @@ from functools import lru_cache
 import torch
 from torch import Tensor
 
-from tutorial_lib.descriptors import DESCRIPTORS
+from tutorial_lib.descriptor_registry import DESCRIPTORS
 
 __all__ = [
     "EMPTY_POLICIES",
