@@ -173,17 +173,23 @@ def weak_labels_from_masks(
 ) -> WeakLabels:
     """The values the terms' precise bounds read from label maps (B, *spatial), as ``WeakLabels``.
 
-    One value per (image, class, descriptor) of the non-constant terms, with each term's options
-    (and in mm with ``spacing`` for ``physical`` terms); NaN for absent classes; ``present`` =
-    the class has a pixel. Two terms on one descriptor must share options and units.
+    The values of each non-constant term's descriptor on the term's classes, with its options
+    (and in mm with ``spacing`` for ``physical`` terms); NaN elsewhere and for absent classes;
+    ``present`` = the class has a pixel. Two terms on one descriptor must share options and units.
     """
     onehot = labels_to_onehot(labels, n_classes, dtype)
     present = onehot.flatten(2).sum(-1) > 0
     seen: dict[str, tuple] = {}
     values: dict[str, Tensor] = {}
+    wanted: dict[str, Tensor] = {}  # per descriptor: the classes its terms constrain
     for term in terms:
         if term.is_constant:
             continue
+        if max(term.classes) >= n_classes:
+            raise ValueError(
+                f"terms: expected classes below n_classes = {n_classes}, got {term.classes} "
+                f"in term {term.label!r}"
+            )
         how = (dict(term.options), term.physical)
         if seen.setdefault(term.descriptor, how) != how:
             raise ValueError(
@@ -192,8 +198,12 @@ def weak_labels_from_masks(
             )
         if term.descriptor not in values:
             g = Geometry(onehot, spacing if term.physical else None)
-            v = DESCRIPTORS[term.descriptor].compute(g, **term.options).to(dtype)
-            values[term.descriptor] = torch.where(present[..., None], v, math.nan)
+            values[term.descriptor] = DESCRIPTORS[term.descriptor].compute(g, **term.options)
+        classes = torch.zeros(n_classes, dtype=torch.bool, device=labels.device)
+        classes[list(term.classes)] = True
+        wanted[term.descriptor] = wanted.get(term.descriptor, classes) | classes
+    keep = {name: present & wanted[name] for name in values}  # the terms' classes, where present
+    values = {n: torch.where(keep[n][..., None], v.to(dtype), math.nan) for n, v in values.items()}
     return WeakLabels(values, {}, present, tuple(ids))
 
 
