@@ -35,7 +35,13 @@ from tutorial_lib.loss_tables import LossTables
 if TYPE_CHECKING:  # for the annotations only: losses imports this module
     from tutorial_lib.losses import DescriptorTerm
 
-__all__ = ["WeakLabels", "check_weak_target", "weak_bounds", "weak_labels_from_masks"]
+__all__ = [
+    "WeakLabels",
+    "check_weak_target",
+    "weak_bounds",
+    "weak_labels_from_masks",
+    "weak_labels_from_values",
+]
 
 
 @dataclass(frozen=True)
@@ -204,6 +210,45 @@ def weak_labels_from_masks(
         wanted[term.descriptor] = wanted.get(term.descriptor, classes) | classes
     keep = {name: present & wanted[name] for name in values}  # the terms' classes, where present
     values = {n: torch.where(keep[n][..., None], v.to(dtype), math.nan) for n, v in values.items()}
+    return WeakLabels(values, {}, present, tuple(ids))
+
+
+def weak_labels_from_values(
+    per_class: Mapping[int, Mapping[str, Tensor]],
+    n_classes: int,
+    *,
+    ids: Sequence[str] = (),
+    dtype: torch.dtype = torch.float64,
+) -> WeakLabels:
+    """``WeakLabels`` from ``{class: {descriptor: values (N, n)}}`` (e.g. ``ellipse_descriptors``).
+
+    NaN rows: not given. A class is present in an image where it has a value; the classes not
+    listed are absent. Shown in examples/train_your_own.py.
+    """
+    tables = [t for by_name in per_class.values() for t in by_name.values()]
+    if not tables or any(not isinstance(t, Tensor) or t.ndim != 2 for t in tables):
+        raise ValueError(
+            f"per_class: expected {{class: {{descriptor: (N, n) tensor}}}}, got {per_class!r}"
+        )
+    n = tables[0].shape[0]
+    if any(c not in range(n_classes) for c in per_class) or any(t.shape[0] != n for t in tables):
+        raise ValueError(
+            f"per_class: expected classes in [0, {n_classes - 1}] and {n} images in every "
+            f"table, got classes {sorted(per_class)} and {[t.shape[0] for t in tables]} images"
+        )
+    present = torch.zeros(n, n_classes, dtype=torch.bool)
+    values: dict[str, Tensor] = {}
+    for c, by_name in per_class.items():
+        for name, t in by_name.items():
+            if name not in values:
+                values[name] = torch.full((n, n_classes, t.shape[1]), math.nan, dtype=dtype)
+            if values[name].shape[2] != t.shape[1]:
+                raise ValueError(
+                    f"per_class[{c}][{name!r}]: expected {values[name].shape[2]} values per "
+                    f"image as for the other classes, got {t.shape[1]}"
+                )
+            values[name][:, c] = t.to(dtype)
+            present[:, c] |= ~t.isnan().all(1).cpu()
     return WeakLabels(values, {}, present, tuple(ids))
 
 
