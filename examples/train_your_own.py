@@ -160,6 +160,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
 
 def run(args: argparse.Namespace, out: Path) -> dict[str, float]:
+    """The data, the two trainings, the scores (``main`` without the argument parsing)."""
     data = torch.Generator().manual_seed(args.seed)
     images, masks, (centre, semi_axes, angle) = toy_ellipses(args.images, args.size, data)
     test_images, test_masks, _ = toy_ellipses(max(args.images // 4, 1), args.size, data)
@@ -193,10 +194,9 @@ def run(args: argparse.Namespace, out: Path) -> dict[str, float]:
             "from the table": ellipse_dice(from_table(test_images).argmax(1), test_masks),
             "image-blind": image_blind_dice(masks, test_masks),
         }
-    print(
-        f"table: {csv_path} ({len(csv_path.read_text().splitlines()) - 1} rows); "
-        f"both trainings: {seconds:.1f} s"
-    )
+    where = f" in {csv_path}" if args.out else ""
+    rows = len(csv_path.read_text().splitlines()) - 1
+    print(f"table: {rows} rows for {args.images} images{where}; both trainings: {seconds:.1f} s")
     for name, dsc in scores.items():
         print(f"test Dice of the ellipse, {name}: {dsc:.3f}")
     return scores
