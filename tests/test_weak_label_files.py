@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from tutorial_lib.losses import paper_terms
-from tutorial_lib.weak_label_files import read_weak_labels, write_weak_labels
+from tutorial_lib.descriptor_registry import RESERVED
+from tutorial_lib.weak_label_files import PRESENT, read_weak_labels, write_weak_labels
 from tutorial_lib.weak_labels import WeakLabels, weak_labels_from_masks
 
 IDS = ["p1_s0", "p1_s1", "p2_s0"]
@@ -49,6 +50,10 @@ def test_round_trip(tmp_path, suffix):
         assert same(back.values[name], weak.values[name]), name
         assert same(back.bounds[name], weak.bounds[name]), name
     assert [p.name for p in tmp_path.iterdir()] == [f"table{suffix}"]  # no temporary left
+
+
+def test_the_presence_row_cannot_be_a_descriptor_name():
+    assert PRESENT in RESERVED  # register_descriptor refuses it
 
 
 def test_csv_layout_and_reading_in_another_order(tmp_path):

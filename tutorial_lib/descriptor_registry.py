@@ -22,6 +22,7 @@ from tutorial_lib.laplacian import check_connectivity
 __all__ = [
     "BUILT_IN",
     "DESCRIPTORS",
+    "RESERVED",
     "Descriptor",
     "check_descriptor_name",
     "register_descriptor",
@@ -129,6 +130,8 @@ def check_descriptor_name(name: str) -> None:
 
 BUILT_IN = frozenset(DESCRIPTORS)
 """The names of the library's own descriptors: they cannot be replaced or unregistered."""
+RESERVED = frozenset({"present"})
+"""Words that are not descriptor names: the weak-label tables' presence row."""
 
 _PROBE_SHAPE = (2, 3, 8, 8)  # (B, K, H, W) of the probes a new descriptor is checked on
 
@@ -165,6 +168,10 @@ def register_descriptor(
     if not (isinstance(name, str) and name.isidentifier()):
         raise ValueError(
             f"name: expected a Python identifier such as 'my_descriptor', got {name!r}"
+        )
+    if name in RESERVED:
+        raise ValueError(
+            f"name: expected a name other than {name!r} (a word of the tables), got {name!r}"
         )
     if name in DESCRIPTORS:
         kind = "a built-in descriptor" if name in BUILT_IN else "registered already"

@@ -42,7 +42,7 @@ from tutorial_lib.weak_labels import WeakLabels
 __all__ = ["COLUMNS", "PRESENT", "read_weak_labels", "write_weak_labels"]
 
 COLUMNS = ("image", "class", "descriptor", "index", "value", "lower", "upper")
-PRESENT = "present"  # the row that says whether a class is in the image
+PRESENT = "present"  # the row that says whether a class is in the image (a reserved name)
 _REQUIRED = ("image", "class", "descriptor")
 
 
