@@ -8,8 +8,8 @@ import math
 import pytest
 import torch
 
-from tutorial_lib.losses import paper_terms
 from tutorial_lib.descriptor_registry import RESERVED
+from tutorial_lib.losses import paper_terms
 from tutorial_lib.weak_label_files import PRESENT, read_weak_labels, write_weak_labels
 from tutorial_lib.weak_labels import WeakLabels, weak_labels_from_masks
 
