@@ -143,6 +143,16 @@ def _raises(p):
             r"^fn: expected a function of probabilities \(2, 3, 8, 8\) .*got an error on a probe: RuntimeError: boom",
         ),
         (("mine", lambda p: 3.0), {}, r"^fn: expected values of shape \(2, 3, 1\) .*got float"),
+        (
+            ("mine", soft_size),
+            {"probe_shape": (8,)},
+            r"^probe_shape: expected 2 or 3 positive sizes \(H, W\), got \(8,\)",
+        ),
+        (
+            ("mine", soft_size),
+            {"probe_shape": (8, 0)},
+            r"^probe_shape: expected 2 or 3 positive sizes",
+        ),
     ],
 )
 def test_bad_registrations_raise_and_leave_the_registry_unchanged(args, kwargs, match):
@@ -171,6 +181,25 @@ def test_unregister_refuses_built_in_and_unknown_names():
         ValueError, match=r"^name: expected a registered descriptor among \[\], got 'nope'"
     ):
         unregister_descriptor("nope")
+
+
+def test_a_descriptor_tied_to_an_image_size_is_probed_at_that_size():
+    region = torch.zeros(12, 10)
+    region[3:9, 2:8] = 1
+
+    def fraction_in_region(p):
+        return ((p * region.to(p)).flatten(2).sum(-1) / p.flatten(2).sum(-1))[..., None]
+
+    with pytest.raises(
+        ValueError, match=r"^fn: expected a function of probabilities \(2, 3, 8, 8\).*RuntimeError"
+    ):
+        register_descriptor("inside", fraction_in_region)
+    with registered_descriptor("inside", fraction_in_region, probe_shape=region.shape) as entry:
+        p = torch.rand(1, 2, 12, 10, 4, dtype=F64)[..., 0]
+        assert torch.allclose(entry(p)[0, :, 0], (p * region).sum((-2, -1))[0] / p.sum((-2, -1))[0])
+    three_d = register_descriptor("volume_3d", soft_size, probe_shape=(4, 5, 6))
+    assert three_d.n_values(3) == 1
+    unregister_descriptor("volume_3d")
 
 
 def test_the_context_manager_unregisters_after_an_error():

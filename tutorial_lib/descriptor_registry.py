@@ -133,7 +133,7 @@ BUILT_IN = frozenset(DESCRIPTORS)
 RESERVED = frozenset({"present"})
 """Words that are not descriptor names: the weak-label tables' presence row."""
 
-_PROBE_SHAPE = (2, 3, 8, 8)  # (B, K, H, W) of the probes a new descriptor is checked on
+_PROBE_BATCH = (2, 3)  # (B, K) of the probes a new descriptor is checked on
 
 
 def _on_probabilities(fn: Callable[..., Tensor], g: Geometry, **options) -> Tensor:
@@ -150,6 +150,7 @@ def register_descriptor(
     signed: bool = False,
     options: Sequence[str] = (),
     uses_geometry: bool = False,
+    probe_shape: Sequence[int] = (8, 8),
 ) -> Descriptor:
     """Add a descriptor of your own to ``DESCRIPTORS``; then ``DescriptorTerm(name, ...)`` works.
 
@@ -161,8 +162,9 @@ def register_descriptor(
     - ``extensive``, ``signed``, ``options``: as the fields of ``Descriptor``.
 
     Checked before it is added, with the same messages as bad input elsewhere: the name is new (no
-    clash with a built-in or registered one); on random probabilities (2, 3, 8, 8) in float32 and
-    float64, ``fn`` returns a finite (2, 3, n) tensor of that dtype with a finite gradient.
+    clash with a built-in or registered one); on random probabilities (2, 3, *probe_shape) in
+    float32 and float64, ``fn`` returns a finite (2, 3, n) tensor of that dtype with a finite
+    gradient (``probe_shape``: 2 or 3 sizes, e.g. the images' own for a descriptor tied to them).
     Returns the new entry. Taught in notebook 08.
     """
     if not (isinstance(name, str) and name.isidentifier()):
@@ -191,7 +193,7 @@ def register_descriptor(
         raise ValueError(f"options: expected a sequence of keyword names, got {options!r}")
     compute = fn if uses_geometry else functools.partial(_on_probabilities, fn)
     entry = Descriptor(name, compute, count, extensive, signed, names)
-    _probe(entry)
+    _probe(entry, _probe_spatial(probe_shape))
     DESCRIPTORS[name] = entry
     return entry
 
@@ -210,27 +212,39 @@ def _constant_count(n: int, n_axes: int) -> int:
     return n
 
 
-def _probe(entry: Descriptor) -> None:
+def _probe_spatial(shape: Sequence[int]) -> tuple[int, ...]:
+    spatial = tuple(shape) if isinstance(shape, Sequence) else ()
+    if len(spatial) not in (2, 3) or not all(
+        isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in spatial
+    ):
+        raise ValueError(f"probe_shape: expected 2 or 3 positive sizes (H, W), got {shape!r}")
+    return spatial
+
+
+def _probe(entry: Descriptor, spatial: tuple[int, ...]) -> None:
     """ValueError unless ``entry`` gives finite, differentiable (B, K, n) values of p's dtype."""
-    n = entry.n_values(2)
+    shape = (*_PROBE_BATCH, *spatial)
+    n = entry.n_values(len(spatial))
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n_values: expected an integer >= 1 for 2-D images, got {n!r}")
+        raise ValueError(
+            f"n_values: expected an integer >= 1 for {len(spatial)}-D images, got {n!r}"
+        )
     generator = torch.Generator().manual_seed(0)
     for dtype in (torch.float32, torch.float64):
-        p = torch.randn(_PROBE_SHAPE, generator=generator, dtype=dtype).softmax(1)
+        p = torch.randn(shape, generator=generator, dtype=dtype).softmax(1)
         p.requires_grad_(True)
         try:
             out = entry.compute(Geometry(p))
         except Exception as err:
             raise ValueError(
-                f"fn: expected a function of probabilities {_PROBE_SHAPE} ({dtype}), got an "
+                f"fn: expected a function of probabilities {shape} ({dtype}), got an "
                 f"error on a probe: {type(err).__name__}: {err}"
             ) from err
-        if not isinstance(out, Tensor) or tuple(out.shape) != (*_PROBE_SHAPE[:2], n):
+        if not isinstance(out, Tensor) or tuple(out.shape) != (*_PROBE_BATCH, n):
             got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
             raise ValueError(
-                f"fn: expected values of shape {(*_PROBE_SHAPE[:2], n)} (B, K, n_values) for "
-                f"probabilities {_PROBE_SHAPE}, got {got}"
+                f"fn: expected values of shape {(*_PROBE_BATCH, n)} (B, K, n_values) for "
+                f"probabilities {shape}, got {got}"
             )
         if out.dtype != dtype:
             raise ValueError(f"fn: expected values in the dtype of p ({dtype}), got {out.dtype}")
