@@ -28,12 +28,12 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from tutorial_lib.losses import DescriptorTerm, ShapeDescriptorLoss
+from tutorial_lib.losses import DescriptorTerm, ShapeDescriptorLoss, shape_descriptor_loss
 from tutorial_lib.metrics import dice_2d, mean_dice
 from tutorial_lib.schedules import MultiplyT
 from tutorial_lib.shape_annotations import ellipse_descriptors
 from tutorial_lib.weak_label_files import read_weak_labels, write_weak_labels
-from tutorial_lib.weak_labels import weak_labels_from_values
+from tutorial_lib.weak_labels import weak_labels_from_masks, weak_labels_from_values
 
 N_CLASSES = 2  # background, ellipse
 # The sizes within 10 %, the ellipse's centroid and spread within 1 px, weighted 30x more: their
@@ -187,6 +187,13 @@ def run(args: argparse.Namespace, out: Path) -> dict[str, float]:
     csv_path = write_weak_labels(out / "ellipses.csv", weak)
     from_table = train_from_table(images, csv_path, ids, args)
     seconds = time.perf_counter() - start
+    # the ellipses' sizes against the masks' own, and the share of the table's constraints met
+    own = weak_labels_from_masks(masks, N_CLASSES, TERMS).values["size"][:, 1, 0]
+    size_gap = float(((given["size"][:, 0] - own) / own).abs().max())
+    table = read_weak_labels(csv_path, ids, N_CLASSES).to(dtype=torch.float32)
+    with torch.no_grad():
+        _, stats = shape_descriptor_loss(from_table(images).softmax(1), table, 1.0, TERMS)
+    met = {term.label: 1 - float(stats[f"{term.label}/frac_violated"]) for term in TERMS}
 
     with torch.no_grad():
         scores = {
@@ -197,6 +204,10 @@ def run(args: argparse.Namespace, out: Path) -> dict[str, float]:
     where = f" in {csv_path}" if args.out else ""
     rows = len(csv_path.read_text().splitlines()) - 1
     print(f"table: {rows} rows for {args.images} images{where}; both trainings: {seconds:.1f} s")
+    print(f"ellipse sizes within {size_gap:.1%} of the masks' own sizes")
+    print(
+        "table constraints met after training: " + ", ".join(f"{k} {v:.0%}" for k, v in met.items())
+    )
     for name, dsc in scores.items():
         print(f"test Dice of the ellipse, {name}: {dsc:.3f}")
     return scores

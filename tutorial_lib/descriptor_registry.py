@@ -120,7 +120,10 @@ DESCRIPTORS: dict[str, Descriptor] = {
         Descriptor("orientation", _orientation, signed=True),
     )
 }
-"""Name -> ``Descriptor``; each is called as ``f(p, *, spacing=None, **options) -> (B, K, n)``."""
+"""Name -> ``Descriptor``; each is called as ``f(p, *, spacing=None, **options) -> (B, K, n)``.
+
+Taught in notebook 00 (and your own, with ``register_descriptor``, in notebook 08).
+"""
 
 
 def check_descriptor_name(name: str) -> None:
@@ -266,7 +269,10 @@ def _probe(entry: Descriptor, spatial: tuple[int, ...]) -> None:
 
 
 def unregister_descriptor(name: str) -> None:
-    """Remove a descriptor added by ``register_descriptor`` (the built-in ones stay)."""
+    """Remove a descriptor added by ``register_descriptor`` (the built-in ones stay).
+
+    Taught in notebook 08.
+    """
     if name in BUILT_IN:
         raise ValueError(f"name: expected a registered descriptor, got {name!r} (a built-in one)")
     if name not in DESCRIPTORS:

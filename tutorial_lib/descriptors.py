@@ -51,12 +51,18 @@ __all__ = [
 
 
 def soft_size(p: Tensor, *, spacing: SpacingLike = None) -> Tensor:
-    """Size ``S = sum_x p(x)`` (times the voxel volume with a spacing): (B, K, 1)."""
+    """Size ``S = sum_x p(x)`` (times the voxel volume with a spacing): (B, K, 1).
+
+    Taught in notebook 01.
+    """
     return DESCRIPTORS["size"](p, spacing=spacing)
 
 
 def soft_centroid(p: Tensor, *, spacing: SpacingLike = None) -> Tensor:
-    """Centroid ``C_i = sum_x p(x) x_i / (S + eps)`` per axis, array order: (B, K, n_axes)."""
+    """Centroid ``C_i = sum_x p(x) x_i / (S + eps)`` per axis, array order: (B, K, n_axes).
+
+    Taught in notebook 01.
+    """
     return DESCRIPTORS["centroid"](p, spacing=spacing)
 
 
@@ -64,6 +70,7 @@ def soft_dist_centroid(p: Tensor, *, spacing: SpacingLike = None) -> Tensor:
     """Per-axis RMS spread ``D_i = sqrt(sum_x p(x) (x_i - C_i)^2 / (S + eps))``: (B, K, n_axes).
 
     The authors' "distance to centroid". A binary s x s square gives sqrt((s^2 - 1) / 12).
+    Taught in notebook 02.
     """
     return DESCRIPTORS["dist_centroid"](p, spacing=spacing)
 
@@ -76,6 +83,7 @@ def soft_length(
     ``connectivity``: 8 (default, the authors') or 4 in 2-D; 26 (default), 18 or 6 in 3-D. No
     wrap-around. A binary interior s x s square gives 12 s - 4 with 8-connectivity (4 s with 4).
     With a spacing each pair weighs ``voxel volume * |offset| / |offset in mm|`` (mm in 2-D, mm^2 in 3-D).
+    Taught in notebook 02.
     """
     return DESCRIPTORS["length"](p, spacing=spacing, connectivity=connectivity)
 
@@ -83,7 +91,10 @@ def soft_length(
 def soft_compactness(
     p: Tensor, *, spacing: SpacingLike = None, connectivity: int | None = None
 ) -> Tensor:
-    """Compactness ``L^2 / (S + eps)`` (L: soft_length, S: soft_size): (B, K, 1)."""
+    """Compactness ``L^2 / (S + eps)`` (L: soft_length, S: soft_size): (B, K, 1).
+
+    Taught in notebook 02.
+    """
     return DESCRIPTORS["compactness"](p, spacing=spacing, connectivity=connectivity)
 
 
@@ -91,7 +102,7 @@ def soft_covariance(p: Tensor, *, spacing: SpacingLike = None) -> Tensor:
     """Normalised central second moments ``sum p (x_i - C_i)(x_j - C_j) / S``, upper triangle.
 
     2-D: (rr, rc, cc), n = 3. 3-D: (00, 01, 02, 11, 12, 22), n = 6. Equal to scikit-image's
-    ``moments_central(mask)[...] / area`` on a binary mask.
+    ``moments_central(mask)[...] / area`` on a binary mask. Taught in notebook 02.
     """
     return DESCRIPTORS["covariance"](p, spacing=spacing)
 
@@ -100,6 +111,7 @@ def soft_eccentricity(p: Tensor, *, spacing: SpacingLike = None) -> Tensor:
     """Eccentricity ``sqrt(1 - l_min / l_max)`` of the second-moment matrix: (B, K, 1).
 
     0 for a disk (ball), towards 1 for a line; the definition of scikit-image's ``regionprops``.
+    Taught in notebook 02.
     """
     return DESCRIPTORS["eccentricity"](p, spacing=spacing)
 
@@ -108,6 +120,6 @@ def soft_orientation(p: Tensor, *, spacing: SpacingLike = None) -> Tensor:
     """Angle (radians, in [-pi/2, pi/2]) between the row axis and the major axis, 2-D only: (B, K, 1).
 
     ``0.5 * atan2(2 cov_rc, cov_rr - cov_cc)``; the convention of scikit-image's ``regionprops``.
-    Undefined (returned as 0) for a disk.
+    Undefined (returned as 0) for a disk. Taught in notebook 02.
     """
     return DESCRIPTORS["orientation"](p, spacing=spacing)

@@ -74,7 +74,7 @@ class DescriptorTerm:
     - ``weight``: factor of this term in the loss (the paper: 1e-2).
     - ``options``: keyword options of the descriptor (e.g. ``{"connectivity": 4}`` for the length).
     - ``physical``: compute in mm with the ``spacing`` passed to ``forward``.
-    - ``name``: label in ``last_stats`` (default: the descriptor's name).
+    - ``name``: label in ``last_stats`` (default: the descriptor's name). Taught in notebook 03.
     """
 
     descriptor: str
@@ -324,6 +324,7 @@ class ShapeDescriptorLoss(nn.Module):
     from the device per call; turn it off in a tuned training loop. After each call, ``last_stats``
     holds detached scalars per term: ``<label>/loss``, ``<label>/violation`` (mean ``relu(z)`` over
     the active constraints, in descriptor units) and ``<label>/frac_violated``, plus ``total``.
+    Taught in notebook 03.
     """
 
     def __init__(
@@ -378,7 +379,9 @@ class ShapeDescriptorLoss(nn.Module):
 
 def cross_entropy_loss(logits: Tensor, target: Tensor) -> Tensor:
     """Mean pixel-wise cross-entropy of logits (B, K, *spatial) against labels (B, *spatial); 0
-    for an empty batch."""
+    for an empty batch.
+    Taught in notebook 04.
+    """
     if (
         not isinstance(logits, Tensor)
         or logits.ndim not in (4, 5)

@@ -265,6 +265,7 @@ def write_weak_labels(path: str | os.PathLike, weak: WeakLabels) -> Path:
     """Write ``weak`` as a CSV or JSON table (by the suffix), atomically; the table reads back equal.
 
     Needs ``weak.ids``. Entries free on both sides are left out (not given reads back the same).
+    Shown in examples/train_your_own.py.
     """
     path = Path(path)
     if path.suffix.lower() not in (".csv", ".json"):

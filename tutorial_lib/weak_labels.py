@@ -182,6 +182,7 @@ def weak_labels_from_masks(
     The values of each non-constant term's descriptor on the term's classes, with its options
     (and in mm with ``spacing`` for ``physical`` terms); NaN elsewhere and for absent classes;
     ``present`` = the class has a pixel. Two terms on one descriptor must share options and units.
+    Shown in examples/train_your_own.py.
     """
     onehot = labels_to_onehot(labels, n_classes, dtype)
     present = onehot.flatten(2).sum(-1) > 0
