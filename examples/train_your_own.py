@@ -33,7 +33,7 @@ from tutorial_lib.metrics import dice_2d, mean_dice
 from tutorial_lib.schedules import MultiplyT
 from tutorial_lib.shape_annotations import ellipse_descriptors
 from tutorial_lib.weak_label_files import read_weak_labels, write_weak_labels
-from tutorial_lib.weak_labels import weak_labels_from_masks, weak_labels_from_values
+from tutorial_lib.weak_labels import WeakLabels, weak_labels_from_masks, weak_labels_from_values
 
 N_CLASSES = 2  # background, ellipse
 # The sizes within 10 %, the ellipse's centroid and spread within 1 px, weighted 30x more: their
@@ -117,6 +117,17 @@ def new_net(mean_fraction: torch.Tensor, seed: int) -> SmallNet:
     return net
 
 
+def ellipse_table(
+    ellipses: tuple[torch.Tensor, ...], image_size: int, ids: list[str]
+) -> WeakLabels:
+    """What the annotator's ellipses say: the ellipse's size, centroid and spread, and the
+    background's size (the image's pixels less the ellipse's)."""
+    ellipse = ellipse_descriptors(*ellipses)
+    given = {name: ellipse[name] for name in ("size", "centroid", "dist_centroid")}
+    background = {"size": image_size**2 - given["size"]}
+    return weak_labels_from_values({0: background, 1: given}, N_CLASSES, ids=ids)
+
+
 def train_from_table(images: torch.Tensor, csv_path: Path, ids: list[str], args) -> nn.Module:
     """Train from the CSV alone: the images and the table, no mask."""
     table = read_weak_labels(csv_path, ids, N_CLASSES).to(dtype=torch.float32)
@@ -162,7 +173,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 def run(args: argparse.Namespace, out: Path) -> dict[str, float]:
     """The data, the two trainings, the scores (``main`` without the argument parsing)."""
     data = torch.Generator().manual_seed(args.seed)
-    images, masks, (centre, semi_axes, angle) = toy_ellipses(args.images, args.size, data)
+    images, masks, ellipses = toy_ellipses(args.images, args.size, data)
     test_images, test_masks, _ = toy_ellipses(max(args.images // 4, 1), args.size, data)
     ids = [f"image{i:04d}" for i in range(args.images)]
     start = time.perf_counter()
@@ -178,18 +189,13 @@ def run(args: argparse.Namespace, out: Path) -> dict[str, float]:
     from_masks = train(new_net(fraction, args.seed), loader, lambda b: b[1], args.epochs, args.lr)
 
     # 2. from a table: the annotator's ellipses -> descriptor values -> CSV -> training
-    ellipse = ellipse_descriptors(centre, semi_axes, angle)
-    pixels = torch.full_like(ellipse["size"], float(args.size**2))
-    given = {name: ellipse[name] for name in ("size", "centroid", "dist_centroid")}
-    weak = weak_labels_from_values(
-        {0: {"size": pixels - given["size"]}, 1: given}, N_CLASSES, ids=ids
-    )
+    weak = ellipse_table(ellipses, args.size, ids)
     csv_path = write_weak_labels(out / "ellipses.csv", weak)
     from_table = train_from_table(images, csv_path, ids, args)
     seconds = time.perf_counter() - start
     # the ellipses' sizes against the masks' own, and the share of the table's constraints met
     own = weak_labels_from_masks(masks, N_CLASSES, TERMS).values["size"][:, 1, 0]
-    size_gap = float(((given["size"][:, 0] - own) / own).abs().max())
+    size_gap = float(((weak.values["size"][:, 1, 0] - own) / own).abs().max())
     table = read_weak_labels(csv_path, ids, N_CLASSES).to(dtype=torch.float32)
     with torch.no_grad():
         _, stats = shape_descriptor_loss(from_table(images).softmax(1), table, 1.0, TERMS)
