@@ -267,3 +267,24 @@ def test_from_masks_gives_values_only_for_the_terms_classes():
     assert torch.equal(
         weak.present, torch.stack([(labels == k).flatten(1).any(1) for k in range(4)], 1)
     )
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_weak_labels_on_cuda_equal_the_masks():
+    """Weak labels on the GPU (or left on the CPU: the loss moves them), a batch picked with a
+    CPU index as a DataLoader gives it: the mask path's loss and gradient."""
+    labels = random_labels((4, 24, 20), 4, seed=9)
+    logits = torch.randn(4, 4, 24, 20, generator=torch.Generator().manual_seed(10)).cuda()
+    weak = weak_labels_from_masks(labels, 4, EQUALITY_TERMS, ids=list("abcd"))
+    index = torch.tensor([3, 1])
+    mask_loss, mask_grad = loss_and_grad(
+        EQUALITY_TERMS, logits[index], labels[index].cuda(), "corrected"
+    )
+    for table in (weak.to("cuda", torch.float32), weak):
+        batch = table.select(index)
+        assert batch.ids == ("d", "b")
+        loss, grad = loss_and_grad(EQUALITY_TERMS, logits[index], batch, "corrected")
+        assert loss.device.type == "cuda"
+        assert torch.allclose(loss, mask_loss, rtol=1e-5) and torch.allclose(
+            grad, mask_grad, rtol=1e-4, atol=1e-7
+        )

@@ -89,9 +89,10 @@ class WeakLabels:
         """The weak labels of some images (a batch), in the order of ``index``."""
         if isinstance(index, slice):
             pick = (lambda t: t[index]), self.ids[index]
-        else:
-            idx = torch.as_tensor(index, dtype=torch.long, device=self.present.device)
-            ids = tuple(self.ids[i] for i in idx.tolist()) if self.ids else ()
+        else:  # the ids from the index where it is (a DataLoader's: the CPU, no device sync)
+            where = torch.as_tensor(index, dtype=torch.long)
+            ids = tuple(self.ids[i] for i in where.tolist()) if self.ids else ()
+            idx = where.to(self.present.device)
             pick = (lambda t: t.index_select(0, idx)), ids
         take, ids = pick
         return WeakLabels(
