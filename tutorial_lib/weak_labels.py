@@ -88,13 +88,19 @@ class WeakLabels:
     def select(self, index: Tensor | Sequence[int] | slice) -> WeakLabels:
         """The weak labels of some images (a batch), in the order of ``index``."""
         if isinstance(index, slice):
-            pick = (lambda t: t[index]), self.ids[index]
+            ids = self.ids[index]
+
+            def take(t: Tensor) -> Tensor:
+                return t[index]
+
         else:  # the ids from the index where it is (a DataLoader's: the CPU, no device sync)
             where = torch.as_tensor(index, dtype=torch.long)
             ids = tuple(self.ids[i] for i in where.tolist()) if self.ids else ()
-            idx = where.to(self.present.device)
-            pick = (lambda t: t.index_select(0, idx)), ids
-        take, ids = pick
+            rows = where.to(self.present.device)
+
+            def take(t: Tensor) -> Tensor:
+                return t.index_select(0, rows)
+
         return WeakLabels(
             {n: take(v) for n, v in self.values.items()},
             {n: take(b) for n, b in self.bounds.items()},
@@ -103,9 +109,14 @@ class WeakLabels:
             check=False,
         )
 
-    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None):
+    def to(
+        self, device: torch.device | str | None = None, dtype: torch.dtype | None = None
+    ) -> WeakLabels:
         """The same weak labels on ``device`` with the values in ``dtype``."""
-        move = lambda t: t.to(device=device, dtype=dtype)  # noqa: E731
+
+        def move(t: Tensor) -> Tensor:
+            return t.to(device=device, dtype=dtype)
+
         return WeakLabels(
             {n: move(v) for n, v in self.values.items()},
             {n: move(b) for n, b in self.bounds.items()},
