@@ -45,7 +45,7 @@ for name in ('numpy', 'scipy', 'tqdm', 'matplotlib', 'skimage', 'pytest'):
         print(name, 'MISSING', error)
 "
 step cuda-tests 90 "$py" -m pytest -q -p no:cacheprovider -o addopts="" -k cuda \
-    tests/test_data_augment.py tests/test_concurrent_runs.py
+    tests/test_data_augment.py tests/test_concurrent_runs.py tests/test_weak_labels.py
 step descriptors 60 "$py" benchmarks/descriptors.py --device cuda --step-cost
 step epoch-eager-in-turn 100 "$py" benchmarks/epoch_time.py --device cuda --jobs 1 \
     --json "$out/epoch_eager_jobs1.json"

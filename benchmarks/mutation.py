@@ -56,7 +56,11 @@ MODULES: dict[str, tuple[list[str], list[str]]] = {
         ["tests/test_losses.py", "tests/test_core_edges.py"],
     ),
     "descriptors": (
-        ["tutorial_lib/descriptors.py"],
+        [
+            "tutorial_lib/geometry.py",
+            "tutorial_lib/descriptor_registry.py",
+            "tutorial_lib/descriptors.py",
+        ],
         ["tests/test_descriptors.py", "tests/test_core_edges.py"],
     ),
 }

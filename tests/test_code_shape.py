@@ -16,13 +16,17 @@ ROOT = Path(__file__).resolve().parents[1]
 LIBRARY = ROOT / "tutorial_lib"
 MAX_MODULE_LINES = 420  # figures (tutorial_lib/plots/) excepted
 MAX_FUNCTION_LINES = 70
-# The core: every public name of these modules is used by the library or the notebooks.
+# The core: every public name of these modules is used by the library, the notebooks or the examples.
 CORE_MODULES = (
+    "geometry",
+    "descriptor_registry",
     "descriptors",
     "laplacian",
     "penalties",
     "bounds",
     "losses",
+    "weak_labels",
+    "weak_label_files",
     "metrics",
     "schedules",
     "data/splits",
@@ -146,18 +150,20 @@ def _public_names(module: str) -> list[str]:
 
 
 def _users_text(module: str) -> str:
-    """The library and the notebooks' sources as one text; in `module` itself, its code without
-    the definitions' first lines and its `__all__` (a name listed or defined is not used)."""
+    """The library's, the notebooks' and the examples' sources as one text; in `module` itself,
+    its code without the definitions' first lines and its `__all__` (a name listed or defined is
+    not used)."""
     own = LIBRARY / f"{module}.py"
     body = re.sub(r"__all__ = \[.*?\]", "", own.read_text(), flags=re.S)
     body = re.sub(r"^(?:def|class) \w+|^[A-Z_]+(?:: [^=]+)? =", "", body, flags=re.M)
     paths = [p for p in MODULES if p != own] + sorted((ROOT / "notebooks").glob("*.py"))
+    paths += sorted((ROOT / "examples").glob("*.py"))
     return "\n".join([body, *(p.read_text() for p in paths)])
 
 
 @pytest.mark.parametrize("module", [m for m in CORE_MODULES if (LIBRARY / f"{m}.py").is_file()])
 def test_core_public_names_are_used(module: str) -> None:
-    """A public name of the core serves the library or the course, not only the tests."""
+    """A public name of the core serves the library, the course or the examples, not only the tests."""
     text = _users_text(module)
     unused = [n for n in _public_names(module) if not re.search(rf"\b{re.escape(n)}\b", text)]
     assert not unused, f"tutorial_lib/{module}.py: public names used only by tests: {unused}"

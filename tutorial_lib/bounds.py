@@ -14,7 +14,7 @@ that side" (the losses skip them).
     their settings): stray probability is pulled towards the image's top-left corner. Constant
     bounds are applied unchanged.
   * ``"corrected"``: size and length (the ``extensive`` descriptors of
-    ``tutorial_lib.descriptors.DESCRIPTORS``) get ``[0, 0]``; every other descriptor (centroid,
+    ``tutorial_lib.descriptor_registry.DESCRIPTORS``) get ``[0, 0]``; every other descriptor (centroid,
     spread, compactness, moments) is left free.
 
 The loss lays its bounds out as one column per (term, class, descriptor value) and makes all of
@@ -31,7 +31,7 @@ from functools import lru_cache
 import torch
 from torch import Tensor
 
-from tutorial_lib.descriptors import DESCRIPTORS
+from tutorial_lib.descriptor_registry import DESCRIPTORS
 
 __all__ = [
     "EMPTY_POLICIES",
@@ -104,6 +104,7 @@ def precise_bounds(
     """``[v - m, v + m]`` per value, clamped below at 0 unless ``signed``: (..., n, 2).
 
     ``mode="percentage"``: ``m = margin * |v|``; ``mode="abs"``: ``m = margin``.
+    Taught in notebook 05.
     """
     check_mode(mode)
     check_margin(margin)
@@ -235,7 +236,10 @@ def column_bounds(rules: BoundRules, values: Tensor, present: Tensor, policy: st
 
 
 def labels_to_onehot(target: Tensor, n_classes: int, dtype: torch.dtype = torch.float32) -> Tensor:
-    """Integer labels (B, *spatial) -> one-hot (B, K, *spatial) of ``dtype``, in one pass."""
+    """Integer labels (B, *spatial) -> one-hot (B, K, *spatial) of ``dtype``, in one pass.
+
+    Taught in notebook 04.
+    """
     classes = torch.arange(n_classes, device=target.device).view(
         1, n_classes, *([1] * (target.ndim - 1))
     )
@@ -256,6 +260,7 @@ def population_bounds(
     class k is in image i. For each class, over the images where it is present:
     ``[q_lo (1 - margin), q_hi (1 + margin)]`` with q the ``quantiles`` of the values (0 and 1: the
     population's min and max). Feed the result to ``DescriptorTerm(lower=b[..., 0], upper=b[..., 1])``.
+    Taught in notebook 07.
     """
     if values.ndim != 3 or present.shape != values.shape[:2]:
         raise ValueError(

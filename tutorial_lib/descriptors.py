@@ -1,4 +1,4 @@
-"""Soft (differentiable) global shape descriptors of probability maps.
+"""Soft (differentiable) global shape descriptors of probability maps: the ``soft_*`` functions.
 
 Every public function takes probabilities ``p`` of shape ``(B, K, H, W)`` or ``(B, K, D, H, W)``
 and returns ``(B, K, n)`` with the dtype and device of ``p``. Internally the sums run in float32 at
@@ -8,31 +8,35 @@ Coordinates are array indices in array order ((row, col) or (slice, row, col)), 
 ``spacing`` (mm per axis) when one is given. ``spacing`` is a sequence of one value per spatial axis,
 or a tensor of shape ``(n_axes,)`` or ``(B, n_axes)`` (one spacing per image of the batch).
 
-How it stays fast: moments come from 1-D marginals (``p`` summed over the other axes, two passes
-over ``p``), never from coordinate grids; the length is the graph-Laplacian form computed with
-shifted in-place sums (``tutorial_lib.laplacian``), never a Laplacian matrix. No loop over batch or
-class, no ``.item()``, no numpy.
+This module is the descriptors' front door: it also gives the registry (``DESCRIPTORS``,
+``Descriptor``, ``register_descriptor``, ... from ``descriptor_registry``) and the shared
+``Geometry`` (from ``geometry``, which says how the moments stay fast), so that
+``from tutorial_lib.descriptors import ...`` reaches every name of the family.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from functools import lru_cache
-
-import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from tutorial_lib.laplacian import check_connectivity, laplacian_form
+from tutorial_lib.descriptor_registry import (
+    DESCRIPTORS,
+    Descriptor,
+    check_descriptor_name,
+    register_descriptor,
+    registered_descriptor,
+    unregister_descriptor,
+)
+from tutorial_lib.geometry import Geometry, SpacingLike, check_probs, spacing_ok
 
 __all__ = [
     "DESCRIPTORS",
     "Descriptor",
     "Geometry",
+    "SpacingLike",
     "check_descriptor_name",
     "check_probs",
-    "spacing_ok",
+    "register_descriptor",
+    "registered_descriptor",
     "soft_centroid",
     "soft_compactness",
     "soft_covariance",
@@ -41,329 +45,24 @@ __all__ = [
     "soft_length",
     "soft_orientation",
     "soft_size",
+    "spacing_ok",
+    "unregister_descriptor",
 ]
 
-EPS = 1e-10  # the authors' epsilon for divisions by the size (keeps empty classes finite)
-SpacingLike = Sequence[float] | Tensor | None
 
-
-# ----------------------------------------------------------------------------------------------
-# Validation (at the boundary, once)
-# ----------------------------------------------------------------------------------------------
-def check_probs(p: Tensor, name: str = "p", *, check_nan: bool = True) -> None:
-    """Raise ValueError unless ``p`` is a floating (B, K, H, W) or (B, K, D, H, W) tensor, finite.
-
-    The NaN / inf check reads one boolean back from the device (a synchronisation on GPU).
-    """
-    if not isinstance(p, Tensor):
-        raise ValueError(f"{name}: expected a torch.Tensor, got {type(p).__name__}")
-    if p.ndim not in (4, 5):
-        raise ValueError(
-            f"{name}: expected shape (B, K, H, W) or (B, K, D, H, W) (ndim 4 or 5), "
-            f"got shape {tuple(p.shape)} (ndim {p.ndim})"
-        )
-    if not p.is_floating_point():
-        raise ValueError(
-            f"{name}: expected a floating-point tensor of probabilities, got dtype {p.dtype}"
-        )
-    if check_nan and not bool(torch.isfinite(p).all()):
-        raise ValueError(f"{name}: expected finite probabilities, got NaN or inf values")
-
-
-def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
-    return torch.promote_types(dtype, torch.float32)
-
-
-def spacing_ok(spacing: Tensor) -> Tensor:
-    """A boolean tensor (no read-back): every value of a spacing tensor positive and finite."""
-    return ((spacing > 0) & torch.isfinite(spacing)).all()
-
-
-def _spacing_tensor(spacing: SpacingLike, p: Tensor, dtype: torch.dtype) -> Tensor | None:
-    """Spacing as a (B or 1, n_axes) tensor on p's device, or None for unit spacing."""
-    if spacing is None:
-        return None
-    nd = p.ndim - 2
-    if isinstance(spacing, Tensor):
-        s = spacing.to(device=p.device, dtype=dtype)
-    else:
-        try:
-            s = torch.tensor([float(v) for v in spacing], dtype=dtype, device=p.device)
-        except (TypeError, ValueError) as err:
-            raise ValueError(
-                f"spacing: expected a sequence of {nd} floats or a tensor, got {spacing!r}"
-            ) from err
-    if s.ndim == 1:
-        s = s[None]
-    if s.ndim != 2 or s.shape[-1] != nd or s.shape[0] not in (1, p.shape[0]):
-        raise ValueError(
-            f"spacing: expected {nd} values (one per spatial axis), shape ({nd},) or "
-            f"({p.shape[0]}, {nd}), for probabilities of shape {tuple(p.shape)}; got shape {tuple(s.shape)}"
-        )
-    if not isinstance(spacing, Tensor) and not bool(spacing_ok(s)):
-        raise ValueError(f"spacing: expected positive finite mm per axis, got {list(spacing)}")
-    return s
-
-
-# ----------------------------------------------------------------------------------------------
-# Shared computations: one object per probability map, caching marginals and moments
-# ----------------------------------------------------------------------------------------------
-class Geometry:
-    """Lazily computed, cached moments of one probability map (used by the losses to share work).
-
-    ``p`` must already be validated. Values are in the compute dtype (float32 at least).
-    """
-
-    def __init__(self, p: Tensor, spacing: SpacingLike = None, eps: float = EPS) -> None:
-        dtype = _compute_dtype(p.dtype)
-        self.p = p.to(dtype)
-        self.nd = p.ndim - 2
-        self.spacing = _spacing_tensor(spacing, p, dtype)
-        self.eps = eps
-        self._cache: dict[object, Tensor] = {}
-
-    # -- building blocks ------------------------------------------------------------------------
-    def _cached(self, key: object, fn: Callable[[], Tensor]) -> Tensor:
-        if key not in self._cache:
-            self._cache[key] = fn()
-        return self._cache[key]
-
-    def marginal2(self, i: int, j: int) -> Tensor:
-        """p summed over every spatial axis but i < j: (B, K, N_i, N_j)."""
-        if self.nd == 2:
-            return self.p
-        other = 2 + ({0, 1, 2} - {i, j}).pop()
-        return self._cached(("m2", i, j), lambda: self.p.sum(other))
-
-    def marginal(self, a: int) -> Tensor:
-        """p summed over every spatial axis but a: (B, K, N_a)."""
-
-        def compute() -> Tensor:
-            if self.nd == 2:
-                return self.p.sum(-1) if a == 0 else self.p.sum(-2)
-            if a == 2:
-                return self.p.sum((-2, -3))
-            return self.marginal2(0, 1).sum(-1 if a == 0 else -2)
-
-        return self._cached(("m", a), compute)
-
-    def marginals(self) -> Tensor:
-        """The marginals of all axes, zero-padded to the longest axis N: (B, K, n_axes, N).
-
-        One tensor for all axes, so each moment below is a few kernels whatever n_axes is; the
-        padding holds no mass, so it adds exact zeros to every sum.
-        """
-
-        def compute() -> Tensor:
-            n = max(self.p.shape[2:])
-            ms = [self.marginal(a) for a in range(self.nd)]
-            ms = [m if m.shape[-1] == n else F.pad(m, (0, n - m.shape[-1])) for m in ms]
-            return torch.stack(ms, dim=2)
-
-        return self._cached("marginals", compute)
-
-    def coords(self) -> Tensor:
-        """Coordinates ``0..N-1`` of every axis (N, the longest), in mm if a spacing is given.
-
-        (N,) without a spacing, (B or 1, 1, n_axes, N) with one: broadcasts against ``marginals()``.
-        """
-
-        def compute() -> Tensor:
-            x = _arange(max(self.p.shape[2:]), self.p.device, self.p.dtype)
-            return x if self.spacing is None else x * self.spacing[:, None, :, None]
-
-        return self._cached("x", compute)
-
-    def voxel_volume(self) -> Tensor | float:
-        return 1.0 if self.spacing is None else self.spacing.prod(-1)[:, None, None]
-
-    def mass(self) -> Tensor:
-        """Sum of p over space, (B, K, 1) (the size in voxels)."""
-        return self._cached("mass", lambda: self.marginal(0).sum(-1, keepdim=True))
-
-    def _denominator(self) -> Tensor:
-        """``mass + eps``: what the normalised moments divide by, (B, K, 1)."""
-        return self._cached("denominator", lambda: self.mass() + self.eps)
-
-    # -- descriptors ----------------------------------------------------------------------------
-    def size(self) -> Tensor:
-        return self.mass() if self.spacing is None else self.mass() * self.voxel_volume()
-
-    def centroid(self) -> Tensor:
-        def compute() -> Tensor:
-            return (self.marginals() * self.coords()).sum(-1) / self._denominator()
-
-        return self._cached("centroid", compute)
-
-    def _centred(self) -> Tensor:
-        """Coordinates minus the centroid, every axis: (B, K, n_axes, N)."""
-        return self._cached("xc", lambda: self.coords() - self.centroid()[..., None])
-
-    def centred(self, a: int) -> Tensor:
-        """Coordinates minus the centroid along axis a: (B, K, N_a)."""
-        return self._centred()[..., a, : self.p.shape[2 + a]]
-
-    def variance(self) -> Tensor:
-        """Per-axis second central moment divided by the size: (B, K, n_axes)."""
-
-        def compute() -> Tensor:
-            return (self.marginals() * self._centred().square()).sum(-1) / self._denominator()
-
-        return self._cached("variance", compute)
-
-    def dist_centroid(self) -> Tensor:
-        return _safe_sqrt(self.variance())
-
-    def covariance(self) -> Tensor:
-        """Upper triangle (row-major) of the normalised central second-moment matrix."""
-
-        def compute() -> Tensor:
-            var = self.variance()
-            out = []
-            for i in range(self.nd):
-                for j in range(i, self.nd):
-                    if i == j:
-                        out.append(var[..., i : i + 1])
-                    else:
-                        m = self.marginal2(i, j)
-                        cross = torch.einsum(
-                            "bkij,bkj->bki", m, self.centred(j).expand(*m.shape[:2], -1)
-                        )
-                        num = (cross * self.centred(i)).sum(-1, keepdim=True)
-                        out.append(num / self._denominator())
-            return torch.cat(out, dim=-1)
-
-        return self._cached("covariance", compute)
-
-    def length(self, connectivity: int | None = None) -> Tensor:
-        return self._cached(
-            ("length", connectivity), lambda: laplacian_form(self.p, connectivity, self.spacing)
-        )
-
-
-@lru_cache(maxsize=32)
-def _arange(n: int, device: torch.device, dtype: torch.dtype) -> Tensor:
-    """``arange(n)``, made once per (length, device, dtype): one kernel less per axis and call."""
-    with torch.inference_mode(False):  # usable by autograd even if first made in inference mode
-        return torch.arange(n, dtype=dtype, device=device)
-
-
-def _safe_sqrt(x: Tensor) -> Tensor:
-    """sqrt(max(x, 0)), exact in value, with gradient 0 (instead of inf) where x <= 0."""
-    positive = x > 0
-    return torch.where(positive, torch.where(positive, x, 1.0).sqrt(), 0.0)
-
-
-# ----------------------------------------------------------------------------------------------
-# The registry: one entry per descriptor, the public functions follow from it
-# ----------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Descriptor:
-    """One soft descriptor: how it is computed, how many values it has, how it is bounded.
-
-    - ``compute(g, **options)``: the values (B, K, n) from a shared ``Geometry`` (compute dtype).
-    - ``n_values(n_axes)``: n for images with ``n_axes`` spatial axes.
-    - ``extensive``: vanishes on an empty class (size, length): the corrected empty-class policy
-      bounds an absent class to ``[0, 0]``; other descriptors of an absent class are left free.
-    - ``signed``: can be negative (covariance, orientation): precise bounds are not clamped at 0.
-    - ``options``: the keyword options it accepts (``"connectivity"`` for the length).
-
-    Calling it, ``DESCRIPTORS[name](p, *, spacing=None, **options)``, validates ``p`` and returns
-    ``(B, K, n)`` in the dtype of ``p``.
-    """
-
-    name: str
-    compute: Callable[..., Tensor]
-    n_values: Callable[[int], int] = lambda n_axes: 1
-    extensive: bool = False
-    signed: bool = False
-    options: tuple[str, ...] = ()
-
-    def check_options(self, n_axes: int, options: Mapping[str, int | None]) -> None:
-        """Raise ValueError unless every option is one this descriptor takes, with a valid value."""
-        unknown = sorted(set(options) - set(self.options))
-        if unknown:
-            raise ValueError(
-                f"options: expected keywords among {list(self.options)} for {self.name!r}, "
-                f"got {unknown}"
-            )
-        if "connectivity" in self.options:
-            check_connectivity(n_axes, options.get("connectivity"))
-
-    def __call__(self, p: Tensor, *, spacing: SpacingLike = None, **options) -> Tensor:
-        check_probs(p)
-        if isinstance(spacing, Tensor) and not bool(spacing_ok(spacing)):
-            raise ValueError(f"spacing: expected positive finite mm per axis, got {spacing}")
-        self.check_options(p.ndim - 2, options)
-        return self.compute(Geometry(p, spacing), **options).to(p.dtype)
-
-
-def _compactness(g: Geometry, connectivity: int | None = None) -> Tensor:
-    return g.length(connectivity).square() / (g.size() + g.eps)
-
-
-def _eigen_2d(cov: Tensor) -> tuple[Tensor, Tensor]:
-    a, b, c = cov[..., 0:1], cov[..., 1:2], cov[..., 2:3]
-    half_sum = (a + c) / 2
-    rad = _safe_sqrt(((a - c) / 2).square() + b.square())
-    return half_sum + rad, half_sum - rad
-
-
-def _eccentricity(g: Geometry) -> Tensor:
-    cov = g.covariance()
-    if g.nd == 2:
-        big, small = _eigen_2d(cov)
-    else:
-        idx = torch.tensor([[0, 1, 2], [1, 3, 4], [2, 4, 5]], device=cov.device)
-        eig = torch.linalg.eigvalsh(cov[..., idx])
-        big, small = eig[..., 2:3], eig[..., 0:1]
-    return _safe_sqrt(1 - small.clamp_min(0) / (big + g.eps))
-
-
-def _orientation(g: Geometry) -> Tensor:
-    if g.nd != 2:
-        raise ValueError(
-            f"orientation: expected 2-D probabilities (B, K, H, W), got shape {tuple(g.p.shape)}"
-        )
-    cov = g.covariance()
-    a, b, c = cov[..., 0:1], cov[..., 1:2], cov[..., 2:3]
-    y, x = 2 * b, a - c
-    degenerate = (x == 0) & (y == 0)
-    return 0.5 * torch.atan2(y, torch.where(degenerate, torch.ones_like(x), x))
-
-
-_CONNECTIVITY = ("connectivity",)
-DESCRIPTORS: dict[str, Descriptor] = {
-    d.name: d
-    for d in (
-        Descriptor("size", Geometry.size, extensive=True),
-        Descriptor("centroid", Geometry.centroid, lambda n_axes: n_axes),
-        Descriptor("dist_centroid", Geometry.dist_centroid, lambda n_axes: n_axes),
-        Descriptor("length", Geometry.length, extensive=True, options=_CONNECTIVITY),
-        Descriptor("compactness", _compactness, options=_CONNECTIVITY),
-        Descriptor("covariance", Geometry.covariance, lambda n: n * (n + 1) // 2, signed=True),
-        Descriptor("eccentricity", _eccentricity),
-        Descriptor("orientation", _orientation, signed=True),
-    )
-}
-"""Name -> ``Descriptor``; each is called as ``f(p, *, spacing=None, **options) -> (B, K, n)``."""
-
-
-def check_descriptor_name(name: str) -> None:
-    if name not in DESCRIPTORS:
-        raise ValueError(f"descriptor: expected one of {sorted(DESCRIPTORS)}, got {name!r}")
-
-
-# ----------------------------------------------------------------------------------------------
-# Public functions (the registry's entries, with their formulas)
-# ----------------------------------------------------------------------------------------------
 def soft_size(p: Tensor, *, spacing: SpacingLike = None) -> Tensor:
-    """Size ``S = sum_x p(x)`` (times the voxel volume with a spacing): (B, K, 1)."""
+    """Size ``S = sum_x p(x)`` (times the voxel volume with a spacing): (B, K, 1).
+
+    Taught in notebook 01.
+    """
     return DESCRIPTORS["size"](p, spacing=spacing)
 
 
 def soft_centroid(p: Tensor, *, spacing: SpacingLike = None) -> Tensor:
-    """Centroid ``C_i = sum_x p(x) x_i / (S + eps)`` per axis, array order: (B, K, n_axes)."""
+    """Centroid ``C_i = sum_x p(x) x_i / (S + eps)`` per axis, array order: (B, K, n_axes).
+
+    Taught in notebook 01.
+    """
     return DESCRIPTORS["centroid"](p, spacing=spacing)
 
 
@@ -371,6 +70,7 @@ def soft_dist_centroid(p: Tensor, *, spacing: SpacingLike = None) -> Tensor:
     """Per-axis RMS spread ``D_i = sqrt(sum_x p(x) (x_i - C_i)^2 / (S + eps))``: (B, K, n_axes).
 
     The authors' "distance to centroid". A binary s x s square gives sqrt((s^2 - 1) / 12).
+    Taught in notebook 02.
     """
     return DESCRIPTORS["dist_centroid"](p, spacing=spacing)
 
@@ -383,6 +83,7 @@ def soft_length(
     ``connectivity``: 8 (default, the authors') or 4 in 2-D; 26 (default), 18 or 6 in 3-D. No
     wrap-around. A binary interior s x s square gives 12 s - 4 with 8-connectivity (4 s with 4).
     With a spacing each pair weighs ``voxel volume * |offset| / |offset in mm|`` (mm in 2-D, mm^2 in 3-D).
+    Taught in notebook 02.
     """
     return DESCRIPTORS["length"](p, spacing=spacing, connectivity=connectivity)
 
@@ -390,7 +91,10 @@ def soft_length(
 def soft_compactness(
     p: Tensor, *, spacing: SpacingLike = None, connectivity: int | None = None
 ) -> Tensor:
-    """Compactness ``L^2 / (S + eps)`` (L: soft_length, S: soft_size): (B, K, 1)."""
+    """Compactness ``L^2 / (S + eps)`` (L: soft_length, S: soft_size): (B, K, 1).
+
+    Taught in notebook 02.
+    """
     return DESCRIPTORS["compactness"](p, spacing=spacing, connectivity=connectivity)
 
 
@@ -398,7 +102,7 @@ def soft_covariance(p: Tensor, *, spacing: SpacingLike = None) -> Tensor:
     """Normalised central second moments ``sum p (x_i - C_i)(x_j - C_j) / S``, upper triangle.
 
     2-D: (rr, rc, cc), n = 3. 3-D: (00, 01, 02, 11, 12, 22), n = 6. Equal to scikit-image's
-    ``moments_central(mask)[...] / area`` on a binary mask.
+    ``moments_central(mask)[...] / area`` on a binary mask. Taught in notebook 02.
     """
     return DESCRIPTORS["covariance"](p, spacing=spacing)
 
@@ -407,6 +111,7 @@ def soft_eccentricity(p: Tensor, *, spacing: SpacingLike = None) -> Tensor:
     """Eccentricity ``sqrt(1 - l_min / l_max)`` of the second-moment matrix: (B, K, 1).
 
     0 for a disk (ball), towards 1 for a line; the definition of scikit-image's ``regionprops``.
+    Taught in notebook 02.
     """
     return DESCRIPTORS["eccentricity"](p, spacing=spacing)
 
@@ -415,6 +120,6 @@ def soft_orientation(p: Tensor, *, spacing: SpacingLike = None) -> Tensor:
     """Angle (radians, in [-pi/2, pi/2]) between the row axis and the major axis, 2-D only: (B, K, 1).
 
     ``0.5 * atan2(2 cov_rc, cov_rr - cov_cc)``; the convention of scikit-image's ``regionprops``.
-    Undefined (returned as 0) for a disk.
+    Undefined (returned as 0) for a disk. Taught in notebook 02.
     """
     return DESCRIPTORS["orientation"](p, spacing=spacing)

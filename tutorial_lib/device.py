@@ -12,7 +12,7 @@ import torch
 def get_device(preferred: str | None = None) -> torch.device:
     """Return `preferred` if given (e.g. "cpu", "cuda:1"), else the best available device.
 
-    The environment variable TUTORIAL_DEVICE overrides the automatic choice.
+    The environment variable TUTORIAL_DEVICE overrides the automatic choice. Taught in notebook 00.
     """
     choice = preferred or os.environ.get("TUTORIAL_DEVICE")
     if choice:
@@ -76,7 +76,7 @@ def set_cpu_threads(n: int | None = None) -> int:
 
     Default: OMP_NUM_THREADS when it is set (Binder and the tests set it), else the CPUs this
     process may use (`usable_cpus`: affinity and container quota), at most 8. Oversubscribed
-    threads can make small convolutions 100x slower on small machines.
+    threads can make small convolutions 100x slower on small machines. Taught in notebook 00.
     """
     if n is None:
         from_env = os.environ.get("OMP_NUM_THREADS", "").strip()

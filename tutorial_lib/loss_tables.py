@@ -17,7 +17,8 @@ import torch
 from torch import Tensor
 
 from tutorial_lib.bounds import BoundRules, ColumnRule, bound_rules, column_bounds, constant_table
-from tutorial_lib.descriptors import DESCRIPTORS, Geometry, SpacingLike
+from tutorial_lib.descriptor_registry import DESCRIPTORS
+from tutorial_lib.geometry import Geometry, SpacingLike
 
 if TYPE_CHECKING:  # for the annotations only: losses imports this module
     from tutorial_lib.losses import DescriptorTerm

@@ -9,8 +9,9 @@ with ``z = f - upper`` and ``z = lower - f``; ``norm = H * W`` (``"paper"``: a s
 divided by the number of pixels) or ``B * H * W`` (``"batch_mean"``: the same per-image scale for
 every batch size). An empty batch (B = 0) gives a loss of 0 under both normalisations (a sum over
 no image), as ``cross_entropy_loss`` does; empty spatial dimensions are refused. Bounds are computed inside ``forward`` from the (augmented) target, or are
-constant per class (anatomical priors), by ``tutorial_lib.bounds``. See ``paper_terms`` for the
-authors' settings.
+constant per class (anatomical priors), by ``tutorial_lib.bounds``. The target is label maps or,
+without any mask, ``WeakLabels`` (``tutorial_lib.weak_labels``: a few numbers per image and class,
+bounded by the same rules). See ``paper_terms`` for the authors' settings.
 
 ``shape_descriptor_loss`` is the loss as a function; ``ShapeDescriptorLoss`` is a thin module over
 it that keeps the settings and the per-column tables (``tutorial_lib.loss_tables``).
@@ -35,12 +36,8 @@ from tutorial_lib.bounds import (
     constant_table,
     labels_to_onehot,
 )
-from tutorial_lib.descriptors import (
-    SpacingLike,
-    check_descriptor_name,
-    check_probs,
-    spacing_ok,
-)
+from tutorial_lib.descriptor_registry import check_descriptor_name
+from tutorial_lib.geometry import SpacingLike, check_probs, spacing_ok
 from tutorial_lib.loss_tables import (
     LossTables,
     column_values,
@@ -50,6 +47,7 @@ from tutorial_lib.loss_tables import (
     term_stats,
 )
 from tutorial_lib.penalties import PENALTIES, check_penalty_name
+from tutorial_lib.weak_labels import WeakLabels, check_weak_target, weak_bounds
 
 __all__ = [
     "NORMALISATIONS",
@@ -76,7 +74,7 @@ class DescriptorTerm:
     - ``weight``: factor of this term in the loss (the paper: 1e-2).
     - ``options``: keyword options of the descriptor (e.g. ``{"connectivity": 4}`` for the length).
     - ``physical``: compute in mm with the ``spacing`` passed to ``forward``.
-    - ``name``: label in ``last_stats`` (default: the descriptor's name).
+    - ``name``: label in ``last_stats`` (default: the descriptor's name). Taught in notebook 03.
     """
 
     descriptor: str
@@ -168,7 +166,7 @@ def check_loss_settings(
 def check_loss_inputs(
     terms: Sequence[DescriptorTerm],
     probs: Tensor,
-    target: Tensor | None,
+    target: Tensor | WeakLabels | None,
     spacing: SpacingLike,
     empty_policy: str,
     check_values: bool,
@@ -190,6 +188,8 @@ def check_loss_inputs(
                 "target: expected integer labels (B, *spatial), needed by precise bounds or the "
                 "empty policy, got None"
             )
+    elif isinstance(target, WeakLabels):
+        check_weak_target(target, terms, probs)
     else:
         if not isinstance(target, Tensor) or target.is_floating_point() or target.is_complex():
             raise ValueError(
@@ -206,7 +206,7 @@ def check_loss_inputs(
             ~torch.isfinite(probs).all(),
             torch.zeros((), dtype=torch.bool, device=probs.device),
         ]
-        if target is not None:
+        if isinstance(target, Tensor):
             flags[1] = ((target < 0) | (target >= K)).any()
         if isinstance(spacing, Tensor):
             flags.append(~spacing_ok(spacing).to(probs.device))
@@ -223,7 +223,7 @@ def check_loss_inputs(
 
 def shape_descriptor_loss(
     probs: Tensor,
-    target: Tensor | None,
+    target: Tensor | WeakLabels | None,
     t: float | Tensor,
     terms: Sequence[DescriptorTerm],
     *,
@@ -237,10 +237,11 @@ def shape_descriptor_loss(
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """The shape-descriptor loss and its stats: ``sum weight * psi_t(z) / norm`` (module docstring).
 
-    Arguments as ``ShapeDescriptorLoss`` and its ``forward``. ``tables``: a cache of the
+    Arguments as ``ShapeDescriptorLoss`` and its ``forward``; ``target`` is label maps, weak
+    labels of the batch, or None. ``tables``: a cache of the
     ``LossTables`` of ``terms`` keyed by (n_axes, dtype, device), filled here on first use (None:
     built for this call). Returns the loss (a scalar) and the detached stats (``last_stats``;
-    empty unless ``collect_stats``).
+    empty unless ``collect_stats``). Shown in examples/train_your_own.py.
     """
     terms = check_loss_settings(terms, penalty, normalisation, empty_policy)
     check_loss_inputs(terms, probs, target, spacing, empty_policy, check_inputs)
@@ -266,7 +267,7 @@ def shape_descriptor_loss(
 
 def _loss(
     p: Tensor,
-    target: Tensor | None,
+    target: Tensor | WeakLabels | None,
     t: float | Tensor,
     terms: list[DescriptorTerm],
     tables: LossTables,
@@ -281,13 +282,17 @@ def _loss(
     B, K, *spatial = p.shape
     f = column_values(geometries(p, spacing), terms, tables)
     with torch.no_grad():
+        weak = isinstance(target, WeakLabels)
         if target is None:  # constant bounds only
             bounds = tables.rules.table.expand(*f.shape, 2)
+        elif weak:  # no mask: values and bounds given per image and class
+            bounds = weak_bounds(target.to(p.device, p.dtype), terms, tables, empty_policy)
         else:
             truth = geometries(labels_to_onehot(target, K, p.dtype), spacing)
             bounds = target_bounds(truth, f, terms, tables, empty_policy)  # (B, columns, 2)
         # a side bounded by ±inf is free: masked out (only possible with some settings)
-        active = torch.isfinite(bounds) if tables.rules.may_be_free(empty_policy) else None
+        free = weak or tables.rules.may_be_free(empty_policy)
+        active = torch.isfinite(bounds) if free else None
     z = (f[..., None] - bounds) * tables.sign  # [lower - f, f - upper]
     if active is not None:
         z = torch.where(active, z, -1.0)
@@ -310,7 +315,8 @@ class ShapeDescriptorLoss(nn.Module):
     with its settings kept and its tables made once.
 
     ``forward(probs, target, t, spacing=None)``: ``probs`` (B, K, *spatial) softmax probabilities,
-    ``target`` (B, *spatial) integer labels (None only if every term has constant bounds and the
+    ``target`` (B, *spatial) integer labels or the batch's ``WeakLabels`` (no mask: a value or
+    bounds per image, class and descriptor; None only if every term has constant bounds and the
     policy is ``"paper"``), ``t`` the penalty parameter, ``spacing`` (n_axes,) or (B, n_axes) mm for
     ``physical`` terms. Descriptors run in float32 at least, outside autocast.
 
@@ -318,6 +324,7 @@ class ShapeDescriptorLoss(nn.Module):
     from the device per call; turn it off in a tuned training loop. After each call, ``last_stats``
     holds detached scalars per term: ``<label>/loss``, ``<label>/violation`` (mean ``relu(z)`` over
     the active constraints, in descriptor units) and ``<label>/frac_violated``, plus ``total``.
+    Taught in notebook 03.
     """
 
     def __init__(
@@ -346,7 +353,11 @@ class ShapeDescriptorLoss(nn.Module):
         return f"terms=[{names}], penalty={self.penalty!r}, normalisation={self.normalisation!r}, empty_policy={self.empty_policy!r}"
 
     def forward(
-        self, probs: Tensor, target: Tensor | None, t: float | Tensor, spacing: SpacingLike = None
+        self,
+        probs: Tensor,
+        target: Tensor | WeakLabels | None,
+        t: float | Tensor,
+        spacing: SpacingLike = None,
     ) -> Tensor:
         loss, stats = shape_descriptor_loss(
             probs,
@@ -368,7 +379,9 @@ class ShapeDescriptorLoss(nn.Module):
 
 def cross_entropy_loss(logits: Tensor, target: Tensor) -> Tensor:
     """Mean pixel-wise cross-entropy of logits (B, K, *spatial) against labels (B, *spatial); 0
-    for an empty batch."""
+    for an empty batch.
+    Taught in notebook 04.
+    """
     if (
         not isinstance(logits, Tensor)
         or logits.ndim not in (4, 5)

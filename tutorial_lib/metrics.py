@@ -121,6 +121,7 @@ def dice_2d(
     """DSC per slice and class (B, K) of label maps (B, H, W) (any (B, *spatial) works per item).
 
     Absent-in-both -> NaN (`empty="nan"`) or 1 (`empty="one"`, the authors' value).
+    Taught in notebook 04.
     """
     return dice_from_counts(dice_counts(pred, target, n_classes), empty=empty)
 
@@ -166,6 +167,7 @@ def dice_3d_per_volume(
 
     Slices (B, H, W) are grouped by `volume_ids` (one id per slice, any order); the counts of a
     volume's slices are summed before the ratio, so DSC_vk = 2 Σ|P∩G| / (Σ|P| + Σ|G|).
+    Taught in notebook 04.
     """
     ids, pooled = volume_counts(dice_counts(pred, target, n_classes), volume_ids)
     return ids, dice_from_counts(pooled, empty=empty)
@@ -175,7 +177,7 @@ def mean_dice(dsc: torch.Tensor, dim: int | tuple[int, ...] | None = None) -> to
     """Mean that skips NaN (classes absent in both masks); all-NaN -> NaN.
 
     E.g. `mean_dice(dice_2d(p, g, K), dim=0)` gives the per-class mean over slices,
-    `mean_dice(dsc[:, 1:])` the mean over foreground classes.
+    `mean_dice(dsc[:, 1:])` the mean over foreground classes. Taught in notebook 04.
     """
     return torch.nanmean(dsc, dim=dim) if dim is not None else torch.nanmean(dsc)
 
@@ -347,7 +349,7 @@ def hd95(
     """95th percentile of the symmetric surface distances (mm) of two 2-D or 3-D masks (0-d tensor).
 
     `spacing`: mm per axis ((row, col) or (slice, row, col)); default 1. Empty masks: see the
-    module docstring. `method`: see `surface_distances`.
+    module docstring. `method`: see `surface_distances`. Taught in notebook 04.
     """
     p, g, spacing = _check_masks(pred_mask, target_mask, spacing)
     has_p, has_g = bool(p.any()), bool(g.any())

@@ -42,7 +42,10 @@ def _check_t(t: float | Tensor) -> None:
 
 
 def log_barrier_extension(z: Tensor, t: float | Tensor) -> Tensor:
-    """Element-wise log-barrier extension ``psi_t(z)`` (see the module docstring)."""
+    """Element-wise log-barrier extension ``psi_t(z)`` (see the module docstring).
+
+    Taught in notebook 03.
+    """
     _check_t(t)
     if isinstance(t, Tensor):
         t = t.to(z.dtype)
@@ -60,7 +63,10 @@ def log_barrier_extension(z: Tensor, t: float | Tensor) -> Tensor:
 
 
 def quadratic_penalty(z: Tensor, t: float | Tensor | None = None) -> Tensor:
-    """Element-wise ``relu(z)^2``; ``t`` is ignored (same signature as the log barrier)."""
+    """Element-wise ``relu(z)^2``; ``t`` is ignored (same signature as the log barrier).
+
+    Taught in notebook 03.
+    """
     return torch.relu(z).square()
 
 

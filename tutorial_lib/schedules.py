@@ -25,7 +25,7 @@ class MultiplyT:
     """t schedule of the paper: ``t = t0 * factor ** n_steps`` (``step()`` once per epoch).
 
     ``max_t`` (optional) caps t; t never exceeds ``MAX_T`` either. ``state_dict()`` /
-    ``load_state_dict()`` make resuming exact.
+    ``load_state_dict()`` make resuming exact. Taught in notebook 03.
     """
 
     def __init__(self, t0: float = 1.0, factor: float = 1.1, max_t: float | None = None) -> None:
@@ -80,6 +80,7 @@ class LRSchedule:
     """The authors' rule: after epoch i, halve the LR when `i % (best_epoch + 20) == 0`.
 
     "paper" fires after epoch 0 too (their code); "paper-skip-epoch0" skips that; "constant" never.
+    Taught in notebook 05.
     """
 
     rule: str

@@ -12,7 +12,7 @@ import math
 
 import torch
 
-from tutorial_lib.descriptors import DESCRIPTORS
+from tutorial_lib.descriptor_registry import DESCRIPTORS
 from tutorial_lib.penalties import log_barrier_extension
 
 MAX_SIDE = 1024  # px: a larger toy image only costs memory (the ellipse is printed row by row)

@@ -88,6 +88,7 @@ def load_split(
 
     Every volume is checked as it is read (storage.read_volume: dtypes, shapes, a finite image,
     labels within the manifest's classes), so a bad file stops here, before a run writes anything.
+    Taught in notebook 00.
     """
     if split not in SPLITS:
         raise ValueError(f"split: expected one of {SPLITS}, got {split!r}")

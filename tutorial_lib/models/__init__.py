@@ -28,7 +28,10 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
 
 
 def build_model(name: str, in_channels: int, n_classes: int, **kwargs) -> nn.Module:
-    """Return the network `name` with `in_channels` inputs and `n_classes` output logits."""
+    """Return the network `name` with `in_channels` inputs and `n_classes` output logits.
+
+    Taught in notebook 04.
+    """
     if name not in MODELS:
         raise ValueError(f"model: expected one of {sorted(MODELS)}, got {name!r}")
     if in_channels < 1 or n_classes < 1:
@@ -40,7 +43,7 @@ def build_model(name: str, in_channels: int, n_classes: int, **kwargs) -> nn.Mod
 
 
 def count_parameters(model: nn.Module) -> int:
-    """Number of trainable parameters."""
+    """Number of trainable parameters. Taught in notebook 06."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 

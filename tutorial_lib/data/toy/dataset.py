@@ -171,6 +171,7 @@ def ensure_toy_dataset(
     The folder name carries a hash of every parameter (resolved options included, and the
     generator's version), so a change of any parameter gives a new folder. Safe when two
     processes race: each writes a temporary folder and the first rename wins.
+    Taught in notebook 00.
     """
     options = make_options(name, **shape_options)
     key = json.dumps(
