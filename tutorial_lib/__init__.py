@@ -39,7 +39,7 @@ STABLE: dict[str, tuple[str, ...]] = {
     "tutorial_lib.weak_labels": ("WeakLabels", "weak_labels_from_masks", "weak_labels_from_values"),
     "tutorial_lib.weak_label_files": ("read_weak_labels", "write_weak_labels"),
     "tutorial_lib.shape_annotations": ("ellipse_descriptors",),
-    "tutorial_lib.metrics": ("dice_2d", "dice_3d_per_volume", "hd95", "mean_dice"),
+    "tutorial_lib.metrics": ("dice_2d", "dice_3d_per_volume", "dice_counts", "hd95", "mean_dice"),
     "tutorial_lib.models": ("build_model", "count_parameters"),
     "tutorial_lib.device": ("get_device", "set_cpu_threads"),
     "tutorial_lib.data.datasets": ("load_split",),

@@ -92,7 +92,7 @@ def dice_counts(
 
     `pred`, `target`: integer label maps (B, *spatial) with values in [0, n_classes).
     `check=False` skips the shape and value-range check, which reads the labels' range back from
-    the device (a training loop whose labels are in range by construction).
+    the device (a training loop whose labels are in range by construction). Taught in notebook 05.
     """
     if check:
         _check_label_maps(pred, target, n_classes, "dice_counts")
