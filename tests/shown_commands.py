@@ -145,8 +145,13 @@ def script_parser(path: Path) -> argparse.ArgumentParser:
 
 def help_text(*argv: str) -> str:
     """What `python -m ... --help` prints (pip, venv, pytest: parsers of other projects)."""
+    extra = ["--noconftest"] if argv[-1] == "pytest" else []  # its options, not torch's import
     result = subprocess.run(
-        [sys.executable, *argv, "--help"], capture_output=True, text=True, timeout=120, cwd=ROOT
+        [sys.executable, *argv, *extra, "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     return result.stdout

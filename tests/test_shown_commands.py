@@ -249,7 +249,7 @@ def test_every_command_shown_runs(path, sandbox, monkeypatch, capsys) -> None:
         out = capsys.readouterr()
         assert code == 0, f"{command.where}: `{command}` exited {code}:\n{out.err[-2000:]}"
         ran += 1
-    assert ran >= 2, f"{_where(path)}: expected commands to run, found {ran}"
+    assert ran >= 1, f"{_where(path)}: expected commands to run, found none"
     if path.name == "README.md":
         _check_what_the_readme_lists()
 
