@@ -152,7 +152,7 @@ def exercise_stubs(nb: dict, where: str) -> list[str]:
             if node is None or not _is_stub(node):
                 got = "no definition above it" if node is None else "an answer"
                 raise ValueError(
-                    f"{where}, cell {i}: exercise {exercise_id}: expected the stub ({name} raising "
+                    f"{where}, cell {i}, exercise {exercise_id}: expected the stub ({name} raising "
                     f"NotImplementedError, or {name} = ...), got {got}: a solution must not reach "
                     "the student copy"
                 )
