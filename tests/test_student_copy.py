@@ -4,7 +4,8 @@ No solution code or text reaches the copy; its code is the course's but for the 
 its checks say "not yet" on a stub (and never run the reference), tell a wrong answer it is wrong,
 and the copied notebooks run green under nbval. The nbval run covers notebooks 01 and 08 (every
 kind of exercise: functions, and a value in 08) in the default test command; set
-STUDENT_COPY_ALL=1 to run all nine (about 5 minutes on 2 cores).
+STUDENT_COPY_ALL=1 to run all nine (the course's notebooks take about 5 minutes under nbval on an
+idle 2-core CPU, docs/teaching.md; the copies of 02-07 took 11 minutes on a busy one).
 """
 
 from __future__ import annotations
@@ -241,6 +242,9 @@ def _control(target: Path) -> None:
     target.write_text(json.dumps(nb), encoding="utf-8")
 
 
+@pytest.mark.timeout(
+    3600
+)  # STUDENT_COPY_ALL=1: copies of 02-07 alone took 11 min on a busy 2-core CPU
 def test_the_copy_runs_green_under_nbval_and_its_checks_say_not_yet(copy_dir, tmp_path) -> None:
     names = sorted(p.name for p in copy_dir.glob("*.ipynb"))
     if os.environ.get("STUDENT_COPY_ALL") != "1":
@@ -250,7 +254,7 @@ def test_the_copy_runs_green_under_nbval_and_its_checks_say_not_yet(copy_dir, tm
     _control(tmp_path / "control.ipynb")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TUTORIAL_FAST": "1", "MPLBACKEND": "Agg"}
     env["TUTORIAL_RUNS"] = str(tmp_path / "runs")
-    nbval = ["--nbval-lax", "--nbval-current-env", "--nbval-cell-timeout=300"]
+    nbval = ["--nbval-lax", "--nbval-current-env", "--nbval-cell-timeout=900"]
     result = subprocess.run(
         [sys.executable, "-m", "pytest", *nbval, "-p", "no:cacheprovider", "-q", "-rf"]
         + [*names, "control.ipynb"],
@@ -258,7 +262,7 @@ def test_the_copy_runs_green_under_nbval_and_its_checks_say_not_yet(copy_dir, tm
         env=env,
         capture_output=True,
         text=True,
-        timeout=1200,
+        timeout=3000,
     )
     failed = re.findall(r"^FAILED (\S+ \d+)", result.stdout, re.MULTILINE)
     assert failed == ["control.ipynb::Cell 0"], result.stdout[-4000:] + result.stderr[-2000:]
