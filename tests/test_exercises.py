@@ -1,5 +1,6 @@
 """The exercise checkers: each accepts its reference solution, rejects a typical wrong answer with
-a hint, and runs the reference (and says so) when the notebook's stub is untouched."""
+a hint, and runs the reference (and says so) when the notebook's stub is untouched; the student
+copy's check says "not yet" with a first step instead, and never runs the reference."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import torch
 from tutorial_lib import solutions
 from tutorial_lib.data.prepare import resize_slices
 from tutorial_lib.descriptors import soft_length
-from tutorial_lib.exercises import EXERCISES, check
+from tutorial_lib.exercise_stubs import START_HINTS, not_yet_message
+from tutorial_lib.exercises import EXERCISES, check, check_without_solution
 
 
 # --- one typical wrong answer per exercise, and a fragment of the hint it must get -------------
@@ -168,3 +170,42 @@ def test_an_answer_that_raises_is_reported(exercise_id: str, capsys) -> None:
 def test_unknown_exercise_id_is_a_value_error() -> None:
     with pytest.raises(ValueError, match=r"^exercise_id: expected one of .*got '09.1'"):
         check("09.1", solutions.soft_size_by_hand)
+
+
+# --- the student copy's check: no reference solution behind an untouched stub -------------------
+def test_every_exercise_has_a_first_step_that_is_not_the_answer() -> None:
+    assert sorted(START_HINTS) == IDS
+    assert solutions.CRESCENT_DESCRIPTOR not in START_HINTS["08.4"]
+
+
+def _stubs_for(exercise_id: str) -> list:
+    return [_stub, _stub_returning_ellipsis] if callable(EXERCISES[exercise_id][1]) else [...]
+
+
+@pytest.mark.parametrize("exercise_id", IDS)
+def test_without_solution_an_untouched_stub_is_not_yet(exercise_id, capsys, monkeypatch) -> None:
+    checker, solution = EXERCISES[exercise_id]
+    seen = []
+
+    def recording(answer):
+        seen.append(answer)
+        return checker(answer)
+
+    monkeypatch.setitem(EXERCISES, exercise_id, (recording, solution))
+    for stub in _stubs_for(exercise_id):
+        assert check_without_solution(exercise_id, stub) is False
+        out = capsys.readouterr().out
+        assert out == not_yet_message(exercise_id) + "\n"
+        assert "reference" not in out and START_HINTS[exercise_id] in out
+    assert all(answer is not solution for answer in seen)  # the reference never ran
+    assert len(seen) == len(_stubs_for(exercise_id))
+
+
+@pytest.mark.parametrize("exercise_id", IDS)
+def test_without_solution_right_and_wrong_answers_are_told(exercise_id, capsys) -> None:
+    assert check_without_solution(exercise_id, EXERCISES[exercise_id][1]) is True
+    assert capsys.readouterr().out == f"✓ Exercise {exercise_id}: right.\n"
+    wrong, fragment = WRONG[exercise_id]
+    assert check_without_solution(exercise_id, wrong) is False
+    out = capsys.readouterr().out
+    assert out.startswith(f"✗ Exercise {exercise_id}: ") and fragment in out

@@ -1,6 +1,6 @@
-"""Command line: `python -m tutorial_lib {demo,fetch,prepare,train,evaluate,reproduce} ...`.
+"""Command line: `python -m tutorial_lib {demo,fetch,prepare,train,evaluate,reproduce,student-copy} ...`.
 
-Each sub-command lives in `tutorial_lib/commands/<name>.py` and exposes
+Each sub-command lives in `tutorial_lib/commands/<name>.py` (`-` in its name becomes `_`) and exposes
 `add_arguments(parser)` and `run(args) -> int`, and may name in `FAILURES` its own exceptions
 that mean "it failed" and describe in `interrupted(args) -> str` what Ctrl-C leaves; errors are
 turned into messages and exit codes here, once (tutorial_lib.errors): 0 done, 1 failed, 2 bad
@@ -30,11 +30,12 @@ COMMANDS = {
     "train": "Train one preset (cross-entropy or shape descriptors).",
     "evaluate": "Evaluate the best checkpoint of a run on its test split.",
     "reproduce": "Train CE and descriptors runs, evaluate both, write the paper's figures.",
+    "student-copy": "Write the notebooks for learners: the exercises' stubs, no solution behind them.",
 }
 
 
 def _load(name: str) -> ModuleType:
-    return importlib.import_module(f"tutorial_lib.commands.{name}")
+    return importlib.import_module(f"tutorial_lib.commands.{name.replace('-', '_')}")
 
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:

@@ -5,8 +5,10 @@ closed form, a library function or a hand count) and prints one line: ``✓ Exer
 or ``✗ Exercise 01.2: <a hint>``. A wrong answer, or one that raises, is reported, never raised.
 
 An untouched stub (a function that raises ``NotImplementedError`` or returns ``...``, or the value
-``...`` itself) is not an error either: the checker says so and checks the reference solution of
-``tutorial_lib.solutions`` instead, so that a notebook runs from top to bottom as shipped.
+``...`` itself; see ``tutorial_lib.exercise_stubs``) is not an error either: ``check`` says so and
+checks the reference solution of ``tutorial_lib.solutions`` instead, so that a notebook runs from
+top to bottom as shipped; ``check_without_solution`` (the student copy's) only says "not yet", with
+a first step, and never runs the reference.
 """
 
 from __future__ import annotations
@@ -22,31 +24,14 @@ from tutorial_lib import solutions
 from tutorial_lib.bounds import population_bounds, precise_bounds
 from tutorial_lib.data.prepare import resize_slices
 from tutorial_lib.descriptors import DESCRIPTORS, soft_centroid, soft_dist_centroid, soft_length
+from tutorial_lib.exercise_stubs import StubUntouched, not_yet_message
+from tutorial_lib.exercise_stubs import run_answer as _run  # every checker runs answers through it
 from tutorial_lib.metrics import dice_2d, dice_3d_per_volume
 from tutorial_lib.penalties import log_barrier_extension
 from tutorial_lib.schedules import LRSchedule
 from tutorial_lib.widgets import make_shape
 
 Hint = str | None  # None: the answer is right; else what to look at
-
-
-class _StubUntouched(Exception):
-    """The learner's cell still holds the stub."""
-
-
-def _run(answer: object, *args: object) -> object:
-    """``answer(*args)``, or ``answer`` itself when it is a value; a stub raises _StubUntouched."""
-    if answer is Ellipsis:
-        raise _StubUntouched
-    if not callable(answer):
-        return answer
-    try:
-        result = answer(*args)
-    except NotImplementedError:
-        raise _StubUntouched from None
-    if result is Ellipsis:
-        raise _StubUntouched
-    return result
 
 
 def _t(x: object) -> Tensor:
@@ -401,16 +386,23 @@ EXERCISES: dict[str, tuple[Callable[[object], Hint], object]] = {
 """Exercise id ("NN.k": notebook NN, exercise k) -> (checker, reference solution)."""
 
 
-def check(exercise_id: str, answer: object) -> bool:
-    """Check ``answer``, print one line, return True when right; an unknown id is a ValueError."""
+def check(exercise_id: str, answer: object, *, reference: bool = True) -> bool:
+    """Check ``answer``, print one line, return True when right; an unknown id is a ValueError.
+
+    On an untouched stub: checks the reference solution and says so (``reference=True``), or only
+    prints "not yet" and a first step, and returns False (``reference=False``).
+    """
     if exercise_id not in EXERCISES:
         raise ValueError(f"exercise_id: expected one of {sorted(EXERCISES)}, got {exercise_id!r}")
-    checker, reference = EXERCISES[exercise_id]
+    checker, solution = EXERCISES[exercise_id]
     label = f"Exercise {exercise_id}"
     try:
         hint = checker(answer)
-    except _StubUntouched:
-        hint = checker(reference)
+    except StubUntouched:
+        if not reference:
+            print(not_yet_message(exercise_id))
+            return False
+        hint = checker(solution)
         mark = "✓" if hint is None else f"✗ {hint}"
         print(f"{label}: not yet: the stub is untouched; checking the reference solution: {mark}")
         return hint is None
@@ -418,3 +410,8 @@ def check(exercise_id: str, answer: object) -> bool:
         hint = f"your answer raised {type(error).__name__}: {error}"
     print(f"✓ {label}: right." if hint is None else f"✗ {label}: {hint}")
     return hint is None
+
+
+def check_without_solution(exercise_id: str, answer: object) -> bool:
+    """``check`` for the student copy: an untouched stub is "not yet", never the reference run."""
+    return check(exercise_id, answer, reference=False)
