@@ -313,10 +313,12 @@ def plot_constraint_violations(
     fig = Figure(figsize=(3.0 * len(terms), 3.0), layout="constrained")
     axes = fig.subplots(1, len(terms), squeeze=False)[0]
     for ax, term in zip(axes, terms, strict=True):
+        positive = False  # a log axis needs a value above 0 (a run may have no violation at all)
         for i, (label, hist) in enumerate(data.items()):
             column = f"c_{term}{suffix}"
             if column in hist:
                 values = np.asarray(hist[column], dtype=float)
+                positive = positive or bool(np.any(values > 0))
                 ax.plot(
                     hist.get("epoch", range(len(values))),
                     values,
@@ -325,7 +327,7 @@ def plot_constraint_violations(
                 )
         ax.set_title(term)
         ax.set_xlabel("epoch")
-        if stat == "violation":
+        if stat == "violation" and positive:
             ax.set_yscale("log")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel(
