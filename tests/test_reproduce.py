@@ -36,6 +36,7 @@ def test_reproduce_command_writes_summary_and_figures(tiny_presets, tmp_path, ca
     summary = json.loads((out / "summary.json").read_text())
     assert summary["dataset"] == "toy-cardiac" and summary["seed"] == 2 and summary["fast"] is True
     assert summary["jobs"] == 2  # the two runs trained at once, in two processes
+    assert summary["devices"] == {"ce": "cpu", "descriptors": "cpu"}
     assert summary["classes"] == ["background", "rv", "myocardium", "lv"]
     for method in ("ce", "descriptors"):
         entry = summary["methods"][method]
@@ -149,6 +150,9 @@ def test_reproduce_command_passes_jobs_and_compile(monkeypatch, tmp_path):
     assert seen["jobs"] == 1 and seen["train_options"] == {"compile": "reduce-overhead"}
     assert main([*argv, "--threads", "1", "--compile"]) == 2
     assert seen["train_options"] == {"compile": True}
+    assert seen["devices"] is None
+    assert main([*argv, "--threads", "1", "--devices", "cuda:0,cuda:1", "--jobs", "4"]) == 2
+    assert seen["devices"] == "cuda:0,cuda:1" and seen["jobs"] == 4
 
 
 @pytest.mark.parametrize(

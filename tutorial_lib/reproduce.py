@@ -7,7 +7,8 @@ Writes into `out_dir`: `ce/` and `descriptors/` (run directories, see tutorial_l
 `summary.json` =
 `{"dataset", "classes", "fast", "seed", "methods": {"ce": {"test_dsc3d": {<class>: v, ..., "mean": v},
 "test_hd95": {...}, "seconds": s}, "descriptors": {...}}, "ratio_dsc3d_mean": descriptors / ce,
-"seconds": total, "jobs": runs trained at once}` and the figures `training_dsc.png`, `validation_dsc3d.png`,
+"seconds": total, "jobs": runs trained at once, "devices": {"ce": device, "descriptors": device}}`
+and the figures `training_dsc.png`, `validation_dsc3d.png`,
 `test_dsc3d_boxplot.png`, `constraint_violations.png`, `predictions.png`.
 
 `seed` sets the training seed of both runs and, for the toy datasets, the seed of the generated
@@ -15,7 +16,8 @@ data too (so another seed is another dataset as well as another initialisation).
 
 The two runs train at the same time, each in its own process, on CUDA and on a CPU with 2+
 threads (`jobs`, see tutorial_lib.concurrent_runs): an ENet step is launch-bound on a GPU, so the
-pair takes little longer than one run.
+pair takes little longer than one run. With several GPUs (`devices`, default every visible one)
+each run gets its own.
 """
 
 from __future__ import annotations
@@ -29,8 +31,8 @@ from typing import Any
 import torch
 
 from tutorial_lib.concurrent_runs import default_jobs, train_runs
-from tutorial_lib.device import get_device
 from tutorial_lib.evaluation import load_run_config, predict_run
+from tutorial_lib.placement import resolve_devices
 from tutorial_lib.presets import get_preset
 from tutorial_lib.run_folder import claim_folder, remove_stale_temporaries
 from tutorial_lib.run_setup import load_data, resolve_data_root
@@ -146,6 +148,7 @@ def reproduce(
     out_dir: str | os.PathLike,
     data_root: str | os.PathLike | None = None,
     device: str | torch.device | None = None,
+    devices: str | list[str] | None = None,
     progress: bool = True,
     jobs: int | None = None,
     train_options: dict[str, Any] | None = None,
@@ -154,6 +157,8 @@ def reproduce(
 
     `jobs=2` trains the two runs at the same time in two processes (the default on CUDA and on a
     CPU with 2+ threads, see tutorial_lib.concurrent_runs); `jobs=1` one after the other.
+    `devices` ("cuda:0,cuda:1"; None: every visible GPU on CUDA, else `device`) places the runs,
+    one process each (tutorial_lib.placement).
     `train_options` go to `train` (e.g. {"compile": True}).
 
     A run directory that already holds a finished run with the same configuration is reused
@@ -162,13 +167,13 @@ def reproduce(
     (tutorial_lib.run_folder): a second `reproduce` into it is refused (ValueError).
     Returns the `summary.json` dict (see the module docstring).
     """
-    device = get_device(str(device)) if device is not None else get_device()
+    places = resolve_devices(devices, device)
     configs = run_configs(dataset, fast=fast, seed=seed)
     if data_root is None and not dataset.startswith("toy-"):
         raise ValueError(
             f"data_root: expected the prepared {dataset} folder (python -m tutorial_lib prepare), got None"
         )
-    jobs = default_jobs(device, len(configs)) if jobs is None else jobs
+    jobs = default_jobs(places[0], len(configs), len(places)) if jobs is None else jobs
     out = Path(out_dir)
     with claim_folder(out, "reproduce"):  # one reproduce per folder; each run folder its own lock
         remove_stale_temporaries(out)
@@ -177,16 +182,17 @@ def reproduce(
         seconds = train_runs(
             {method: (cfg, runs[method]) for method, cfg in configs.items()},
             data_root=data_root,
-            device=device,
+            devices=places,
             jobs=jobs,
             progress=progress,
             train_options=train_options,
         )
         tests = {method: read_json(runs[method] / "test.json") for method in configs}
         summary = compare_runs(dataset, configs, tests, seconds, fast=fast, seed=seed)
-        summary["figures"] = _figures(out, runs, tests, summary["classes"], device)
+        summary["figures"] = _figures(out, runs, tests, summary["classes"], places[0])
         summary["seconds"] = time.perf_counter() - started
         summary["jobs"] = jobs
+        summary["devices"] = {m: read_json(runs[m] / "summary.json")["device"] for m in configs}
         write_json(out / "summary.json", summary)
     return summary
 

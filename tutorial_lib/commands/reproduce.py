@@ -1,4 +1,5 @@
-"""`python -m tutorial_lib reproduce --dataset D [--fast] [--seed S] [--out DIR]`: CE vs descriptors."""
+"""`python -m tutorial_lib reproduce --dataset D [--fast] [--seed S] [--out DIR] [--devices LIST]`:
+CE vs descriptors."""
 
 from __future__ import annotations
 
@@ -25,12 +26,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_device_options(parser)
     parser.add_argument(
+        "--devices",
+        default=None,
+        metavar="LIST",
+        help="where the runs train, one process per run, e.g. cuda:0,cuda:1 (default: every "
+        "visible GPU on CUDA, else --device); a device listed twice takes two runs at once",
+    )
+    parser.add_argument(
         "--jobs",
         type=int,
-        choices=(1, 2),
         default=None,
-        help="runs trained at once, each in its own process (default: 2 on CUDA and on a CPU "
-        "with 2+ threads, else 1)",
+        help="runs trained at once, each in its own process (default: 2 per GPU, 2 on a CPU "
+        "with 2+ threads, one per entry of --devices otherwise); 1: one after the other",
     )
     add_compile_option(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -50,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
         out_dir=out,
         data_root=args.data,
         device=args.device,
+        devices=args.devices,
         progress=not args.quiet,
         jobs=args.jobs,
         train_options={"compile": args.compile} if args.compile else None,
