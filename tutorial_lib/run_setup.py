@@ -35,6 +35,7 @@ from tutorial_lib.config import TrainConfig
 from tutorial_lib.data.datasets import SliceSet, check_split, load_split
 from tutorial_lib.data.toy.dataset import ensure_toy_dataset
 from tutorial_lib.device import get_device
+from tutorial_lib.distributed import Ranks
 from tutorial_lib.losses import ShapeDescriptorLoss
 from tutorial_lib.models import build_model
 from tutorial_lib.schedules import LRSchedule, MultiplyT
@@ -97,6 +98,7 @@ class Run:
     best_score: float = -math.inf
     best_epoch: int = 0
     history: list[dict[str, float]] = dataclasses.field(default_factory=list)  # metrics.csv rows
+    ranks: Ranks | None = None  # data-parallel under torchrun (tutorial_lib.distributed)
 
     @property
     def class_names(self) -> list[str]:

@@ -60,12 +60,26 @@ from tqdm.auto import tqdm
 from tutorial_lib.checkpoint import save_checkpoint
 from tutorial_lib.config import TrainConfig, config_to_dict
 from tutorial_lib.data.augment import augment_batch
+from tutorial_lib.distributed import (
+    data_parallel,
+    gather_counts,
+    hold_folder,
+    join_process_group,
+    rank_device,
+    ranks_from_environment,
+    reduce,
+    scale_loss,
+    share,
+    sync_buffers,
+    val_share,
+    wait_for_rank_0,
+    writes,
+)
 from tutorial_lib.errors import NonFiniteLossError
 from tutorial_lib.evaluation import autocast_context, evaluate, predict_labels, validation_scores
 from tutorial_lib.losses import cross_entropy_loss
 from tutorial_lib.metrics import dice_counts, dice_from_counts
 from tutorial_lib.resume import check_new_or_resumed, check_resumable, restore_run, run_state
-from tutorial_lib.run_folder import claim_folder, remove_stale_temporaries
 from tutorial_lib.run_setup import Run, build_run
 from tutorial_lib.runlog import read_json, write_csv, write_json
 
@@ -118,6 +132,7 @@ def _step(
         loss = cross_entropy_loss(logits, y)
     else:
         loss = run.loss_fn(torch.softmax(logits, dim=1), y, t, spacing=spacing)
+    loss = scale_loss(run.ranks, loss)  # data-parallel: this rank's part of the batch's loss
     run.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     run.optimizer.step()
@@ -210,10 +225,12 @@ def _train_epoch(run: Run, progress: bool) -> dict[str, float]:
         x, y = load_batch(images, labels, index, device)
         x, y = augment(cfg, x, y, run.generators["augment"])
         batch_spacing = None if spacing is None else spacing[index.to(spacing.device)].to(device)
+        x, y, batch_spacing = share(run.ranks, x, y, batch_spacing)  # this rank's share
         loss, logits = _step(run, x, y, t, batch_spacing)
         totals.add(loss, logits, y, run.loss_fn.last_stats if run.loss_fn is not None else None)
-        if totals.steps % check_every == 0 and bool(totals.bad):
+        if run.ranks is None and totals.steps % check_every == 0 and bool(totals.bad):
             _raise_non_finite(run, loss, totals.steps)
+    reduce(run.ranks, totals)  # data-parallel: the sums of every rank
     if bool(totals.bad):
         _raise_non_finite(run, totals.loss, totals.steps)
     return totals.row()
@@ -221,15 +238,18 @@ def _train_epoch(run: Run, progress: bool) -> dict[str, float]:
 
 def _validate(run: Run) -> dict[str, float]:
     val = run.data.val
+    sync_buffers(run)
+    part = val_share(run.ranks, len(val.images))  # data-parallel: each rank predicts its share
     pred = predict_labels(
         run.net,
-        val.images,
+        val.images[part],
         batch_size=max(run.config.batch_size, 16),
         device=run.device,
         amp_dtype=run.amp_dtype,
         channels_last=run.channels_last,
     )
-    counts = dice_counts(pred, val.labels.to(pred.device), len(run.class_names))
+    counts = dice_counts(pred, val.labels[part].to(pred.device), len(run.class_names))
+    counts = gather_counts(run.ranks, counts, len(val.images), run.device)
     return validation_scores(counts, val.volume_ids, run.class_names, run.selection_classes)
 
 
@@ -250,13 +270,15 @@ def _run_epoch(run: Run, out: Path, progress: bool) -> dict[str, float]:
             "class_names": run.class_names,
             "config": config_to_dict(run.config),
         }
-        save_checkpoint(out / "checkpoints" / "best.pt", best)
+        if writes(run):
+            save_checkpoint(out / "checkpoints" / "best.pt", best)
     run.t_schedule.step()
     run.lr_schedule.step(epoch, run.best_epoch, run.optimizer)
     run.epoch = epoch + 1
     run.history.append(row)
-    write_csv(out / "metrics.csv", run.history)
-    save_checkpoint(out / "checkpoints" / "last.pt", run_state(run))
+    if writes(run):
+        write_csv(out / "metrics.csv", run.history)
+        save_checkpoint(out / "checkpoints" / "last.pt", run_state(run))
     return row
 
 
@@ -301,13 +323,19 @@ def train(
     # the folder is checked before the data is read (a misused folder fails fast), and every value
     # before the folder is created; the checks are made again once the folder is ours alone
     check_new_or_resumed(out, resume)
+    ranks = (
+        ranks_from_environment()
+    )  # under torchrun: one rank of several (tutorial_lib.distributed)
+    device = rank_device(ranks, device)
+    join_process_group(ranks, device)
     run = build_run(config, data_root=data_root, device=device, compile=compile)
-    with claim_folder(out, "run"):
-        remove_stale_temporaries(out)
+    data_parallel(run, ranks)
+    with hold_folder(run, out):  # rank 0 alone holds the folder and writes in it
         run.config, state = check_resumable(out, config, resume)
         if state is not None:
             restore_run(run, state, out / "checkpoints" / "last.pt")
-        write_json(out / "config.json", config_to_dict(run.config))
+        if writes(run):
+            write_json(out / "config.json", config_to_dict(run.config))
         return _train_epochs(run, out, progress)
 
 
@@ -321,7 +349,9 @@ def _train_epochs(run: Run, out: Path, progress: bool) -> dict[str, Any]:
         "device": str(run.device),
         "compiled": run.compiled or False,
         "data_root": str(run.data.root),
+        "ranks": run.ranks.world_size if run.ranks else 1,  # data-parallel processes
     }
+    progress = progress and writes(run)
     epochs = tqdm(
         range(run.epoch, config.epochs),
         desc=config.name,
@@ -339,8 +369,11 @@ def _train_epochs(run: Run, out: Path, progress: bool) -> dict[str, Any]:
             )
     except NonFiniteLossError as error:
         summary.update(status="non-finite loss", message=str(error), epochs_done=run.epoch)
-        write_json(out / "summary.json", summary)
+        if writes(run):
+            write_json(out / "summary.json", summary)
         raise
-    write_json(out / "summary.json", _done(run, summary, started))
-    evaluate(out, device=run.device, data_root=run.data.root)
+    if writes(run):
+        write_json(out / "summary.json", _done(run, summary, started))
+        evaluate(out, device=run.device, data_root=run.data.root)
+    wait_for_rank_0(run)
     return read_json(out / "summary.json")
