@@ -1,4 +1,8 @@
-"""`python -m tutorial_lib train --preset NAME [--data DIR] [--epochs N] [--device D] [--out DIR] [--resume] [--compile]`."""
+"""`python -m tutorial_lib train --preset NAME [--data DIR] [--epochs N] [--device D] [--out DIR] [--resume] [--compile]`.
+
+Under `torchrun --nproc_per_node N -m tutorial_lib train ...` the run trains data-parallel on N
+ranks (tutorial_lib.distributed); rank 0 writes the run folder and prints the result.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import dataclasses
 from tutorial_lib import train as training  # looked up at run time (tests substitute it)
 from tutorial_lib.commands.options import add_compile_option, add_device_options, metric_line
 from tutorial_lib.device import set_cpu_threads
+from tutorial_lib.distributed import ranks_from_environment
 from tutorial_lib.presets import PRESETS, get_preset
 
 
@@ -61,6 +66,9 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         compile=args.compile,
     )
+    ranks = ranks_from_environment()
+    if ranks is not None and ranks.rank != 0:  # torchrun: rank 0 reports for every rank
+        return 0
     test = summary.get("test", {})
     print(
         f"run: {out}  best epoch {summary['best_epoch']}  val 2-D DSC {summary['best_val_dsc2d_mean']:.3f}"
