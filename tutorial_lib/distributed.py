@@ -162,6 +162,11 @@ def data_parallel(run: Run, ranks: Ranks | None) -> None:
 
     if ranks is None:
         return
+    if run.graph:
+        raise ValueError(
+            "graph: expected a single process (no CUDA graphs with DistributedDataParallel "
+            f"here), got torchrun with {ranks.world_size} ranks"
+        )
     config = run.config
     ranks.summed_loss = config.method != "ce" and config.normalisation != "batch_mean"
     if run.device.type == "cuda":

@@ -49,6 +49,7 @@ epochs, see tutorial_lib.resume.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from pathlib import Path
@@ -57,24 +58,10 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from tutorial_lib import distributed, graphs
 from tutorial_lib.checkpoint import save_checkpoint
 from tutorial_lib.config import TrainConfig, config_to_dict
 from tutorial_lib.data.augment import augment_batch
-from tutorial_lib.distributed import (
-    data_parallel,
-    gather_counts,
-    hold_folder,
-    join_process_group,
-    rank_device,
-    ranks_from_environment,
-    reduce,
-    scale_loss,
-    share,
-    sync_buffers,
-    val_share,
-    wait_for_rank_0,
-    writes,
-)
 from tutorial_lib.errors import NonFiniteLossError
 from tutorial_lib.evaluation import autocast_context, evaluate, predict_labels, validation_scores
 from tutorial_lib.losses import cross_entropy_loss
@@ -117,7 +104,11 @@ def load_batch(
 
 
 def _step(
-    run: Run, x: torch.Tensor, y: torch.Tensor, t: float, spacing: torch.Tensor | None = None
+    run: Run,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    t: float | torch.Tensor,
+    spacing: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimisation step on an (augmented) batch; returns the detached loss and logits.
 
@@ -132,11 +123,27 @@ def _step(
         loss = cross_entropy_loss(logits, y)
     else:
         loss = run.loss_fn(torch.softmax(logits, dim=1), y, t, spacing=spacing)
-    loss = scale_loss(run.ranks, loss)  # data-parallel: this rank's part of the batch's loss
+    # data-parallel: this rank's part of the batch's loss
+    loss = distributed.scale_loss(run.ranks, loss)
     run.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     run.optimizer.step()
     return loss.detach(), logits.detach()
+
+
+def _augment_and_step(
+    run: Run,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    t: float | torch.Tensor,
+    spacing: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The batch augmented, this rank's share of it (data-parallel), one step; returns the loss,
+    the logits and the augmented labels. Graph mode captures this function (tutorial_lib.graphs)."""
+    x, y = augment(run.config, x, y, run.generators["augment"])
+    x, y, spacing = distributed.share(run.ranks, x, y, spacing)
+    loss, logits = _step(run, x, y, t, spacing)
+    return loss, logits, y
 
 
 def _raise_non_finite(run: Run, loss: torch.Tensor, n_steps: int) -> None:
@@ -221,16 +228,15 @@ def _train_epoch(run: Run, progress: bool) -> dict[str, float]:
     steps = tqdm(
         batches, desc=f"epoch {run.epoch}", leave=False, disable=not progress, mininterval=1.0
     )
+    step = run.graphed_step or functools.partial(_augment_and_step, run)  # graph mode: replayed
     for index in steps:
         x, y = load_batch(images, labels, index, device)
-        x, y = augment(cfg, x, y, run.generators["augment"])
         batch_spacing = None if spacing is None else spacing[index.to(spacing.device)].to(device)
-        x, y, batch_spacing = share(run.ranks, x, y, batch_spacing)  # this rank's share
-        loss, logits = _step(run, x, y, t, batch_spacing)
+        loss, logits, y = step(x, y, t, batch_spacing)
         totals.add(loss, logits, y, run.loss_fn.last_stats if run.loss_fn is not None else None)
         if run.ranks is None and totals.steps % check_every == 0 and bool(totals.bad):
             _raise_non_finite(run, loss, totals.steps)
-    reduce(run.ranks, totals)  # data-parallel: the sums of every rank
+    distributed.reduce(run.ranks, totals)  # data-parallel: the sums of every rank
     if bool(totals.bad):
         _raise_non_finite(run, totals.loss, totals.steps)
     return totals.row()
@@ -238,8 +244,9 @@ def _train_epoch(run: Run, progress: bool) -> dict[str, float]:
 
 def _validate(run: Run) -> dict[str, float]:
     val = run.data.val
-    sync_buffers(run)
-    part = val_share(run.ranks, len(val.images))  # data-parallel: each rank predicts its share
+    distributed.sync_buffers(run)
+    # data-parallel: each rank predicts its share
+    part = distributed.val_share(run.ranks, len(val.images))
     pred = predict_labels(
         run.net,
         val.images[part],
@@ -249,7 +256,7 @@ def _validate(run: Run) -> dict[str, float]:
         channels_last=run.channels_last,
     )
     counts = dice_counts(pred, val.labels[part].to(pred.device), len(run.class_names))
-    counts = gather_counts(run.ranks, counts, len(val.images), run.device)
+    counts = distributed.gather_counts(run.ranks, counts, len(val.images), run.device)
     return validation_scores(counts, val.volume_ids, run.class_names, run.selection_classes)
 
 
@@ -270,13 +277,13 @@ def _run_epoch(run: Run, out: Path, progress: bool) -> dict[str, float]:
             "class_names": run.class_names,
             "config": config_to_dict(run.config),
         }
-        if writes(run):
+        if distributed.writes(run):
             save_checkpoint(out / "checkpoints" / "best.pt", best)
     run.t_schedule.step()
     run.lr_schedule.step(epoch, run.best_epoch, run.optimizer)
     run.epoch = epoch + 1
     run.history.append(row)
-    if writes(run):
+    if distributed.writes(run):
         write_csv(out / "metrics.csv", run.history)
         save_checkpoint(out / "checkpoints" / "last.pt", run_state(run))
     return row
@@ -309,13 +316,16 @@ def train(
     resume: bool = False,
     progress: bool = True,
     compile: bool | str = False,
+    graph: bool = False,
 ) -> dict[str, Any]:
     """Train `config` into `out_dir` (layout in the module docstring); return the run summary.
 
     Toy datasets are generated (and cached) when `data_root` is None. `resume=True` continues
     from `out_dir/checkpoints/last.pt` when it exists. `compile=True` (or a mode such as
     "reduce-overhead") trains and validates through `torch.compile(model)`; an execution option
-    like `device`, so a run may resume either way. Every value is checked before a file is written.
+    like `device`, so a run may resume either way. `graph=True` replays the whole training step
+    and the validation forward as CUDA graphs (tutorial_lib.graphs; on the CPU the same step runs
+    eagerly), an execution option too. Every value is checked before a file is written.
     `out_dir` must be missing, empty or a run folder of this library, and is held by this call
     alone (tutorial_lib.run_folder); ValueError otherwise, naming the process that holds it.
     """
@@ -323,18 +333,19 @@ def train(
     # the folder is checked before the data is read (a misused folder fails fast), and every value
     # before the folder is created; the checks are made again once the folder is ours alone
     check_new_or_resumed(out, resume)
-    ranks = (
-        ranks_from_environment()
-    )  # under torchrun: one rank of several (tutorial_lib.distributed)
-    device = rank_device(ranks, device)
-    join_process_group(ranks, device)
-    run = build_run(config, data_root=data_root, device=device, compile=compile)
-    data_parallel(run, ranks)
-    with hold_folder(run, out):  # rank 0 alone holds the folder and writes in it
+    # under torchrun: this process is one rank of several (tutorial_lib.distributed)
+    ranks = distributed.ranks_from_environment()
+    device = distributed.rank_device(ranks, device)
+    distributed.join_process_group(ranks, device)
+    run = build_run(config, data_root=data_root, device=device, compile=compile, graph=graph)
+    distributed.data_parallel(run, ranks)
+    if graph:
+        run.graphed_step = graphs.graph_step(run, _augment_and_step)
+    with distributed.hold_folder(run, out):  # rank 0 alone holds the folder and writes in it
         run.config, state = check_resumable(out, config, resume)
         if state is not None:
             restore_run(run, state, out / "checkpoints" / "last.pt")
-        if writes(run):
+        if distributed.writes(run):
             write_json(out / "config.json", config_to_dict(run.config))
         return _train_epochs(run, out, progress)
 
@@ -348,10 +359,13 @@ def _train_epochs(run: Run, out: Path, progress: bool) -> dict[str, Any]:
         "status": "running",
         "device": str(run.device),
         "compiled": run.compiled or False,
+        "graph": ("captured" if graphs.capture_for(run.device) else "eager")
+        if run.graph
+        else False,
         "data_root": str(run.data.root),
         "ranks": run.ranks.world_size if run.ranks else 1,  # data-parallel processes
     }
-    progress = progress and writes(run)
+    progress = progress and distributed.writes(run)
     epochs = tqdm(
         range(run.epoch, config.epochs),
         desc=config.name,
@@ -369,11 +383,11 @@ def _train_epochs(run: Run, out: Path, progress: bool) -> dict[str, Any]:
             )
     except NonFiniteLossError as error:
         summary.update(status="non-finite loss", message=str(error), epochs_done=run.epoch)
-        if writes(run):
+        if distributed.writes(run):
             write_json(out / "summary.json", summary)
         raise
-    if writes(run):
+    if distributed.writes(run):
         write_json(out / "summary.json", _done(run, summary, started))
         evaluate(out, device=run.device, data_root=run.data.root)
-    wait_for_rank_0(run)
+    distributed.wait_for_rank_0(run)
     return read_json(out / "summary.json")
