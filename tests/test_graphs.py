@@ -143,11 +143,15 @@ class HostReads(TorchDispatchMode):
 PHYSICAL = DescriptorTerm("size", (1,), 0.1, "percentage", 1e-2, physical=True)
 
 
+ENET = {"model": "enet", "model_options": {}}  # the ACDC network (BatchNorm, dropout, unpooling)
+
+
 @pytest.mark.parametrize(
-    "method, extra", [("ce", ()), ("descriptors", ()), ("descriptors", (PHYSICAL,))]
+    "method, extra, network",
+    [("ce", (), {}), ("descriptors", (), {}), ("descriptors", (PHYSICAL,), {}), ("ce", (), ENET)],
 )
-def test_the_step_reads_nothing_back_to_the_host(method, extra):
-    config = tiny(method)
+def test_the_step_reads_nothing_back_to_the_host(method, extra, network):
+    config = tiny(method, **network)
     if extra:
         config = dataclasses.replace(config, terms=config.terms + extra)
     run = build_run(config, device="cpu", graph=True)
