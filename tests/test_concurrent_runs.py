@@ -78,6 +78,8 @@ def test_default_jobs_and_bad_inputs(tmp_path):
         train_runs(_pair(tmp_path), device="cpu", jobs=0, progress=False)
     with pytest.raises(ValueError, match="compile: expected"):
         train_runs(_pair(tmp_path), device="cpu", jobs=2, train_options={"compile": "fast"})
+    with pytest.raises(ValueError, match="graph: expected compile=False"):
+        train_runs(_pair(tmp_path), device="cpu", train_options={"compile": True, "graph": True})
     with pytest.raises(ValueError, match="devices: expected available devices.*'cuda:7'"):
         train_runs(_pair(tmp_path), devices="cpu,cuda:7", progress=False)
     with pytest.raises(ValueError, match="non-empty dict"):

@@ -153,6 +153,8 @@ def test_reproduce_command_passes_jobs_and_compile(monkeypatch, tmp_path):
     assert seen["devices"] is None
     assert main([*argv, "--threads", "1", "--devices", "cuda:0,cuda:1", "--jobs", "4"]) == 2
     assert seen["devices"] == "cuda:0,cuda:1" and seen["jobs"] == 4
+    assert main([*argv, "--threads", "1", "--graph"]) == 2
+    assert seen["train_options"] == {"graph": True}
 
 
 @pytest.mark.parametrize(

@@ -46,7 +46,7 @@ from tqdm.auto import tqdm
 from tutorial_lib.config import TrainConfig
 from tutorial_lib.errors import RunFailedError
 from tutorial_lib.placement import DeviceSlots, resolve_devices
-from tutorial_lib.run_setup import compile_mode, resolve_data_root
+from tutorial_lib.run_setup import check_graph, compile_mode, resolve_data_root
 from tutorial_lib.train import train
 
 __all__ = ["train_runs", "default_jobs"]
@@ -189,7 +189,10 @@ def train_runs(
     if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
         raise ValueError(f"jobs: expected a positive number of runs at once, got {jobs!r}")
     train_options = dict(train_options or {})
-    compile_mode(train_options.get("compile", False))  # a bad mode fails here, not in a process
+    # a bad option fails here, not in a process
+    check_graph(
+        train_options.get("graph", False), compile_mode(train_options.get("compile", False))
+    )
     roots = {name: str(resolve_data_root(cfg, data_root)) for name, (cfg, _) in runs.items()}
     if jobs == 1:
         return _train_in_turn(runs, roots, places[0], progress, train_options)

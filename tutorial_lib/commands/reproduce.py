@@ -6,7 +6,11 @@ from __future__ import annotations
 import argparse
 
 from tutorial_lib import reproduce as reproducing  # looked up at run time (tests substitute it)
-from tutorial_lib.commands.options import add_compile_option, add_device_options
+from tutorial_lib.commands.options import (
+    add_compile_option,
+    add_device_options,
+    add_graph_option,
+)
 from tutorial_lib.device import set_cpu_threads
 
 
@@ -40,7 +44,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "with 2+ threads, one per entry of --devices otherwise); 1: one after the other",
     )
     add_compile_option(parser)
+    add_graph_option(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def train_options(args: argparse.Namespace) -> dict | None:
+    """The execution options passed to each run's `train` (None: the defaults)."""
+    options = {"compile": args.compile} if args.compile else {}
+    if args.graph:
+        options["graph"] = True
+    return options or None
 
 
 def default_out(args: argparse.Namespace) -> str:
@@ -60,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         devices=args.devices,
         progress=not args.quiet,
         jobs=args.jobs,
-        train_options={"compile": args.compile} if args.compile else None,
+        train_options=train_options(args),
     )
     print(reproducing.format_table(summary))
     print(

@@ -1,4 +1,4 @@
-"""`python -m tutorial_lib train --preset NAME [--data DIR] [--epochs N] [--device D] [--out DIR] [--resume] [--compile]`.
+"""`python -m tutorial_lib train --preset NAME [--data DIR] [--epochs N] [--device D] [--out DIR] [--resume] [--compile] [--graph]`.
 
 Under `torchrun --nproc_per_node N -m tutorial_lib train ...` the run trains data-parallel on N
 ranks (tutorial_lib.distributed); rank 0 writes the run folder and prints the result.
@@ -10,7 +10,12 @@ import argparse
 import dataclasses
 
 from tutorial_lib import train as training  # looked up at run time (tests substitute it)
-from tutorial_lib.commands.options import add_compile_option, add_device_options, metric_line
+from tutorial_lib.commands.options import (
+    add_compile_option,
+    add_device_options,
+    add_graph_option,
+    metric_line,
+)
 from tutorial_lib.device import set_cpu_threads
 from tutorial_lib.distributed import ranks_from_environment
 from tutorial_lib.presets import PRESETS, get_preset
@@ -43,6 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--resume", action="store_true", help="continue the run in --out from its last checkpoint"
     )
     add_compile_option(parser)
+    add_graph_option(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -65,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
         resume=args.resume,
         progress=not args.quiet,
         compile=args.compile,
+        graph=args.graph,
     )
     ranks = ranks_from_environment()
     if ranks is not None and ranks.rank != 0:  # torchrun: rank 0 reports for every rank
