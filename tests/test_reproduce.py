@@ -192,3 +192,14 @@ def test_dataset_or_stand_in(tmp_path):
     assert dataset_or_stand_in("promise12", tmp_path / "none")[0] == "toy-prostate"
     with pytest.raises(ValueError, match="expected one of .*'acdc'.*got 'toy-cardiac'"):
         dataset_or_stand_in("toy-cardiac", tmp_path)
+
+
+def test_a_toy_size_changes_the_data_and_nothing_else():
+    at_128 = run_configs("toy-cardiac-paper", fast=False, seed=1, size=128)
+    at_256 = run_configs("toy-cardiac-paper", fast=False, seed=1)
+    for method in ("ce", "descriptors"):
+        assert at_256[method].data.size == 256 and at_128[method].data.size == 128
+        same = dataclasses.replace(at_128[method], data=at_256[method].data)
+        assert same == at_256[method]  # the paper's settings, ±20 px margins included
+    with pytest.raises(ValueError, match="size: expected a toy dataset .*acdc.*got 128"):
+        run_configs("acdc", fast=False, seed=0, size=128)

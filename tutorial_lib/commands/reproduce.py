@@ -28,6 +28,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data", default=None, help="prepared dataset folder (needed for acdc, promise12)"
     )
+    parser.add_argument(
+        "--size",
+        type=int,
+        default=None,
+        help="image side of a toy dataset (default: the preset's; toy-cardiac-paper: 256)",
+    )
     add_device_options(parser)
     parser.add_argument(
         "--devices",
@@ -57,7 +63,8 @@ def train_options(args: argparse.Namespace) -> dict | None:
 
 
 def default_out(args: argparse.Namespace) -> str:
-    return f"runs/reproduce-{args.dataset}{'-fast' if args.fast else ''}-s{args.seed}"
+    size = f"-{args.size}px" if getattr(args, "size", None) else ""
+    return f"runs/reproduce-{args.dataset}{size}{'-fast' if args.fast else ''}-s{args.seed}"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -73,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
         devices=args.devices,
         progress=not args.quiet,
         jobs=args.jobs,
+        size=args.size,
         train_options=train_options(args),
     )
     print(reproducing.format_table(summary))
