@@ -3,7 +3,7 @@
     torchrun --standalone --nproc_per_node 2 tests/ddp_worker.py OUT EPOCHS [resume]
 
 Trains the tiny CE and descriptors runs of `tiny_runs` into OUT/ce and OUT/descriptors on the CPU
-(gloo). Each rank but 0 records every file it finishes writing under OUT (an atomic write ends
+(gloo), or on the device named by DDP_DEVICE (`cuda`: nccl, rank i on cuda:i). Each rank but 0 records every file it finishes writing under OUT (an atomic write ends
 in `os.replace`) in OUT/writes-rank<r>.json, so the test can check that only rank 0 writes.
 """
 
@@ -39,7 +39,8 @@ def main() -> None:
         os.replace = recording_replace
     for method in ("ce", "descriptors"):
         config = tiny_config(method, data=DDP_DATA, epochs=epochs)
-        train(config, out_dir=out / method, device="cpu", resume=resume, progress=False)
+        device = os.environ.get("DDP_DEVICE", "cpu")
+        train(config, out_dir=out / method, device=device, resume=resume, progress=False)
     if rank != 0:
         os.replace = replace
         (out / f"writes-rank{rank}.json").write_text(json.dumps(written))
