@@ -12,7 +12,8 @@ per epoch), on a toy cardiac set of ACDC's size (200 volumes, about 1,900 slices
 whether the paper's settings work once the image is as large as ACDC's (on the 64 x 64 toy data
 they do not, `tutorial_lib/presets.py`). `--fast`: 20 epochs. `--tiny`: 5 volumes and 1 epoch,
 only to check that the script runs. The table gives, per size, each run's mean test 3-D DSC (or,
-for a run still going, its epochs done and best validation DSC) and the descriptors / CE ratio.
+for a run still going, its epochs done and best validation DSC), the descriptors / CE ratio,
+and the minutes the slower run takes for all its epochs at its pace after the first epoch.
 """
 
 from __future__ import annotations
@@ -37,21 +38,35 @@ def _shrink_for_a_check() -> None:
 
 
 def _run_state(run_dir: Path) -> dict:
-    """A run's test mean 3-D DSC when done, else its epochs so far and best validation DSC."""
+    """A run's epochs so far, best validation DSC, seconds per epoch (the median after the
+    first, which compiles and captures) and the minutes all its epochs take at that pace; its
+    test mean 3-D DSC once done."""
     from tutorial_lib.runlog import read_csv
 
-    test = run_dir / "test.json"
-    if test.is_file():
-        return {"done": True, "test_dsc3d_mean": json.loads(test.read_text())["test_dsc3d"]["mean"]}
     rows = read_csv(run_dir / "metrics.csv") if (run_dir / "metrics.csv").is_file() else []
-    best = max((row["val_dsc2d_mean"] for row in rows), default=None)
-    return {"done": False, "epochs_done": len(rows), "best_val_dsc2d_mean": best}
+    config = run_dir / "config.json"  # absent when stopped before the run started
+    epochs = json.loads(config.read_text())["epochs"] if config.is_file() else None
+    steady = sorted(row["seconds"] for row in rows[1:] or rows)
+    pace = steady[len(steady) // 2] if steady else None
+    state = {
+        "done": (run_dir / "test.json").is_file(),
+        "epochs_done": len(rows),
+        "epochs": epochs,
+        "best_val_dsc2d_mean": max((row["val_dsc2d_mean"] for row in rows), default=None),
+        "seconds_per_epoch": pace,
+        "projected_minutes": None if pace is None or epochs is None else pace * epochs / 60,
+    }
+    if state["done"]:
+        test = json.loads((run_dir / "test.json").read_text())
+        state["test_dsc3d_mean"] = test["test_dsc3d"]["mean"]
+    return state
 
 
 def table(folders: list[Path]) -> list[dict]:
     """One line per size folder (a `reproduce` folder: ce/, descriptors/); printed and returned."""
     lines = []
-    print(f"{'size':>6} {'CE test DSC':>14} {'descr. test DSC':>16} {'descr./CE':>10}")
+    header = f"{'size':>6} {'CE test DSC':>18} {'descr. test DSC':>18} {'descr./CE':>10}"
+    print(header + f" {'min / all epochs':>17}")
     for folder in folders:
         runs = {m: _run_state(folder / m) for m in ("ce", "descriptors")}
         config = json.loads((folder / "ce" / "config.json").read_text())
@@ -68,7 +83,9 @@ def table(folders: list[Path]) -> list[dict]:
         ce_mean = runs["ce"].get("test_dsc3d_mean")
         ratio = runs["descriptors"]["test_dsc3d_mean"] / ce_mean if done and ce_mean else None
         ratio_text = f"{ratio:.3f}" if ratio is not None else "n/a"
-        print(f"{size:>6} {shown['ce']:>14} {shown['descriptors']:>16} {ratio_text:>10}")
+        minutes = [s["projected_minutes"] for s in runs.values() if s["projected_minutes"]]
+        pace = f"{max(minutes):.1f}" if minutes else "-"  # two runs at once: the slower
+        print(f"{size:>6} {shown['ce']:>18} {shown['descriptors']:>18} {ratio_text:>10} {pace:>17}")
         lines.append({"size": size, "runs": runs, "ratio_dsc3d_mean": ratio})
     return lines
 
