@@ -57,6 +57,7 @@ __all__ = [
     "COMPILE_MODES",
     "build_loss",
     "check_graph",
+    "build_optimizer",
     "init_bias_from_sizes",
 ]
 
@@ -148,18 +149,7 @@ def build_run(
     model = build_network(config, len(data.class_names), device, channels_last)
     if config.init_bias == "class_sizes":
         init_bias_from_sizes(model, data.labels, len(data.class_names))
-    # on CUDA the fused Adam: one kernel for all parameters instead of a few per chunk of them
-    if graph:  # the LR a device tensor, capturable on CUDA (tutorial_lib.graphs)
-        optimizer = graph_optimizer(
-            model.parameters(), lr=config.lr, betas=config.betas, device=device
-        )
-    else:
-        optimizer = torch.optim.Adam(
-            model.parameters(),
-            lr=config.lr,
-            betas=tuple(config.betas),
-            fused=True if device.type == "cuda" else None,
-        )
+    optimizer = build_optimizer(config, model, device, graph)
     # graph mode: the augmentation draws on the device, inside the captured step
     draws_on = device if graph else data.labels.device
     generators = {
@@ -187,6 +177,21 @@ def build_run(
         channels_last=channels_last,
         selection_classes=selection,
         graph=graph,
+    )
+
+
+def build_optimizer(
+    config: TrainConfig, model: nn.Module, device: torch.device, graph: bool
+) -> torch.optim.Optimizer:
+    """Adam with the config's LR and betas; on CUDA fused (one kernel for all parameters instead
+    of a few per chunk of them). Graph mode: the LR a device tensor, capturable on CUDA."""
+    if graph:
+        return graph_optimizer(model.parameters(), lr=config.lr, betas=config.betas, device=device)
+    return torch.optim.Adam(
+        model.parameters(),
+        lr=config.lr,
+        betas=tuple(config.betas),
+        fused=True if device.type == "cuda" else None,
     )
 
 
