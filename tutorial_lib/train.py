@@ -25,6 +25,9 @@ evaluated on the test split (3-D DSC and HD95 per class).
 A non-finite loss stops the run (`NonFiniteLossError`) before anything is written for that epoch,
 so `last.pt` stays the last good state. `compile=True` runs the forward passes through
 `torch.compile(model)` (see `run_setup.compile_network`); checkpoints hold the plain module.
+`graph=True` replays the step (`_augment_and_step`) and the validation forward as CUDA graphs
+(tutorial_lib.graphs). Under `torchrun` the run trains data-parallel, and only rank 0 writes
+(tutorial_lib.distributed).
 
 Run directory layout:
 
@@ -36,7 +39,8 @@ Run directory layout:
                                val_dsc3d_<class>..., val_dsc3d_mean, c_<term>_<stat>...
                                (descriptor runs: mean constraint violation, fraction violated),
                                seconds, best (1 on the epochs that improved the best score)
-    OUT/summary.json           status, epochs done, best epoch/score, seconds, device, test results
+    OUT/summary.json           status, epochs done, best epoch/score, seconds, device, graph mode,
+                               ranks (data-parallel processes), test results
     OUT/test.json              test evaluation of the best checkpoint (`evaluate`), per volume too
     OUT/checkpoints/last.pt    everything to resume exactly (tutorial_lib.checkpoint)
     OUT/checkpoints/best.pt    the weights with the best validation score
@@ -359,9 +363,7 @@ def _train_epochs(run: Run, out: Path, progress: bool) -> dict[str, Any]:
         "status": "running",
         "device": str(run.device),
         "compiled": run.compiled or False,
-        "graph": ("captured" if graphs.capture_for(run.device) else "eager")
-        if run.graph
-        else False,
+        "graph": run.graph and ("captured" if graphs.capture_for(run.device) else "eager"),
         "data_root": str(run.data.root),
         "ranks": run.ranks.world_size if run.ranks else 1,  # data-parallel processes
     }
