@@ -35,13 +35,16 @@ def _results(run_dir):
 
 
 def test_two_processes_give_the_runs_trained_in_turn(tmp_path):
+    """Two listed devices: two processes at once (the default jobs), each run on its device."""
     assert torch.get_num_threads() == 1  # the children get 1 thread too: same arithmetic
-    at_once = train_runs(_pair(tmp_path / "at_once"), device="cpu", jobs=2, progress=False)
+    at_once = train_runs(_pair(tmp_path / "at_once"), devices="cpu,cpu", progress=False)
     in_turn = train_runs(_pair(tmp_path / "in_turn"), device="cpu", jobs=1, progress=False)
     assert set(at_once) == set(in_turn) == {"ce", "descriptors"}
     assert all(s > 0 for s in (*at_once.values(), *in_turn.values()))
     for method in ("ce", "descriptors"):
         assert _results(tmp_path / "at_once" / method) == _results(tmp_path / "in_turn" / method)
+        summary = json.loads((tmp_path / "at_once" / method / "summary.json").read_text())
+        assert summary["device"] == "cpu"
 
 
 def test_an_error_in_a_run_is_raised_again_with_its_type(tmp_path):
@@ -68,10 +71,17 @@ def test_default_jobs_and_bad_inputs(tmp_path):
     assert default_jobs(torch.device("cuda"), 2) == 2
     assert default_jobs(torch.device("cuda"), 1) == 1
     assert default_jobs(torch.device("mps"), 2) == 1
+    assert default_jobs(torch.device("cuda"), 8, n_devices=3) == 6  # two runs per GPU
+    assert default_jobs(torch.device("cuda"), 5, n_devices=3) == 5
+    assert default_jobs(torch.device("cpu"), 3, n_devices=3) == 3  # cpu,cpu,cpu: one per entry
     with pytest.raises(ValueError, match="positive number of runs"):
         train_runs(_pair(tmp_path), device="cpu", jobs=0, progress=False)
     with pytest.raises(ValueError, match="compile: expected"):
         train_runs(_pair(tmp_path), device="cpu", jobs=2, train_options={"compile": "fast"})
+    with pytest.raises(ValueError, match="graph: expected compile=False"):
+        train_runs(_pair(tmp_path), device="cpu", train_options={"compile": True, "graph": True})
+    with pytest.raises(ValueError, match="devices: expected available devices.*'cuda:7'"):
+        train_runs(_pair(tmp_path), devices="cpu,cuda:7", progress=False)
     with pytest.raises(ValueError, match="non-empty dict"):
         train_runs({}, device="cpu", progress=False)
     with pytest.raises(ValueError, match=r"\(TrainConfig, out_dir\) pair"):

@@ -13,6 +13,7 @@ from tutorial_lib.presets import (
     CORRECTED_AUGMENT,
     FAST_OVERRIDES,
     PRESETS,
+    TOY_ACDC_SIZED,
     corrected,
     get_preset,
     toy_terms,
@@ -195,3 +196,18 @@ def test_toy_presets_share_the_toy_settings(dataset, foreground):
         )
         == desc
     )
+
+
+def test_the_paper_at_scale_presets_are_the_acdc_presets_on_acdc_sized_toy_data():
+    for method in ("ce", "descriptors"):
+        toy, paper = get_preset(f"toy-cardiac-paper-{method}"), get_preset(f"acdc-{method}")
+        assert dataclasses.replace(toy, name=paper.name, data=paper.data) == paper
+        assert toy.data.dataset == "toy-cardiac" and toy.data.size == 256
+        assert get_preset(f"toy-cardiac-paper-{method}", fast=True).epochs == 20
+    # ACDC: 100 patients x 2 frames, split 70 / 10 / 20 patients: 140 / 20 / 40 volumes
+    from tutorial_lib.data.toy.dataset import default_split_sizes
+
+    n = TOY_ACDC_SIZED.n_patients
+    assert n == 200 and default_split_sizes(n) == (20, 40)
+    low, high = TOY_ACDC_SIZED.shape_options["slices"]
+    assert 1850 <= n * (low + high) / 2 <= 1950  # about ACDC's 1,900 slices

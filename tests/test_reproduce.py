@@ -38,6 +38,7 @@ def test_reproduce_command_writes_summary_and_figures(tiny_presets, tmp_path, ca
     summary = json.loads((out / "summary.json").read_text())
     assert summary["dataset"] == "toy-cardiac" and summary["seed"] == 2 and summary["fast"] is True
     assert summary["jobs"] == 2  # the two runs trained at once, in two processes
+    assert summary["devices"] == {"ce": "cpu", "descriptors": "cpu"}
     assert summary["classes"] == ["background", "rv", "myocardium", "lv"]
     assert summary["bf16"] is False
     for method in ("ce", "descriptors"):
@@ -176,6 +177,11 @@ def test_reproduce_command_passes_jobs_and_compile(monkeypatch, tmp_path):
     assert seen["train_options"] == {"compile": True} and seen["bf16"] is False
     assert main([*argv, "--threads", "1", "--bf16"]) == 2
     assert seen["bf16"] is True
+    assert seen["devices"] is None
+    assert main([*argv, "--threads", "1", "--devices", "cuda:0,cuda:1", "--jobs", "4"]) == 2
+    assert seen["devices"] == "cuda:0,cuda:1" and seen["jobs"] == 4
+    assert main([*argv, "--threads", "1", "--graph"]) == 2
+    assert seen["train_options"] == {"graph": True}
 
 
 def test_bf16_overrides_the_presets_precision():
@@ -223,3 +229,14 @@ def test_dataset_or_stand_in(tmp_path):
     assert dataset_or_stand_in("promise12", tmp_path / "none")[0] == "toy-prostate"
     with pytest.raises(ValueError, match="expected one of .*'acdc'.*got 'toy-cardiac'"):
         dataset_or_stand_in("toy-cardiac", tmp_path)
+
+
+def test_a_toy_size_changes_the_data_and_nothing_else():
+    at_128 = run_configs("toy-cardiac-paper", fast=False, seed=1, size=128)
+    at_256 = run_configs("toy-cardiac-paper", fast=False, seed=1)
+    for method in ("ce", "descriptors"):
+        assert at_256[method].data.size == 256 and at_128[method].data.size == 128
+        same = dataclasses.replace(at_128[method], data=at_256[method].data)
+        assert same == at_256[method]  # the paper's settings, ±20 px margins included
+    with pytest.raises(ValueError, match="size: expected a toy dataset .*acdc.*got 128"):
+        run_configs("acdc", fast=False, seed=0, size=128)

@@ -119,7 +119,9 @@ def test_train_command_passes_compile(monkeypatch, tmp_path):
     assert main([*argv, "--threads", "1"]) == 2
     assert seen["compile"] is False
     assert main([*argv, "--threads", "1", "--compile", "reduce-overhead"]) == 2
-    assert seen["compile"] == "reduce-overhead"
+    assert seen["compile"] == "reduce-overhead" and seen["graph"] is False
+    assert main([*argv, "--threads", "1", "--graph"]) == 2
+    assert seen["graph"] is True
 
 
 def test_a_bad_compile_mode_is_refused_before_anything_is_written(tmp_path):

@@ -15,3 +15,7 @@ def tiny_config(method: str = "ce", *, data: DataConfig = TINY_DATA, **changes) 
     cfg = get_preset(f"toy-cardiac-{method}")
     values = dict(data=data, model_options={"base": 4, "depth": 2}, epochs=2, batch_size=8)
     return dataclasses.replace(cfg, **{**values, **changes})
+
+
+# 21 training slices in batches of 8: the last batch (5) splits 3 + 2 over two ranks
+DDP_DATA = dataclasses.replace(TINY_DATA, max_train_slices=21)

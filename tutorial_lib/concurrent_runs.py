@@ -1,6 +1,7 @@
 """Train several runs at the same time, each in its own process.
 
     seconds = train_runs({"ce": (cfg_ce, "out/ce"), "descriptors": (cfg_d, "out/d")}, jobs=2)
+    seconds = train_runs(runs, devices="cuda:0,cuda:1")     # the runs spread over two GPUs
 
 Why: an ENet training step on a GPU is launch-bound. The CPU spends most of the step issuing a
 thousand small kernels, and the GPU idles about two thirds of the time. Two runs in two processes
@@ -13,6 +14,11 @@ with "spawn" (safe with CUDA and in notebooks); the parent draws one progress ba
 rows of its `metrics.csv`. A run that fails stops the others and its error is raised again in the
 parent, with the same type (NonFiniteLossError, ValueError, ...). With `jobs=1` the runs train one
 after the other in this process, exactly as `train` would.
+
+Devices (tutorial_lib.placement): `devices` lists where runs may train (default: every visible GPU
+on CUDA, else the one device); each new process goes to the least busy entry, so runs spread
+round-robin over the GPUs and a GPU that frees up takes the next run. Each run's `summary.json`
+records its device.
 
 Ctrl-C: the processes start with SIGINT ignored, so a Ctrl-C in a terminal (sent to every process
 of the group) reaches only the parent, as a KeyboardInterrupt. The parent then stops each process
@@ -38,9 +44,9 @@ import torch
 from tqdm.auto import tqdm
 
 from tutorial_lib.config import TrainConfig
-from tutorial_lib.device import get_device
 from tutorial_lib.errors import RunFailedError
-from tutorial_lib.run_setup import compile_mode, resolve_data_root
+from tutorial_lib.placement import DeviceSlots, resolve_devices
+from tutorial_lib.run_setup import check_graph, compile_mode, resolve_data_root
 from tutorial_lib.train import train
 
 __all__ = ["train_runs", "default_jobs"]
@@ -50,16 +56,18 @@ GRACE_SECONDS = 5.0
 STOP_SECONDS = 30.0  # how long a stopped run may take to end cleanly before it is killed
 
 
-def default_jobs(device: torch.device, n_runs: int) -> int:
-    """How many runs to train at once: all of them (at most 2) on CUDA or a CPU with 2+ threads.
+def default_jobs(device: torch.device, n_runs: int, n_devices: int = 1) -> int:
+    """How many runs to train at once on `n_devices` listed devices of `device`'s type.
 
-    Apple MPS keeps one at a time (one process owns the GPU well there).
+    CUDA: two per GPU (a launch-bound step leaves room for a second process). A CPU: two when it
+    has 2+ threads, or one per listed entry when several are listed (`cpu,cpu`). Apple MPS: one
+    per entry (one process owns the GPU well there). Never more than `n_runs`.
     """
     if device.type == "cuda":
+        return min(2 * n_devices, n_runs)
+    if device.type == "cpu" and n_devices == 1 and torch.get_num_threads() >= 2:
         return min(2, n_runs)
-    if device.type == "cpu" and torch.get_num_threads() >= 2:
-        return min(2, n_runs)
-    return 1
+    return min(n_devices, n_runs)
 
 
 def _metrics_rows(run_dir: Path) -> int:
@@ -161,28 +169,34 @@ def train_runs(
     *,
     data_root: str | os.PathLike | None = None,
     device: str | torch.device | None = None,
+    devices: str | list[str] | None = None,
     jobs: int | None = None,
     progress: bool = True,
     train_options: dict[str, Any] | None = None,
 ) -> dict[str, float]:
     """Train every `name -> (config, out_dir)` of `runs` (resuming finished or killed runs).
 
-    `jobs` runs train at once (None: `default_jobs`); on the CPU the threads of this process are
-    shared between them. `train_options` are passed on to `train` (e.g. {"compile": True}).
-    Returns the wall seconds of each run. The toy datasets a config needs are generated here
-    first, once, so the processes never race to write them.
+    `devices` ("cuda:0,cuda:1" or a list; None: every GPU on CUDA, else `device`) are where the
+    runs train, one process per run (see the module docstring). `jobs` runs train at once (None:
+    `default_jobs`); on the CPU the threads of this process are shared between them.
+    `train_options` are passed on to `train` (e.g. {"compile": True}). Returns the wall seconds
+    of each run. The toy datasets a config needs are generated here first, once, so the
+    processes never race to write them.
     """
     _check_runs(runs)
-    device = get_device(str(device)) if device is not None else get_device()
-    jobs = default_jobs(device, len(runs)) if jobs is None else jobs
-    if not isinstance(jobs, int) or jobs < 1:
+    places = resolve_devices(devices, device)
+    jobs = default_jobs(places[0], len(runs), len(places)) if jobs is None else jobs
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
         raise ValueError(f"jobs: expected a positive number of runs at once, got {jobs!r}")
     train_options = dict(train_options or {})
-    compile_mode(train_options.get("compile", False))  # a bad mode fails here, not in a process
+    # a bad option fails here, not in a process
+    check_graph(
+        train_options.get("graph", False), compile_mode(train_options.get("compile", False))
+    )
     roots = {name: str(resolve_data_root(cfg, data_root)) for name, (cfg, _) in runs.items()}
     if jobs == 1:
-        return _train_in_turn(runs, roots, device, progress, train_options)
-    return _train_at_once(runs, roots, device, jobs, progress, train_options)
+        return _train_in_turn(runs, roots, places[0], progress, train_options)
+    return _train_at_once(runs, roots, places, jobs, progress, train_options)
 
 
 def _train_in_turn(runs, roots, device, progress, train_options) -> dict[str, float]:
@@ -202,12 +216,14 @@ def _train_in_turn(runs, roots, device, progress, train_options) -> dict[str, fl
     return seconds
 
 
-def _train_at_once(runs, roots, device, jobs, progress, train_options) -> dict[str, float]:
+def _train_at_once(runs, roots, places, jobs, progress, train_options) -> dict[str, float]:
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
-    threads = max(1, torch.get_num_threads() // jobs) if device.type == "cpu" else 1
+    cpu_threads = max(1, torch.get_num_threads() // jobs)
+    slots = DeviceSlots(places)
     waiting = list(runs)
     running: dict[str, Any] = {}
+    slot_of: dict[str, int] = {}
     dead_since: dict[str, float] = {}
     seconds: dict[str, float] = {}
     bars = {  # a resumed run's bar starts at the epochs already done
@@ -227,6 +243,9 @@ def _train_at_once(runs, roots, device, jobs, progress, train_options) -> dict[s
             while waiting and len(running) < jobs:
                 name = waiting.pop(0)
                 config, out_dir = runs[name]
+                slot_of[name] = slots.take()
+                device = places[slot_of[name]]
+                threads = cpu_threads if device.type == "cpu" else 1
                 args = (name, config, str(out_dir), roots[name], str(device), threads)
                 process = context.Process(
                     target=_worker, args=(*args, train_options, results), name=f"train-{name}"
@@ -239,6 +258,7 @@ def _train_at_once(runs, roots, device, jobs, progress, train_options) -> dict[s
                 _check_alive(running, dead_since)
             else:
                 running.pop(name).join()
+                slots.give_back(slot_of[name])
                 if status == "error":
                     raise value
                 seconds[name] = value

@@ -43,6 +43,13 @@ has it natively, see `run_setup.amp_dtype`).
 Toy presets (`toy-cardiac-ce`, `toy-cardiac-descriptors`, `toy-prostate-ce`,
 `toy-prostate-descriptors`) are tuned so that descriptor-only training works on a 2-core CPU;
 `get_preset(name, fast=True)` returns the shorter variant used by `reproduce --fast`.
+
+`toy-cardiac-paper-ce` and `toy-cardiac-paper-descriptors` are the ACDC presets, every setting
+the paper's (ENet, 200 epochs, ±20 px, ...), on a toy cardiac set of ACDC's size
+(`TOY_ACDC_SIZED`: 200 volumes of 7 to 12 slices, about 1,900 slices of 256², split 140 / 20 / 40
+volumes as ACDC's 70 / 10 / 20 patients of two frames): the paper at scale on the stand-in.
+`reproduce --dataset toy-cardiac-paper --size 128` trains them on smaller images (the margins
+stay ±20 px: the paper's settings at another scale).
 """
 
 from __future__ import annotations
@@ -58,6 +65,7 @@ __all__ = [
     "CORRECTED_AUGMENT",
     "PRESETS",
     "FAST_OVERRIDES",
+    "TOY_ACDC_SIZED",
     "get_preset",
     "corrected",
     "toy_terms",
@@ -164,6 +172,9 @@ def corrected(cfg: TrainConfig) -> TrainConfig:
 # initialisation (mean DSC ~0.3-0.8 after 20 epochs); an 8-channel U-Net (the LV collapses).
 
 TOY_CARDIAC_DATA = DataConfig("toy-cardiac", size=64, n_patients=24, generator_seed=0)
+TOY_ACDC_SIZED = DataConfig(
+    "toy-cardiac", size=256, n_patients=200, generator_seed=0, shape_options={"slices": [7, 12]}
+)
 TOY_PROSTATE_DATA = DataConfig("toy-prostate", size=64, n_patients=16, generator_seed=0)
 
 _TOY_COMMON = dict(
@@ -231,6 +242,10 @@ def _build_presets() -> dict[str, TrainConfig]:
         if fixed.name in _CORRECTED_AMP:
             fixed = dataclasses.replace(fixed, amp=_CORRECTED_AMP[fixed.name])
         presets[fixed.name] = fixed
+    for method in ("ce", "descriptors"):  # the ACDC presets on the ACDC-sized toy set
+        cfg = presets[f"acdc-{method}"]
+        name = f"toy-cardiac-paper-{method}"
+        presets[name] = dataclasses.replace(cfg, name=name, data=TOY_ACDC_SIZED)
     for data, foreground in ((TOY_CARDIAC_DATA, (1, 2, 3)), (TOY_PROSTATE_DATA, (1,))):
         for method in ("ce", "descriptors"):
             cfg = _toy(data, method, foreground)
@@ -247,6 +262,8 @@ FAST_OVERRIDES: dict[str, dict[str, Any]] = {
     "toy-prostate-ce": dict(epochs=TOY_FAST_EPOCHS["ce"]),
     "toy-prostate-descriptors": dict(epochs=TOY_FAST_EPOCHS["descriptors"]),
     "acdc-ce": dict(epochs=20),
+    "toy-cardiac-paper-ce": dict(epochs=20),
+    "toy-cardiac-paper-descriptors": dict(epochs=20),
     "acdc-descriptors": dict(epochs=20),
     "acdc-descriptors-corrected": dict(epochs=20),
     "promise12-ce": dict(epochs=20),

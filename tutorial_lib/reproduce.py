@@ -9,9 +9,10 @@ Writes into `out_dir`: `ce/` and `descriptors/` (run directories, see tutorial_l
 "mean": v}, "test_dsc3d_std": {...}, "test_hd95": {...}, "test_hd95_std": {...}, "val_epoch": e,
 "val_dsc3d": {...}, "best_epoch", "epochs", "precision", "seconds": s}, "descriptors": {...}},
 "ratio_dsc3d_mean": descriptors / ce, "figures": [...], "seconds": total, "jobs": runs trained
-at once}` and the figures `training_loss.png`, `training_dsc.png`, `validation_dsc2d.png`,
-`validation_dsc3d.png`, `validation_dsc3d_boxplot.png`, `test_dsc3d_boxplot.png`,
-`constraint_violations.png`, `predictions.png`.
+at once, "devices": {"ce": device, "descriptors": device}}` and the figures `training_loss.png`,
+`training_dsc.png`, `validation_dsc2d.png`, `validation_dsc3d.png`,
+`validation_dsc3d_boxplot.png`, `test_dsc3d_boxplot.png`, `constraint_violations.png`,
+`predictions.png`.
 
 As the authors' report (tutorial_lib.reports): `*_std` is the standard deviation over the test
 volumes (ddof 0; for "mean", over every volume and selected class), `val_epoch` the epoch of best
@@ -25,7 +26,8 @@ data too (so another seed is another dataset as well as another initialisation).
 
 The two runs train at the same time, each in its own process, on CUDA and on a CPU with 2+
 threads (`jobs`, see tutorial_lib.concurrent_runs): an ENet step is launch-bound on a GPU, so the
-pair takes little longer than one run.
+pair takes little longer than one run. With several GPUs (`devices`, default every visible one)
+each run gets its own.
 """
 
 from __future__ import annotations
@@ -39,8 +41,8 @@ from typing import Any
 import torch
 
 from tutorial_lib.concurrent_runs import default_jobs, train_runs
-from tutorial_lib.device import get_device
 from tutorial_lib.evaluation import load_run_config, predict_run
+from tutorial_lib.placement import resolve_devices
 from tutorial_lib.presets import get_preset
 from tutorial_lib.reports import class_stds, validation_at, validation_epoch, validation_volumes
 from tutorial_lib.run_folder import claim_folder, remove_stale_temporaries
@@ -58,7 +60,7 @@ __all__ = [
     "dataset_or_stand_in",
 ]
 
-DATASETS = ("toy-cardiac", "toy-prostate", "acdc", "promise12")
+DATASETS = ("toy-cardiac", "toy-prostate", "acdc", "promise12", "toy-cardiac-paper")
 METHODS = ("ce", "descriptors")
 TOY_STAND_INS = {"acdc": "toy-cardiac", "promise12": "toy-prostate"}
 
@@ -84,19 +86,28 @@ def dataset_or_stand_in(dataset: str, prepared: str | os.PathLike) -> tuple[str,
     )
 
 
-def run_configs(dataset: str, *, fast: bool, seed: int, bf16: bool = False) -> dict[str, Any]:
-    """The two TrainConfigs (`{"ce": ..., "descriptors": ...}`) that `reproduce` trains
-    (`bf16=True`: in bfloat16 autocast, `amp="bf16"`, whatever the presets say)."""
+def run_configs(
+    dataset: str, *, fast: bool, seed: int, size: int | None = None, bf16: bool = False
+) -> dict[str, Any]:
+    """The two TrainConfigs (`{"ce": ..., "descriptors": ...}`) that `reproduce` trains.
+
+    `size`: another image side for a toy dataset (the generated data; the settings unchanged).
+    `bf16=True`: in bfloat16 autocast (`amp="bf16"`), whatever the presets say.
+    """
     if dataset not in DATASETS:
         raise ValueError(f"dataset: expected one of {DATASETS}, got {dataset!r}")
     if not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed: expected an integer >= 0, got {seed!r}")
+    if size is not None and not dataset.startswith("toy-"):
+        raise ValueError(
+            f"size: expected a toy dataset (prepare --size sets the size of {dataset}), got {size}"
+        )
     configs = {}
     for method in METHODS:
         cfg = get_preset(f"{dataset}-{method}", fast=fast)
         data = cfg.data
         if dataset.startswith("toy-"):
-            data = dataclasses.replace(data, generator_seed=seed)
+            data = dataclasses.replace(data, generator_seed=seed, size=size or data.size)
         amp = "bf16" if bf16 else cfg.amp
         configs[method] = dataclasses.replace(cfg, seed=seed, data=data, amp=amp)
     return configs
@@ -178,15 +189,20 @@ def reproduce(
     out_dir: str | os.PathLike,
     data_root: str | os.PathLike | None = None,
     device: str | torch.device | None = None,
+    devices: str | list[str] | None = None,
     progress: bool = True,
     jobs: int | None = None,
     train_options: dict[str, Any] | None = None,
+    size: int | None = None,
     bf16: bool = False,
 ) -> dict[str, Any]:
     """Train and evaluate the CE and the descriptors presets of `dataset`; write summary + figures.
 
+    `size`: the image side of a toy dataset (default the preset's).
     `jobs=2` trains the two runs at the same time in two processes (the default on CUDA and on a
     CPU with 2+ threads, see tutorial_lib.concurrent_runs); `jobs=1` one after the other.
+    `devices` ("cuda:0,cuda:1"; None: every visible GPU on CUDA, else `device`) places the runs,
+    one process each (tutorial_lib.placement).
     `train_options` go to `train` (e.g. {"compile": True}). `bf16=True` trains both in bfloat16
     autocast (`run_configs`); the paper presets train in float32.
 
@@ -196,13 +212,13 @@ def reproduce(
     (tutorial_lib.run_folder): a second `reproduce` into it is refused (ValueError).
     Returns the `summary.json` dict (see the module docstring).
     """
-    device = get_device(str(device)) if device is not None else get_device()
-    configs = run_configs(dataset, fast=fast, seed=seed, bf16=bf16)
+    places = resolve_devices(devices, device)
+    configs = run_configs(dataset, fast=fast, seed=seed, size=size, bf16=bf16)
     if data_root is None and not dataset.startswith("toy-"):
         raise ValueError(
             f"data_root: expected the prepared {dataset} folder (python -m tutorial_lib prepare), got None"
         )
-    jobs = default_jobs(device, len(configs)) if jobs is None else jobs
+    jobs = default_jobs(places[0], len(configs), len(places)) if jobs is None else jobs
     out = Path(out_dir)
     with claim_folder(out, "reproduce"):  # one reproduce per folder; each run folder its own lock
         remove_stale_temporaries(out)
@@ -211,7 +227,7 @@ def reproduce(
         seconds = train_runs(
             {method: (cfg, runs[method]) for method, cfg in configs.items()},
             data_root=data_root,
-            device=device,
+            devices=places,
             jobs=jobs,
             progress=progress,
             train_options=train_options,
@@ -225,9 +241,10 @@ def reproduce(
         for method, run_dir in runs.items():
             precision = read_json(run_dir / "summary.json").get("precision")
             summary["methods"][method]["precision"] = precision
-        summary["figures"] = _figures(out, runs, tests, summary["classes"], device)
+        summary["figures"] = _figures(out, runs, tests, summary["classes"], places[0])
         summary["seconds"] = time.perf_counter() - started
         summary["jobs"] = jobs
+        summary["devices"] = {m: read_json(runs[m] / "summary.json")["device"] for m in configs}
         write_json(out / "summary.json", summary)
     return summary
 

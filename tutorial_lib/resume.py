@@ -23,6 +23,7 @@ from typing import Any
 
 from tutorial_lib.checkpoint import capture_rng, load_checkpoint, require_keys, restore_rng
 from tutorial_lib.config import TrainConfig, config_from_dict, config_to_dict
+from tutorial_lib.graphs import keep_execution_options
 from tutorial_lib.run_folder import check_folder_is_ours
 from tutorial_lib.run_setup import Run
 from tutorial_lib.runlog import damaged_file, read_csv, read_json
@@ -61,7 +62,8 @@ def restore_run(run: Run, state: dict[str, Any], path: Path) -> None:
 
 def _load_state(run: Run, state: dict[str, Any]) -> None:
     run.model.load_state_dict(state["model"])
-    run.optimizer.load_state_dict(state["optimizer"])
+    # the optimiser's execution options (graph mode's LR tensor, fused, capturable) stay the run's
+    keep_execution_options(run.optimizer, lambda: run.optimizer.load_state_dict(state["optimizer"]))
     run.lr_schedule.load_state_dict(state["lr_schedule"])
     run.t_schedule.load_state_dict(state["t_schedule"])
     restore_rng(state["rng"], run.generators)

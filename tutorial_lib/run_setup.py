@@ -31,10 +31,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from tutorial_lib import graphs
 from tutorial_lib.config import TrainConfig
 from tutorial_lib.data.datasets import SliceSet, check_split, load_split
 from tutorial_lib.data.toy.dataset import ensure_toy_dataset
 from tutorial_lib.device import get_device
+from tutorial_lib.distributed import Ranks
+from tutorial_lib.graphs import GraphedForward, GraphedStep, graph_optimizer
 from tutorial_lib.losses import ShapeDescriptorLoss
 from tutorial_lib.models import build_model
 from tutorial_lib.schedules import LRSchedule, MultiplyT
@@ -54,6 +57,8 @@ __all__ = [
     "compile_mode",
     "COMPILE_MODES",
     "build_loss",
+    "check_graph",
+    "build_optimizer",
     "init_bias_from_sizes",
 ]
 
@@ -98,6 +103,9 @@ class Run:
     best_score: float = -math.inf
     best_epoch: int = 0
     history: list[dict[str, float]] = dataclasses.field(default_factory=list)  # metrics.csv rows
+    ranks: Ranks | None = None  # data-parallel under torchrun (tutorial_lib.distributed)
+    graph: bool = False  # graph mode: the step as a CUDA graph will run it (tutorial_lib.graphs)
+    graphed_step: GraphedStep | None = None  # the step of graph mode (made by `train`)
 
     @property
     def class_names(self) -> list[str]:
@@ -115,13 +123,15 @@ def build_run(
     device: str | torch.device | None = None,
     compile: bool | str = False,
     data: TrainData | None = None,
+    graph: bool = False,
 ) -> Run:
     """Every part of a run of `config` (see the module docstring), on `device` (None: the best).
 
     `compile`: False (eager), True ("default") or a torch.compile mode (`COMPILE_MODES`).
     `data`: the data already placed (tensors made in memory, e.g. by a benchmark); None reads it
-    from `data_root`. Raises ValueError for a bad value (the config type, the device and `compile`
-    before any data is read; `selection_classes` once the classes are known).
+    from `data_root`. `graph`: the Adam, generators and validation forward of graph mode
+    (tutorial_lib.graphs). Raises ValueError for a bad value (the config type, the device,
+    `compile` and `graph` before any data is read; `selection_classes` once the classes are known).
     """
     if not isinstance(config, TrainConfig):
         raise ValueError(
@@ -129,6 +139,7 @@ def build_run(
         )
     device = get_device(str(device)) if device is not None else get_device()
     mode = compile_mode(compile)
+    check_graph(graph, mode)
     if data is None:
         data = _place_data(config, resolve_data_root(config, data_root), device)
     selection = selection_classes(config, len(data.class_names))
@@ -139,23 +150,24 @@ def build_run(
     model = build_network(config, len(data.class_names), device, channels_last)
     if config.init_bias == "class_sizes":
         init_bias_from_sizes(model, data.labels, len(data.class_names))
-    # on CUDA the fused Adam: one kernel for all parameters instead of a few per chunk of them
-    optimizer = torch.optim.Adam(
-        model.parameters(),
-        lr=config.lr,
-        betas=tuple(config.betas),
-        fused=True if device.type == "cuda" else None,
-    )
+    optimizer = build_optimizer(config, model, device, graph)
+    # graph mode: the augmentation draws on the device, inside the captured step
+    draws_on = device if graph else data.labels.device
     generators = {
         "shuffle": torch.Generator().manual_seed(config.seed + 1),
-        "augment": torch.Generator(device=data.labels.device).manual_seed(config.seed + 2),
+        "augment": torch.Generator(device=draws_on).manual_seed(config.seed + 2),
     }
+    capture = graphs.capture_for(device) if graph else None
     return Run(
         config=config,
         device=device,
         data=data,
         model=model,
-        net=compile_network(model, mode) if mode else model,
+        net=compile_network(model, mode)
+        if mode
+        else GraphedForward(model, capture)
+        if capture
+        else model,
         compiled=mode,
         optimizer=optimizer,
         lr_schedule=LRSchedule(config.lr_schedule, config.lr),
@@ -165,7 +177,34 @@ def build_run(
         amp_dtype=amp_dtype(config, device),
         channels_last=channels_last,
         selection_classes=selection,
+        graph=graph,
     )
+
+
+def build_optimizer(
+    config: TrainConfig, model: nn.Module, device: torch.device, graph: bool
+) -> torch.optim.Optimizer:
+    """Adam with the config's LR and betas; on CUDA fused (one kernel for all parameters instead
+    of a few per chunk of them). Graph mode: the LR a device tensor, capturable on CUDA."""
+    if graph:
+        return graph_optimizer(model.parameters(), lr=config.lr, betas=config.betas, device=device)
+    return torch.optim.Adam(
+        model.parameters(),
+        lr=config.lr,
+        betas=tuple(config.betas),
+        fused=True if device.type == "cuda" else None,
+    )
+
+
+def check_graph(graph: bool, compile_mode: str | None) -> None:
+    """Graph mode is a bool, and excludes torch.compile (each captures the work its own way)."""
+    if not isinstance(graph, bool):
+        raise ValueError(f"graph: expected True or False, got {graph!r}")
+    if graph and compile_mode is not None:
+        raise ValueError(
+            "graph: expected compile=False (graph mode captures the whole step, torch.compile "
+            f"the network), got compile={compile_mode!r}"
+        )
 
 
 # --------------------------------------------------------------------------- data

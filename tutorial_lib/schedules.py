@@ -94,7 +94,10 @@ class LRSchedule:
         if fire:
             self.lr *= 0.5
             for group in optimizer.param_groups:
-                group["lr"] = self.lr
+                if isinstance(group["lr"], torch.Tensor):  # graph mode: the tensor a graph reads
+                    group["lr"].fill_(self.lr)
+                else:
+                    group["lr"] = self.lr
         return fire
 
     def state_dict(self) -> dict[str, str | float]:

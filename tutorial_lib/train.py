@@ -26,6 +26,9 @@ evaluated on the test split (3-D DSC and HD95 per class).
 A non-finite loss stops the run (`NonFiniteLossError`) before anything is written for that epoch,
 so `last.pt` stays the last good state. `compile=True` runs the forward passes through
 `torch.compile(model)` (see `run_setup.compile_network`); checkpoints hold the plain module.
+`graph=True` replays the step (`_augment_and_step`) and the validation forward as CUDA graphs
+(tutorial_lib.graphs). Under `torchrun` the run trains data-parallel, and only rank 0 writes
+(tutorial_lib.distributed).
 
 Run directory layout:
 
@@ -39,7 +42,8 @@ Run directory layout:
                                val_dsc3d_<class>@<volume>... (each validation volume), seconds,
                                best (1 on the epochs that improved the best score)
     OUT/summary.json           status, epochs done, best epoch/score, seconds, device, precision
-                               ("float32" or "bfloat16 autocast"), test results
+                               ("float32" or "bfloat16 autocast"), graph mode, ranks
+                               (data-parallel processes), test results
     OUT/test.json              test evaluation of the best checkpoint (`evaluate`), per volume too
     OUT/checkpoints/last.pt    everything to resume exactly (tutorial_lib.checkpoint)
     OUT/checkpoints/best.pt    the weights with the best validation score
@@ -52,6 +56,7 @@ epochs, see tutorial_lib.resume.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from pathlib import Path
@@ -60,6 +65,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from tutorial_lib import distributed, graphs
 from tutorial_lib.checkpoint import save_checkpoint
 from tutorial_lib.config import TrainConfig, config_to_dict
 from tutorial_lib.data.augment import augment_batch
@@ -74,7 +80,6 @@ from tutorial_lib.evaluation import (
 from tutorial_lib.losses import cross_entropy_loss
 from tutorial_lib.metrics import dice_counts, dice_from_counts
 from tutorial_lib.resume import check_new_or_resumed, check_resumable, restore_run, run_state
-from tutorial_lib.run_folder import claim_folder, remove_stale_temporaries
 from tutorial_lib.run_setup import Run, build_run, precision_name
 from tutorial_lib.runlog import read_json, write_csv, write_json
 
@@ -96,7 +101,11 @@ def load_batch(
 
 
 def _step(
-    run: Run, x: torch.Tensor, y: torch.Tensor, t: float, spacing: torch.Tensor | None = None
+    run: Run,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    t: float | torch.Tensor,
+    spacing: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimisation step on an (augmented) batch; returns the detached loss and logits.
 
@@ -111,10 +120,27 @@ def _step(
         loss = cross_entropy_loss(logits, y)
     else:
         loss = run.loss_fn(torch.softmax(logits, dim=1), y, t, spacing=spacing)
+    # data-parallel: this rank's part of the batch's loss
+    loss = distributed.scale_loss(run.ranks, loss)
     run.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     run.optimizer.step()
     return loss.detach(), logits.detach()
+
+
+def _augment_and_step(
+    run: Run,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    t: float | torch.Tensor,
+    spacing: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The batch augmented, this rank's share of it (data-parallel), one step; returns the loss,
+    the logits and the augmented labels. Graph mode captures this function (tutorial_lib.graphs)."""
+    x, y = augment_batch(x, y, run.generators["augment"], run.config.augment)
+    x, y, spacing = distributed.share(run.ranks, x, y, spacing)
+    loss, logits = _step(run, x, y, t, spacing)
+    return loss, logits, y
 
 
 def _raise_non_finite(run: Run, loss: torch.Tensor, n_steps: int) -> None:
@@ -205,14 +231,15 @@ def _train_epoch(run: Run, progress: bool) -> dict[str, float]:
     steps = tqdm(
         batches, desc=f"epoch {run.epoch}", leave=False, disable=not progress, mininterval=1.0
     )
+    step = run.graphed_step or functools.partial(_augment_and_step, run)  # graph mode: replayed
     for index in steps:
         x, y = load_batch(images, labels, index, device)
-        x, y = augment_batch(x, y, run.generators["augment"], cfg.augment)
         batch_spacing = None if spacing is None else spacing[index.to(spacing.device)].to(device)
-        loss, logits = _step(run, x, y, t, batch_spacing)
+        loss, logits, y = step(x, y, t, batch_spacing)
         totals.add(loss, logits, y, run.loss_fn.last_stats if run.loss_fn is not None else None)
-        if totals.steps % check_every == 0 and bool(totals.bad):
+        if run.ranks is None and totals.steps % check_every == 0 and bool(totals.bad):
             _raise_non_finite(run, loss, totals.steps)
+    distributed.reduce(run.ranks, totals)  # data-parallel: the sums of every rank
     if bool(totals.bad):
         _raise_non_finite(run, totals.loss, totals.steps)
     return totals.row()
@@ -220,15 +247,19 @@ def _train_epoch(run: Run, progress: bool) -> dict[str, float]:
 
 def _validate(run: Run) -> dict[str, float]:
     val = run.data.val
+    distributed.sync_buffers(run)
+    # data-parallel: each rank predicts its share
+    part = distributed.val_share(run.ranks, len(val.images))
     pred = predict_labels(
         run.net,
-        val.images,
+        val.images[part],
         batch_size=max(run.config.batch_size, 16),
         device=run.device,
         amp_dtype=run.amp_dtype,
         channels_last=run.channels_last,
     )
-    counts = dice_counts(pred, val.labels.to(pred.device), len(run.class_names))
+    counts = dice_counts(pred, val.labels[part].to(pred.device), len(run.class_names))
+    counts = distributed.gather_counts(run.ranks, counts, len(val.images), run.device)
     return validation_scores(
         counts,
         val.volume_ids,
@@ -255,13 +286,15 @@ def _run_epoch(run: Run, out: Path, progress: bool) -> dict[str, float]:
             "class_names": run.class_names,
             "config": config_to_dict(run.config),
         }
-        save_checkpoint(out / "checkpoints" / "best.pt", best)
+        if distributed.writes(run):
+            save_checkpoint(out / "checkpoints" / "best.pt", best)
     run.t_schedule.step()
     run.lr_schedule.step(epoch, run.best_epoch, run.optimizer)
     run.epoch = epoch + 1
     run.history.append(row)
-    write_csv(out / "metrics.csv", run.history)
-    save_checkpoint(out / "checkpoints" / "last.pt", run_state(run))
+    if distributed.writes(run):
+        write_csv(out / "metrics.csv", run.history)
+        save_checkpoint(out / "checkpoints" / "last.pt", run_state(run))
     return row
 
 
@@ -292,13 +325,16 @@ def train(
     resume: bool = False,
     progress: bool = True,
     compile: bool | str = False,
+    graph: bool = False,
 ) -> dict[str, Any]:
     """Train `config` into `out_dir` (layout in the module docstring); return the run summary.
 
     Toy datasets are generated (and cached) when `data_root` is None. `resume=True` continues
     from `out_dir/checkpoints/last.pt` when it exists. `compile=True` (or a mode such as
     "reduce-overhead") trains and validates through `torch.compile(model)`; an execution option
-    like `device`, so a run may resume either way. Every value is checked before a file is written.
+    like `device`, so a run may resume either way. `graph=True` replays the whole training step
+    and the validation forward as CUDA graphs (tutorial_lib.graphs; on the CPU the same step runs
+    eagerly), an execution option too. Every value is checked before a file is written.
     `out_dir` must be missing, empty or a run folder of this library, and is held by this call
     alone (tutorial_lib.run_folder); ValueError otherwise, naming the process that holds it.
     """
@@ -306,13 +342,20 @@ def train(
     # the folder is checked before the data is read (a misused folder fails fast), and every value
     # before the folder is created; the checks are made again once the folder is ours alone
     check_new_or_resumed(out, resume)
-    run = build_run(config, data_root=data_root, device=device, compile=compile)
-    with claim_folder(out, "run"):
-        remove_stale_temporaries(out)
+    # under torchrun: this process is one rank of several (tutorial_lib.distributed)
+    ranks = distributed.ranks_from_environment()
+    device = distributed.rank_device(ranks, device)
+    distributed.join_process_group(ranks, device)
+    run = build_run(config, data_root=data_root, device=device, compile=compile, graph=graph)
+    distributed.data_parallel(run, ranks)
+    if graph:
+        run.graphed_step = graphs.graph_step(run, _augment_and_step)
+    with distributed.hold_folder(run, out):  # rank 0 alone holds the folder and writes in it
         run.config, state = check_resumable(out, config, resume)
         if state is not None:
             restore_run(run, state, out / "checkpoints" / "last.pt")
-        write_json(out / "config.json", config_to_dict(run.config))
+        if distributed.writes(run):
+            write_json(out / "config.json", config_to_dict(run.config))
         return _train_epochs(run, out, progress)
 
 
@@ -326,8 +369,11 @@ def _train_epochs(run: Run, out: Path, progress: bool) -> dict[str, Any]:
         "device": str(run.device),
         "compiled": run.compiled or False,
         "precision": precision_name(run.amp_dtype),
+        "graph": run.graph and ("captured" if graphs.capture_for(run.device) else "eager"),
         "data_root": str(run.data.root),
+        "ranks": run.ranks.world_size if run.ranks else 1,  # data-parallel processes
     }
+    progress = progress and distributed.writes(run)
     epochs = tqdm(
         range(run.epoch, config.epochs),
         desc=config.name,
@@ -345,8 +391,11 @@ def _train_epochs(run: Run, out: Path, progress: bool) -> dict[str, Any]:
             )
     except NonFiniteLossError as error:
         summary.update(status="non-finite loss", message=str(error), epochs_done=run.epoch)
-        write_json(out / "summary.json", summary)
+        if distributed.writes(run):
+            write_json(out / "summary.json", summary)
         raise
-    write_json(out / "summary.json", _done(run, summary, started))
-    evaluate(out, device=run.device, data_root=run.data.root)
+    if distributed.writes(run):
+        write_json(out / "summary.json", _done(run, summary, started))
+        evaluate(out, device=run.device, data_root=run.data.root)
+    distributed.wait_for_rank_0(run)
     return read_json(out / "summary.json")

@@ -30,6 +30,18 @@ def add_bf16_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+GRAPH_HELP = (
+    "replay the whole training step (augmentation, forward, loss, backward, Adam) and the "
+    "validation forward as CUDA graphs: one launch per step instead of ~1,000 (ENet); on the "
+    "CPU the same step runs eagerly; not with --compile or torchrun"
+)
+
+
+def add_graph_option(parser: argparse.ArgumentParser) -> None:
+    """`--graph`: graph mode (tutorial_lib.graphs)."""
+    parser.add_argument("--graph", action="store_true", help=GRAPH_HELP)
+
+
 def add_device_options(parser: argparse.ArgumentParser) -> None:
     """`--device` (default: the best available) and `--threads` (CPU threads)."""
     parser.add_argument(

@@ -1,4 +1,8 @@
-"""`python -m tutorial_lib train --preset NAME [--data DIR] [--epochs N] [--device D] [--out DIR] [--resume] [--compile] [--bf16]`."""
+"""`python -m tutorial_lib train --preset NAME [--data DIR] [--epochs N] [--device D] [--out DIR] [--resume] [--compile] [--graph] [--bf16]`.
+
+Under `torchrun --nproc_per_node N -m tutorial_lib train ...` the run trains data-parallel on N
+ranks (tutorial_lib.distributed); rank 0 writes the run folder and prints the result.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +14,11 @@ from tutorial_lib.commands.options import (
     add_bf16_option,
     add_compile_option,
     add_device_options,
+    add_graph_option,
     metric_line,
 )
 from tutorial_lib.device import set_cpu_threads
+from tutorial_lib.distributed import ranks_from_environment
 from tutorial_lib.presets import PRESETS, get_preset
 
 
@@ -44,6 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_compile_option(parser)
     add_bf16_option(parser)
+    add_graph_option(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -70,7 +77,11 @@ def run(args: argparse.Namespace) -> int:
         resume=args.resume,
         progress=not args.quiet,
         compile=args.compile,
+        graph=args.graph,
     )
+    ranks = ranks_from_environment()
+    if ranks is not None and ranks.rank != 0:  # torchrun: rank 0 reports for every rank
+        return 0
     test = summary.get("test", {})
     print(
         f"run: {out}  best epoch {summary['best_epoch']}  val 2-D DSC {summary['best_val_dsc2d_mean']:.3f}"
