@@ -4,7 +4,8 @@ outputs, docs/*.md, and one API page per `tutorial_lib` module made from its doc
     python docs/build_site.py OUT [--commit SHA] [--runs DIR] [--timeout S]
 
 1. stage: copy README.md (as index.md), docs/*.md and notebooks/*.ipynb to a temporary folder,
-   each notebook's install cell pinned to the commit (`git+https://github.com/OWNER/NAME@SHA`);
+   each notebook's install cell pinned to the commit (`git+https://github.com/OWNER/NAME@SHA`),
+   the `# NBVAL_...` test markers dropped, and `# NBVAL_SKIP` cells (real data, a GPU) left unrun;
 2. execute: run each notebook there in order (nbclient, TUTORIAL_FAST=1, widget state saved, the
    library of this checkout on PYTHONPATH);
 3. render: Sphinx with myst-nb, sphinx-autodoc2 (one API page per module, from the source) and
@@ -33,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = ROOT / "docs" / "site"
 DOC_ORDER = ("method", "teaching", "design")  # the guides, in the order the menu shows them
 IMAGE_SUFFIXES = (".png", ".svg", ".jpg", ".jpeg", ".gif")
+NBVAL_MARKER = re.compile(r"# NBVAL_\w+")  # the notebook tests' cell markers: not for readers
 
 
 class SiteBuildError(RuntimeError):
@@ -64,8 +66,25 @@ def pin_install(text: str, repo: str, commit: str) -> str:
     """`text` with the install URL `git+https://github.com/<repo>` pinned to `@commit`."""
     url = re.escape(f"git+https://github.com/{repo}")
     return re.sub(
-        rf"{url}(?:@[\w.\-/]+)?(?=[\"'\s\\])", f"git+https://github.com/{repo}@{commit}", text
+        rf"{url}(?:@[\w.\-/]+)?(?=[\"'\s]|$)", f"git+https://github.com/{repo}@{commit}", text
     )
+
+
+def stage_notebook(source: Path, dest: Path, *, repo: str, commit: str | None) -> None:
+    """Copy a notebook for the site: the install URL pinned to `commit`; the test markers'
+    lines (`# NBVAL_...`) dropped, and a `# NBVAL_SKIP` cell (real data, a GPU) left unrun."""
+    import nbformat
+
+    nb = nbformat.read(source, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        lines = cell.source.splitlines()
+        if any(line.strip() == "# NBVAL_SKIP" for line in lines):
+            cell.metadata.setdefault("tags", []).append("skip-execution")  # nbclient skips it
+        text = "\n".join(line for line in lines if not NBVAL_MARKER.fullmatch(line.strip()))
+        cell.source = pin_install(text, repo, commit) if commit else text
+    nbformat.write(nb, dest)
 
 
 def _toctree(caption: str, entries: list[str]) -> str:
@@ -87,10 +106,7 @@ def stage_sources(root: Path, stage: Path, *, repo: str, commit: str | None) -> 
                 shutil.copy2(image, stage / folder / image.name)
     notebooks = []
     for source in sorted((root / "notebooks").glob("[0-9][0-9]_*.ipynb")):
-        text = source.read_text(encoding="utf-8")
-        if commit:
-            text = pin_install(text, repo, commit)
-        (stage / "notebooks" / source.name).write_text(text, encoding="utf-8")
+        stage_notebook(source, stage / "notebooks" / source.name, repo=repo, commit=commit)
         notebooks.append(stage / "notebooks" / source.name)
     readme = (root / "README.md").read_text(encoding="utf-8")
     readme += _toctree("The course", [f"notebooks/{p.stem}" for p in notebooks])
@@ -177,7 +193,7 @@ def build_site(
         with tempfile.TemporaryDirectory(prefix="site-") as tmp:
             stage = Path(tmp) / "src"
             notebooks = stage_sources(root, stage, repo=repo, commit=commit)
-            env = kernel_env(root, runs or Path(tmp) / "runs")
+            env = kernel_env(root, Path(runs).absolute() if runs else Path(tmp) / "runs")
             env.update(SITE_REPO=repo, SITE_COMMIT=commit or "main")
             env["SITE_LIBRARY"] = os.path.relpath(root / "tutorial_lib", stage)
             for path in notebooks:

@@ -42,7 +42,8 @@ def _notebook(*cells: str) -> str:
 INSTALL = f'url = "git+https://github.com/{site.repository()}"'
 GOOD_CELLS = (
     INSTALL,
-    "print('six times seven is', 6 * 7)",
+    "# NBVAL_IGNORE_OUTPUT\nprint('six times seven is', 6 * 7)",
+    "# NBVAL_SKIP\nraise RuntimeError('this cell needs the real data')",
     "import ipywidgets\nipywidgets.IntSlider(value=3, description='tiny slider')",
 )
 
@@ -78,6 +79,8 @@ def test_the_site_has_the_readme_the_notebook_with_outputs_and_the_api(built: Pa
     assert "six times seven is 42" in page  # the cell ran and its output is on the page
     assert "application/vnd.jupyter.widget-state+json" in page  # the slider's saved state
     assert f"git+https://github.com/{site.repository()}@{COMMIT}" in page  # pinned install
+    assert "NBVAL" not in page and "needs the real data" in page  # markers gone, skipped cell kept
+    assert "Traceback" not in page  # ... and not run
     api = built / "api" / "tutorial_lib" / "tutorial_lib.html"
     assert "A tiny library." in api.read_text()
     assert (built / "docs" / "method.html").is_file()
@@ -90,21 +93,24 @@ def test_a_cell_error_stops_the_build(tmp_path: Path):
     assert not (tmp_path / "site").exists()
 
 
-def test_a_broken_link_stops_the_build_and_keeps_the_earlier_site(tmp_path: Path, built: Path):
+def test_a_broken_link_or_a_missing_image_stops_the_build_and_keeps_the_earlier_site(
+    tmp_path: Path, built: Path
+):
     out = tmp_path / "site"
     site.publish(_copy(built, tmp_path / "earlier"), out)
     before = (out / "index.html").read_text()
-    root = _repository(tmp_path / "repo", readme="[gone](docs/missing.md)\n", cells=())
-    with pytest.raises(site.SiteBuildError, match="missing"):
+    root = _repository(
+        tmp_path / "repo",
+        readme="[gone](docs/missing.md)\n",
+        method="![a figure](no_such_figure.png)\n",
+        cells=(),
+    )
+    with pytest.raises(site.SiteBuildError) as stopped:
         _build(root, out)
+    assert "docs/missing.md" in str(stopped.value)  # each is reported (Sphinx --keep-going)
+    assert "no_such_figure.png" in str(stopped.value)
     assert (out / "index.html").read_text() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["repo", "site"]  # no partial left
-
-
-def test_a_missing_image_stops_the_build(tmp_path: Path):
-    root = _repository(tmp_path, method="![a figure](no_such_figure.png)\n", cells=())
-    with pytest.raises(site.SiteBuildError, match="no_such_figure.png"):
-        _build(root, tmp_path / "site")
 
 
 def test_out_must_be_missing_empty_or_an_earlier_site(tmp_path: Path):
