@@ -62,5 +62,7 @@ html_theme_options = {
         "(<code>TUTORIAL_FAST=1</code>) on a CPU."
     ),
 }
+html_static_path = ["_static"]
+html_css_files = ["site.css"]
 html_last_updated_fmt = None
 html_show_sourcelink = False
