@@ -46,9 +46,10 @@ SETTINGS = {  # JupyterLab user settings: every cell in the page, nothing saved,
 
 
 def _chromium() -> str | None:
-    return (
-        os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-    )
+    """$CHROMIUM when set (and only it), else Debian's `chromium` on PATH."""
+    if os.environ.get("CHROMIUM"):
+        return shutil.which(os.environ["CHROMIUM"])
+    return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 def _free_port() -> int:
@@ -60,7 +61,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def browser():
     if _chromium() is None:
-        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
+        pytest.skip("no chromium: install Debian's (apt-get install -y chromium) or set $CHROMIUM")
     sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
     with sync_api.sync_playwright() as p:
         chromium = p.chromium.launch(
