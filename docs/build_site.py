@@ -165,7 +165,7 @@ def check_out(out: Path) -> None:
 
 
 def publish(html: Path, out: Path) -> None:
-    """Put the finished `html` at `out`, replacing an earlier site in one rename."""
+    """Put the finished `html` at `out`: the earlier site renamed aside, the new one renamed in."""
     old = out.with_name(f".{out.name}.old-{os.getpid()}")
     if out.exists():
         out.replace(old)
