@@ -22,6 +22,8 @@
 # %%
 # Install the course's library only where it is missing (Colab, a bare kernel). torch is never
 # reinstalled: pip keeps the torch that is already there.
+# On Colab, pick a GPU runtime (Runtime > Change runtime type) for the paper's runs. How long the
+# full runs (TUTORIAL_FAST=0, the real data) take on Colab's GPU: not measured yet.
 try:
     import tutorial_lib  # noqa: F401
 except ImportError:

@@ -106,3 +106,22 @@ def test_widget_cells_also_call_the_function(source: Path):
     code = "\n".join(c.source for c in jupytext.read(source).cells if c.cell_type == "code")
     for name in re.findall(r"widgets\.(\w+)_explorer\(", code):
         assert f"widgets.{name}_figure(" in code, f"{name}_explorer without a call of {name}_figure"
+
+
+def test_badges_and_install_cells_point_at_the_project_repository():
+    """The Colab badges open `github/<owner>/<name>/blob/main/notebooks/<file>` of the repository
+    that pyproject.toml names, and the install cells install from it."""
+    pyproject = (NOTEBOOKS.parent / "pyproject.toml").read_text()
+    source = re.search(r'^Source = "([^"]+)"', pyproject, re.M)
+    sync = _sync_module()
+    assert source and source.group(1) == f"https://github.com/{sync.REPO}"
+    assert sync.colab_url("00_overview.ipynb") == (
+        f"https://colab.research.google.com/github/{sync.REPO}/blob/main/notebooks/00_overview.ipynb"
+    )
+    assert sync.install_url() == f"git+https://github.com/{sync.REPO}"
+
+
+@pytest.mark.parametrize("name", ["05_acdc", "06_promise12"])
+def test_gpu_notebooks_say_how_long_the_full_runs_take_on_colab(name: str):
+    install = [c for c in jupytext.read(NOTEBOOKS / f"{name}.py").cells if c.cell_type == "code"][0]
+    assert "Colab's GPU" in install.source, f"{name}: the install cell states the Colab GPU time"

@@ -1,7 +1,7 @@
 """Residual U-Net (FusionNet-like) in the variant used by Kervadec et al. for PROMISE12.
 
-Each level is a residual block: c1 = conv-BN-act(x); c2 = [conv-BN-act, conv-BN-act, conv-BN](c1);
-out = conv-BN-act(c1 + c2), all 3x3. Encoder: four blocks (base, 2, 4, 8 x base channels) each
+Each level is a residual block: `c1 = conv-BN-act(x)`; `c2 = [conv-BN-act, conv-BN-act, conv-BN](c1)`;
+`out = conv-BN-act(c1 + c2)`, all 3x3. Encoder: four blocks (base, 2, 4, 8 x base channels) each
 followed by a 2x2 max-pool, then a bridge block (16 x base); LeakyReLU(0.2). Decoder: a 3x3
 stride-2 transposed conv-BN-ReLU halves the channels, the skip is *averaged* in,
 (up + skip) / 2, then a residual block with ReLU. Head: a 3x3 conv to the logits.
