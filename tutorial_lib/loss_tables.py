@@ -162,13 +162,20 @@ def target_bounds(
     terms: Sequence[DescriptorTerm],
     tables: LossTables,
     empty_policy: str,
+    value_noise: Tensor | None = None,
 ) -> Tensor:
-    """Bounds (B, columns, 2) from the ground truth's geometry, with the empty-class policy."""
+    """Bounds (B, columns, 2) from the ground truth's geometry, with the empty-class policy.
+
+    ``value_noise`` (B, columns): relative errors e, the bounds made around ``v (1 + e)`` (an
+    annotator's error on each value) instead of v; None: the exact values.
+    """
     present = (truth(False).mass()[..., 0] > 0).index_select(1, tables.cls)
     if tables.rules.all_constant:
         values = torch.zeros_like(f)
     else:
         values = column_values(truth, terms, tables, skip_constant=True)
+    if value_noise is not None:
+        values = values * (1 + value_noise)
     return column_bounds(tables.rules, values, present, empty_policy)
 
 

@@ -234,13 +234,15 @@ def shape_descriptor_loss(
     check_inputs: bool = True,
     collect_stats: bool = True,
     tables: dict[tuple, LossTables] | None = None,
+    value_noise: Tensor | None = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """The shape-descriptor loss and its stats: ``sum weight * psi_t(z) / norm`` (module docstring).
 
     Arguments as ``ShapeDescriptorLoss`` and its ``forward``. ``tables``: a cache of the
     ``LossTables`` of ``terms`` keyed by (n_axes, dtype, device), filled here on first use (None:
     built for this call). Returns the loss (a scalar) and the detached stats (``last_stats``;
-    empty unless ``collect_stats``).
+    empty unless ``collect_stats``). ``value_noise`` (B, columns): relative errors e on the ground
+    truth's values, the precise bounds made around ``v (1 + e)`` (``tutorial_lib.loss_tables``).
     """
     terms = check_loss_settings(terms, penalty, normalisation, empty_policy)
     check_loss_inputs(terms, probs, target, spacing, empty_policy, check_inputs)
@@ -250,6 +252,7 @@ def shape_descriptor_loss(
         cache = {} if tables is None else tables
         if key not in cache:
             cache[key] = LossTables.build(terms, *key)
+        _check_noise(value_noise, (p.shape[0], sum(cache[key].widths)))
         return _loss(
             p,
             target,
@@ -261,7 +264,16 @@ def shape_descriptor_loss(
             normalisation=normalisation,
             empty_policy=empty_policy,
             collect_stats=collect_stats,
+            value_noise=value_noise,
         )
+
+
+def _check_noise(value_noise: Tensor | None, shape: tuple[int, int]) -> None:
+    if value_noise is not None and (
+        not isinstance(value_noise, Tensor) or tuple(value_noise.shape) != shape
+    ):
+        got = tuple(value_noise.shape) if isinstance(value_noise, Tensor) else value_noise
+        raise ValueError(f"value_noise: expected a tensor (B, columns) = {shape}, got {got!r}")
 
 
 def _loss(
@@ -276,6 +288,7 @@ def _loss(
     normalisation: str,
     empty_policy: str,
     collect_stats: bool,
+    value_noise: Tensor | None = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """All terms at once: descriptor values and bounds are laid out as (B, columns)."""
     B, K, *spatial = p.shape
@@ -285,7 +298,7 @@ def _loss(
             bounds = tables.rules.table.expand(*f.shape, 2)
         else:
             truth = geometries(labels_to_onehot(target, K, p.dtype), spacing)
-            bounds = target_bounds(truth, f, terms, tables, empty_policy)  # (B, columns, 2)
+            bounds = target_bounds(truth, f, terms, tables, empty_policy, value_noise)
         # a side bounded by ±inf is free: masked out (only possible with some settings)
         active = torch.isfinite(bounds) if tables.rules.may_be_free(empty_policy) else None
     z = (f[..., None] - bounds) * tables.sign  # [lower - f, f - upper]
@@ -312,7 +325,8 @@ class ShapeDescriptorLoss(nn.Module):
     ``forward(probs, target, t, spacing=None)``: ``probs`` (B, K, *spatial) softmax probabilities,
     ``target`` (B, *spatial) integer labels (None only if every term has constant bounds and the
     policy is ``"paper"``), ``t`` the penalty parameter, ``spacing`` (n_axes,) or (B, n_axes) mm for
-    ``physical`` terms. Descriptors run in float32 at least, outside autocast.
+    ``physical`` terms, ``value_noise`` (B, columns) relative errors on the truth's values (an
+    annotator's; see ``shape_descriptor_loss``). Descriptors run in float32 at least, outside autocast.
 
     ``check_inputs`` (default True) also checks probs for NaN and labels for range, one read-back
     from the device per call; turn it off in a tuned training loop. After each call, ``last_stats``
@@ -346,7 +360,12 @@ class ShapeDescriptorLoss(nn.Module):
         return f"terms=[{names}], penalty={self.penalty!r}, normalisation={self.normalisation!r}, empty_policy={self.empty_policy!r}"
 
     def forward(
-        self, probs: Tensor, target: Tensor | None, t: float | Tensor, spacing: SpacingLike = None
+        self,
+        probs: Tensor,
+        target: Tensor | None,
+        t: float | Tensor,
+        spacing: SpacingLike = None,
+        value_noise: Tensor | None = None,
     ) -> Tensor:
         loss, stats = shape_descriptor_loss(
             probs,
@@ -360,6 +379,7 @@ class ShapeDescriptorLoss(nn.Module):
             check_inputs=self.check_inputs,
             collect_stats=self.collect_stats,
             tables=self.tables,
+            value_noise=value_noise,
         )
         if self.collect_stats:
             self.last_stats = stats

@@ -35,6 +35,7 @@ from tutorial_lib.config import TrainConfig
 from tutorial_lib.data.datasets import SliceSet, check_split, load_split
 from tutorial_lib.data.toy.dataset import ensure_toy_dataset
 from tutorial_lib.device import get_device
+from tutorial_lib.loss_tables import LossTables
 from tutorial_lib.losses import ShapeDescriptorLoss
 from tutorial_lib.models import build_model
 from tutorial_lib.schedules import LRSchedule, MultiplyT
@@ -54,6 +55,7 @@ __all__ = [
     "COMPILE_MODES",
     "build_loss",
     "init_bias_from_sizes",
+    "value_noise_table",
 ]
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
@@ -93,6 +95,7 @@ class Run:
     amp_dtype: torch.dtype | None
     channels_last: bool
     selection_classes: list[int]  # class indices averaged for model selection
+    value_noise: torch.Tensor | None = None  # (slices, columns) relative errors (bound_noise)
     epoch: int = 0
     best_score: float = -math.inf
     best_epoch: int = 0
@@ -164,6 +167,7 @@ def build_run(
         amp_dtype=amp_dtype(config, device),
         channels_last=channels_last,
         selection_classes=selection,
+        value_noise=value_noise_table(config, data.labels.shape[0], device),
     )
 
 
@@ -306,6 +310,23 @@ def build_loss(config: TrainConfig) -> ShapeDescriptorLoss | None:
         empty_policy=config.empty_policy,
         check_inputs=False,
     )
+
+
+def value_noise_table(
+    config: TrainConfig, n_slices: int, device: torch.device
+) -> torch.Tensor | None:
+    """Each training slice's relative errors e (slices, columns), drawn once from the config's seed:
+    e ~ N(0, bound_noise²), kept >= -1 (the factor 1 + e is never negative); None without noise.
+
+    One column per constrained value of the loss (`tutorial_lib.loss_tables.LossTables`): the
+    loss makes that slice's bounds around v (1 + e), an annotator's fixed error on each value.
+    """
+    if config.method == "ce" or config.bound_noise == 0:
+        return None
+    columns = sum(LossTables.build(config.terms, 2).widths)
+    generator = torch.Generator().manual_seed(config.seed + 3)
+    noise = torch.randn(n_slices, columns, generator=generator, dtype=torch.float64)
+    return (config.bound_noise * noise).clamp_min(-1.0).to(device, torch.float32)
 
 
 @torch.no_grad()

@@ -103,11 +103,17 @@ def load_batch(
 
 
 def _step(
-    run: Run, x: torch.Tensor, y: torch.Tensor, t: float, spacing: torch.Tensor | None = None
+    run: Run,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    t: float,
+    spacing: torch.Tensor | None = None,
+    value_noise: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimisation step on an (augmented) batch; returns the detached loss and logits.
 
-    `spacing` (B, 2) mm per pixel (row, col) is used by descriptor terms in physical units.
+    `spacing` (B, 2) mm per pixel (row, col) is used by descriptor terms in physical units;
+    `value_noise` (B, columns) are the batch's relative errors on the bounds' values (bound_noise).
     """
     if run.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
@@ -117,7 +123,8 @@ def _step(
     if run.loss_fn is None:
         loss = cross_entropy_loss(logits, y)
     else:
-        loss = run.loss_fn(torch.softmax(logits, dim=1), y, t, spacing=spacing)
+        probs = torch.softmax(logits, dim=1)
+        loss = run.loss_fn(probs, y, t, spacing=spacing, value_noise=value_noise)
     run.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     run.optimizer.step()
@@ -210,7 +217,10 @@ def _train_epoch(run: Run, progress: bool) -> dict[str, float]:
         x, y = load_batch(images, labels, index, device)
         x, y = augment(cfg, x, y, run.generators["augment"])
         batch_spacing = None if spacing is None else spacing[index.to(spacing.device)].to(device)
-        loss, logits = _step(run, x, y, t, batch_spacing)
+        noise = (
+            None if run.value_noise is None else run.value_noise[index.to(run.value_noise.device)]
+        )
+        loss, logits = _step(run, x, y, t, batch_spacing, noise)
         totals.add(loss, logits, y, run.loss_fn.last_stats if run.loss_fn is not None else None)
         if totals.steps % check_every == 0 and bool(totals.bad):
             _raise_non_finite(run, loss, totals.steps)
