@@ -1,4 +1,4 @@
-"""Command line: `python -m tutorial_lib {demo,fetch,prepare,train,evaluate,reproduce} ...`.
+"""Command line: `python -m tutorial_lib {demo,fetch,prepare,train,evaluate,reproduce,study} ...`.
 
 Each sub-command lives in `tutorial_lib/commands/<name>.py` and exposes
 `add_arguments(parser)` and `run(args) -> int`, and may name in `FAILURES` its own exceptions
@@ -30,6 +30,7 @@ COMMANDS = {
     "train": "Train one preset (cross-entropy or shape descriptors).",
     "evaluate": "Evaluate the best checkpoint of a run on its test split.",
     "reproduce": "Train CE and descriptors runs, evaluate both, write the paper's figures.",
+    "study": "Train a grid of runs that vary one or two settings of a preset; tabulate and plot.",
 }
 
 
