@@ -41,8 +41,7 @@ def test_a_two_by_three_grid_expands_in_order_with_each_seed():
     assert last.config.penalty == "quadratic" and last.config.seed == 1
     assert _margins(last.config) == {k: 20 * v for k, v in _margins(TOY).items()}
     assert len({str(config_run_dir(c.config, "r")) for c in cells}) == 12  # a folder per run
-    assert len({(c.config.name, c.seed) for c in cells}) == 12
-    assert last.config.name == "toy-cardiac-descriptors.penalty=quadratic.margin_scale=20"
+    assert last.config.name == TOY.name  # the settings, not the name, tell runs apart
     assert last.config.epochs == TOY.epochs and last.config.data == TOY.data
 
 
@@ -181,7 +180,7 @@ def test_an_interrupted_study_resumes_to_the_same_table(tmp_path, monkeypatch):
     real_train = concurrent_runs.train
 
     def stop_at_the_second_run(config, **kwargs):
-        calls.append(config.name)
+        calls.append(config)
         if len(calls) == 2:
             raise KeyboardInterrupt  # Ctrl-C while the second cell starts
         return real_train(config, **kwargs)
@@ -193,7 +192,7 @@ def test_an_interrupted_study_resumes_to_the_same_table(tmp_path, monkeypatch):
     calls.clear()
     resumed = _tiny_study(tmp_path / "study", tmp_path / "runs")
     assert resumed["trained"] == 1 and len(calls) == 1  # the finished cell was skipped
-    assert calls[0].endswith("margin_scale=20")
+    assert {t.margin for t in calls[0].terms} == {20.0, 1.0 * 20, 0.05 * 20, 0.1 * 20}
     assert _comparable(resumed) == _comparable(reference)
 
 
@@ -208,6 +207,19 @@ def test_a_killed_cell_resumes_its_run(tmp_path):
     assert table["trained"] == 2 and table["rows"][0]["epochs"] == 2
     resumed = read_metrics(folder)
     assert resumed["epoch"] == [0, 1] and resumed["train_loss"][0] == first["train_loss"][0]
+
+
+def test_cells_with_the_same_settings_share_one_run(tmp_path):
+    # (paper-corrected, nothing), (paper-corrected, tight-margins) and (toy, tight-margins) are
+    # the same run: 4 cells, 2 runs
+    axes = [parse_vary("margins=toy,paper-corrected"), parse_vary("without=nothing,tight-margins")]
+    base = tiny("descriptors", epochs=1)
+    table = run_study(
+        base, axes, out_dir=tmp_path / "s", runs_dir=tmp_path / "r", jobs=1, progress=False
+    )
+    assert table["trained"] == 2 and len(table["rows"]) == 4
+    assert len({r["run"] for r in table["rows"]}) == 2
+    assert table["rows"][1]["run"] == table["rows"][2]["run"] == table["rows"][3]["run"]
 
 
 def test_a_folder_holds_one_study(tmp_path):

@@ -142,11 +142,13 @@ def run_study(
         remove_stale_temporaries(out)
         _claim_spec(out, _spec(base, axes, seeds))
         started = time.perf_counter()
-        todo = {
-            f"{cell_label(c.values)} s{c.seed}": (c.config, folder)
-            for c, folder in zip(cells, folders, strict=True)
-            if not cell_done(folder, c.config.epochs)
-        }
+        todo: dict[str, tuple[TrainConfig, Path]] = {}  # cells of the same settings share a run
+        for cell, folder in zip(cells, folders, strict=True):
+            label = f"{cell_label(cell.values)} s{cell.seed}"
+            if folder not in {f for _, f in todo.values()} and not cell_done(
+                folder, cell.config.epochs
+            ):
+                todo[label] = (cell.config, folder)
         if todo:
             n_jobs = default_jobs(device, len(todo)) if jobs is None else jobs
             train_runs(

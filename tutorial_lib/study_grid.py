@@ -307,7 +307,9 @@ def _check_stride(config: TrainConfig, key: str) -> None:
 def study_cells(base: TrainConfig, axes: Sequence[Axis], seeds: Sequence[int] = (0,)) -> list[Cell]:
     """Every (combination of the axes' values, seed) as a `Cell`, the first axis varying slowest.
 
-    Each config is checked (TrainConfig's own checks; a size against the network's stride).
+    Each config is checked (TrainConfig's own checks; a size against the network's stride). A
+    cell's config keeps the base's name: two cells (or two studies) with the same settings have
+    the same config, and so share one run folder (`runlog.config_run_dir`).
     """
     _check_axes(base, axes)
     if (
@@ -325,8 +327,6 @@ def study_cells(base: TrainConfig, axes: Sequence[Axis], seeds: Sequence[int] = 
         config = base
         for key, value in values.items():
             config = _entry(key)[1](config, key, value)
-        name = f"{base.name}.{cell_label(values)}".replace(",", ".")
-        config = dataclasses.replace(config, name=name)
         if "size" in values:
             _check_stride(config, "size")
         cells += [Cell(values, seed, dataclasses.replace(config, seed=seed)) for seed in seeds]
