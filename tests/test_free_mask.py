@@ -82,11 +82,15 @@ def test_noise_moves_the_values_the_bounds_are_made_around():
 def test_snapshots_and_the_redraw_callback():
     seen = []
     result = optimise_free_mask(
-        DISK, steps=30, snapshot_every=10, on_snapshot=lambda s, p, d: seen.append((s, d))
+        DISK,
+        steps=30,
+        snapshot_every=10,
+        on_snapshot=lambda r: seen.append((r.snapshots[-1][0], len(r.dice), r.dice[-1])),
     )
-    assert [s for s, _ in result.snapshots] == [0, 10, 20, 30] == [s for s, _ in seen]
+    assert [s for s, _ in result.snapshots] == [0, 10, 20, 30] == [s for s, *_ in seen]
     assert all(p.shape == (2, 64, 64) for _, p in result.snapshots)
-    assert [d for _, d in seen] == [result.dice[s] for s in (0, 10, 20, 30)]
+    # the run so far: its curves end at the snapshot's step
+    assert [(n, d) for _, n, d in seen] == [(s + 1, result.dice[s]) for s in (0, 10, 20, 30)]
     assert result.probs.shape == (2, 64, 64) and result.seconds > 0
 
 

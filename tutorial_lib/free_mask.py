@@ -152,14 +152,14 @@ def optimise_free_mask(
     bounds_from: Tensor | None = None,
     seed: int = 0,
     snapshot_every: int | None = None,
-    on_snapshot: Callable[[int, Tensor, float], None] | None = None,
+    on_snapshot: Callable[[FreeMaskResult], None] | None = None,
 ) -> FreeMaskResult:
     """Optimise a free mask against the bounds of `target`'s descriptors; score it against `target`.
 
     `target` (H, W) integer labels (0 background); every foreground class of it is constrained by
     each of `descriptors` with its margin (see the module docstring). `snapshot_every` keeps the
-    probabilities every so many steps (and at the end) and calls `on_snapshot(step, probs, dice)`
-    (a widget's redraw). Runs on the CPU in float32; one thread does 300 steps at 64² in about a
+    probabilities every so many steps (and at the end) and calls `on_snapshot(result so far)`
+    (a widget's redraw; its lists end at the snapshot's step, its `values` are empty). Runs on the CPU in float32; one thread does 300 steps at 64² in about a
     second.
     """
     labels = _labels(target, "target")
@@ -220,8 +220,10 @@ def _optimise(
         violated.append(_violated(stats, tables))
         if every and (step % every == 0 or step == steps):
             snapshots.append((step, probs.detach()[0].clone()))
-            if callback is not None:
-                callback(step, snapshots[-1][1], dice[-1])
+            if callback is not None:  # the run so far
+                elapsed = time.perf_counter() - started
+                so_far = (list(dice), list(violated), list(snapshots))
+                callback(FreeMaskResult(snapshots[-1][1], *so_far, {}, elapsed))
         if step == steps:
             break
         optimiser.zero_grad()
