@@ -202,7 +202,7 @@ def format_study(table: dict[str, Any]) -> str:
     for label, group in groups.items():
         means = [_mean([r[s] for r in group]) for s in sources]
         cells = "".join(
-            f"{(f'{m:.3f}' if i < len(classes) + 2 else f'{m:.0f}') if math.isfinite(m) else 'n/a':>{width}}"
+            f"{(f'{m:.3f}' if i < len(classes) + 2 else f'{m:.1f}') if math.isfinite(m) else 'n/a':>{width}}"
             for i, m in enumerate(means)
         )
         lines.append(f"{label:<{key_width}}{len(group):>6}{cells}")
