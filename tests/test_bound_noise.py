@@ -1,5 +1,6 @@
-"""An annotator's error on the bounds' values: the loss's `value_noise`, the config's
-`bound_noise`, the per-slice table of a run, and a training run that uses it."""
+"""An annotator's error on the bounds' values in training: the config's `bound_noise`, the
+per-slice table of a run, and a training run that uses it (the loss's `value_noise` is tested in
+tests/test_losses.py)."""
 
 from __future__ import annotations
 
@@ -9,62 +10,9 @@ import pytest
 import torch
 from tiny_runs import tiny_config as tiny
 
-from tutorial_lib.losses import DescriptorTerm, shape_descriptor_loss
 from tutorial_lib.run_setup import build_run, value_noise_table
 from tutorial_lib.runlog import read_metrics
 from tutorial_lib.train import train
-
-TERMS = [
-    DescriptorTerm("size", (1,), margin=0.1, mode="percentage", weight=1.0),
-    DescriptorTerm("centroid", (1,), margin=2.0, mode="abs", weight=1.0),
-]
-
-
-def _batch():
-    g = torch.Generator().manual_seed(0)
-    probs = torch.randn(2, 2, 12, 14, generator=g, dtype=torch.float64).softmax(1)
-    target = torch.zeros(2, 12, 14, dtype=torch.long)
-    target[0, 3:8, 4:10] = 1
-    target[1, 5:11, 2:6] = 1
-    return probs, target
-
-
-def test_noisy_values_equal_constant_bounds_around_the_scaled_values():
-    probs, target = _batch()
-    noise = torch.tensor([[0.2, -0.1, 0.05], [-0.3, 0.0, 0.1]], dtype=torch.float64)
-    got, _ = shape_descriptor_loss(probs, target, 3.0, TERMS, value_noise=noise)
-    onehot = torch.nn.functional.one_hot(target, 2).permute(0, 3, 1, 2).double()
-    expected = 0.0
-    for b in range(2):  # one image at a time, its bounds as constants around v (1 + e)
-        size = float(onehot[b, 1].sum()) * (1 + noise[b, 0])
-        rows, cols = torch.nonzero(onehot[b, 1], as_tuple=True)
-        centre = torch.stack([rows.double().mean(), cols.double().mean()]) * (1 + noise[b, 1:])
-        terms = [
-            DescriptorTerm("size", (1,), weight=1.0, lower=0.9 * size, upper=1.1 * size),
-            DescriptorTerm(
-                "centroid",
-                (1,),
-                weight=1.0,
-                lower=[(centre - 2).tolist()],
-                upper=[(centre + 2).tolist()],
-            ),
-        ]
-        loss, _ = shape_descriptor_loss(probs[b : b + 1], None, 3.0, terms)
-        expected = expected + loss
-    assert torch.allclose(got, expected, rtol=1e-9)
-    exact, _ = shape_descriptor_loss(probs, target, 3.0, TERMS)
-    assert not torch.allclose(got, exact)  # the noise moved the bounds
-
-
-def test_zero_noise_is_the_exact_loss_and_a_bad_shape_is_refused():
-    probs, target = _batch()
-    exact, _ = shape_descriptor_loss(probs, target, 3.0, TERMS)
-    zero, _ = shape_descriptor_loss(probs, target, 3.0, TERMS, value_noise=torch.zeros(2, 3))
-    assert torch.allclose(zero, exact)
-    with pytest.raises(
-        ValueError, match=r"^value_noise: expected a tensor \(B, columns\) = \(2, 3\), got \(2, 4\)"
-    ):
-        shape_descriptor_loss(probs, target, 3.0, TERMS, value_noise=torch.zeros(2, 4))
 
 
 @pytest.mark.parametrize("bad", [-0.1, 1.5, float("nan"), "0.1", True])
