@@ -18,6 +18,7 @@ EXPECTED = [
     "02_spread_and_length",
     "03_constrained_optimisation",
     "04_training_with_descriptors",
+    "05_what_makes_it_work",
     "05_acdc",
     "06_promise12",
     "07_anatomical_priors",
