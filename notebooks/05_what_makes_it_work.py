@@ -53,8 +53,9 @@ except ImportError:
 # **Prerequisites:** notebooks 01–04 (the descriptors, the log-barrier extension, the free mask of
 # 03, the training of 04).
 #
-# **Time:** fast mode (`TUTORIAL_FAST=1`) about 80 s on a 2-core CPU from empty caches, measured
-# under nbval; full mode trains 9 networks of 30 epochs (the commands are in section 6).
+# **Time:** fast mode (`TUTORIAL_FAST=1`) 62 s under nbval from empty caches, on a 2-core CPU
+# shared with other work (29 s of CPU time); full mode trains 9 networks of 30 epochs (the commands
+# are in section 6).
 
 # %%
 # %matplotlib inline
