@@ -277,3 +277,52 @@ def test_the_command_refuses_bad_grids_with_exit_2(tmp_path, capsys, extra, mess
     assert main(argv) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "s").exists()  # nothing written
+
+
+# --------------------------------------------------------------------------- the figure
+
+
+def _table(keys, values, seeds=(0, 1)):
+    """A study table without training: Dice = the product of the cell's numbers / 100, per seed."""
+    import itertools
+
+    rows = []
+    for combo in itertools.product(*values):
+        for seed in seeds:
+            score = 1.0
+            for v in combo:
+                score *= v
+            row = dict(zip(keys, combo, strict=True))
+            row.update(
+                seed=seed, test_dsc3d_lv=score / 100 + seed / 100, test_dsc3d_mean=score / 100
+            )
+            rows.append(row)
+    return {
+        "base": {"name": "toy"},
+        "keys": list(keys),
+        "axes": [{"key": k, "values": list(v)} for k, v in zip(keys, values, strict=True)],
+        "seeds": list(seeds),
+        "rows": rows,
+    }
+
+
+def test_two_keys_make_a_heat_map_of_the_mean_over_the_seeds():
+    from tutorial_lib.plots import plot_study, study_means
+
+    table = _table(["a", "b"], [(1.0, 2.0), (3.0, 4.0, 5.0)])
+    assert study_means(table, "test_dsc3d_lv")[(2.0, 5.0)] == pytest.approx(0.1 + 0.005)
+    fig = plot_study(table)
+    ax = fig.axes[0]
+    grid = ax.images[0].get_array()
+    assert grid.shape == (2, 3) and grid[1, 2] == pytest.approx(0.1)  # rows: a, columns: b
+    assert sorted(t.get_text() for t in ax.texts)[:2] == ["0.030", "0.040"]
+    assert (ax.get_ylabel(), ax.get_xlabel()) == ("a", "b")
+
+
+def test_one_key_makes_curves_per_class():
+    from tutorial_lib.plots import plot_study
+
+    fig = plot_study(_table(["a"], [(1.0, 5.0, 20.0)]))
+    lines = {line.get_label(): list(line.get_ydata()) for line in fig.axes[0].lines}
+    assert set(lines) == {"lv", "mean"}
+    assert lines["mean"] == pytest.approx([0.01, 0.05, 0.2])
