@@ -73,7 +73,7 @@ def plot_sweep(
     ax.grid(alpha=0.3)
     if len(series) > 1:
         ax.legend(fontsize=8)
-    ax.set_title(title)
+    ax.set_title(title, fontsize=9)
     return fig
 
 
@@ -84,14 +84,19 @@ def plot_study(table: Mapping[str, Any], metric: str = "test_dsc3d") -> Figure:
     if not 1 <= len(keys) <= 2:
         raise ValueError(f"table keys: expected one or two varied keys, got {keys}")
     axes_values = {a["key"]: a["values"] for a in table["axes"]}
-    title = f"{table['base']['name']}: test {metric.split('_')[-1]} (mean over {len(table['seeds'])} seed(s))"
+    what = {"test_dsc3d": "test 3-D Dice", "test_hd95": "test HD95 (mm)"}.get(metric, metric)
+    seeds = len(table["seeds"])
+    title = f"{table['base']['name']}: {what}" + (f", mean of {seeds} seeds" if seeds > 1 else "")
     if len(keys) == 1:
         columns = [k for k in table["rows"][0] if k.startswith(f"{metric}_")]
         series = {
             c[len(metric) + 1 :]: [study_means(table, c)[(v,)] for v in axes_values[keys[0]]]
             for c in columns
         }
-        return plot_sweep(axes_values[keys[0]], series, xlabel=keys[0], title=title, ylim=None)
+        ylabel = "Dice" if metric == "test_dsc3d" else metric
+        return plot_sweep(
+            axes_values[keys[0]], series, xlabel=keys[0], ylabel=ylabel, title=title, ylim=None
+        )
     means = study_means(table, f"{metric}_mean")
     rows, cols = axes_values[keys[0]], axes_values[keys[1]]
     grid = np.array([[means[(r, c)] for c in cols] for r in rows], dtype=float)
