@@ -500,6 +500,12 @@ print(
 )
 
 # %% [markdown]
+# In full mode (the third command above, seed 0, measured) the mean test 3-D Dice falls from 0.900
+# at ±1 px to 0.886 (±2), 0.858 (±5), 0.564 (±10) and 0.288 at ±20 px, the LV's from 0.910 to
+# 0.036, and the mean HD95 rises from 7.7 to 74.6 mm: the network, which has the image, holds up to
+# a few pixels of margin, then goes the way of the free mask.
+
+# %% [markdown]
 # ## 7. What it means for real data
 #
 # The paper's images are 256×256; the toy images 64×64, the same field of view. A margin in pixels
