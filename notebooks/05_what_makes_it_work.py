@@ -479,6 +479,12 @@ print(
 assert penalty["rows"][0]["run"] == deviations["rows"][0]["run"]
 
 # %% [markdown]
+# In full mode (the second command above, seed 0, measured) the quadratic penalty reaches a mean
+# test 3-D Dice of 0.608 against 0.900 for the log barrier, with 35 % of its constraints still
+# broken in the last epoch against 9 %: with the image's help it does far better than on the free
+# mask, and still far worse than the barrier.
+
+# %% [markdown]
 # **The margins swept**, as on the free mask:
 
 # %%
