@@ -119,7 +119,7 @@ def plot_study(table: Mapping[str, Any], metric: str = "test_dsc3d") -> Figure:
     ax.set_yticks(range(len(rows)), [_text(r) for r in rows])
     ax.set_xlabel(keys[1])
     ax.set_ylabel(keys[0])
-    fig.colorbar(image, ax=ax, label=f"mean {metric}")
+    fig.colorbar(image, ax=ax, label=what)
     ax.set_title(title, fontsize=9)
     return fig
 
