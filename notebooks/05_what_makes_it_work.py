@@ -462,6 +462,13 @@ assert len(deviations["rows"]) == 4 and all(0 <= d <= 1 for d in full.values())
 plots.plot_study(deviations)
 
 # %% [markdown]
+# In full mode (the first command above, seed 0, measured) the toy preset reaches a mean test 3-D
+# Dice of 0.900; without its tight margins (the paper's ±10 % and ±20 px) 0.297, without its 30x
+# weights 0.476, and started from the network's own output bias 0.870. The margins matter most,
+# then the weights; the output bias's 0.030 is one seed's difference, which more seeds
+# (`--seeds 0,1,2`) would have to confirm.
+
+# %% [markdown]
 # **The quadratic penalty in training.** The same preset, only the penalty changed:
 
 # %%
