@@ -552,7 +552,8 @@ assert float(dice_2d(torch.roll(LV, 20, dims=1)[None], LV[None], 2)[0, 1]) == 0.
 # * **margins wide against the object.** A centroid margin larger than the object's radius admits
 #   masks that do not overlap it at all (the toy LV moved 20 px keeps no overlap), and a loose
 #   spread margin admits a diffuse map; the size margin is then the only real constraint, and it
-#   fixes the amount, not the place. On real data, compare your margins with the objects' spread in pixels *at your image
+#   fixes the amount, not the place. The network holds up to a few pixels of margin, not to ±10 px
+#   (section 6, full mode). On real data, compare your margins with the objects' spread in pixels *at your image
 #   size*, not with the paper's numbers.
 # * **shapes that are not blobs.** Rings and crescents meet the four descriptors' bounds as blobs;
 #   only the image (edges) can save them, so thin or hollow structures are where the network must
@@ -617,6 +618,8 @@ check("04b.2", truth_outside_probability)
 #   blobs by these four at all.
 # * An annotator's error larger than the margin puts the truth outside its own bounds.
 # * The quadratic penalty, unbalanced across units, fails where the log barrier succeeds.
+# * On networks (full mode, one seed) the toy preset's tight margins matter most, its 30x weights
+#   next; the quadratic penalty trains, but worse than the barrier.
 # * The study tool (`python -m tutorial_lib study`) runs such questions on networks, resumably.
 #
 # **Next:** 05, ACDC: the same experiment on real data, with each quirk of the authors' code.
