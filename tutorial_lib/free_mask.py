@@ -161,7 +161,8 @@ def optimise_free_mask(
     each of `descriptors` with its margin (see the module docstring). `snapshot_every` keeps the
     probabilities every so many steps (and at the end) and calls `on_snapshot(result so far)`
     (a widget's redraw; its lists end at the snapshot's step, its `values` are empty). Runs on
-    the CPU in float32: 300 steps at 64² took 1.3-1.9 s on one thread of a busy 2-core machine.
+    the CPU in float32: 300 steps at 64² took 0.6-0.9 s on one thread of a 2-core machine (1.3-1.9 s
+    while other work kept it busy).
     """
     labels = _labels(target, "target")
     source = labels if bounds_from is None else _labels(bounds_from, "bounds_from")

@@ -3,8 +3,8 @@
 `free_mask_figure(target, **settings)` runs `tutorial_lib.free_mask.optimise_free_mask` and draws
 the result (`plots.plot_free_mask`); `free_mask_explorer(target)` maps check boxes and sliders onto
 those settings and redraws while the optimisation runs (every `redraw_every` steps). A run of
-300 steps at 64² took 1.3-1.9 s on one thread of a busy 2-core machine, so the widget stays
-responsive on a small Binder machine. Call `free_mask_figure` to get the same figure without a kernel.
+300 steps at 64² took 0.6-0.9 s on one thread of a 2-core machine (1.3-1.9 s while other work
+kept it busy), so the widget stays responsive on a small Binder machine. Call `free_mask_figure` to get the same figure without a kernel.
 """
 
 from __future__ import annotations
