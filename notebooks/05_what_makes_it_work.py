@@ -54,8 +54,9 @@ except ImportError:
 # 03, the training of 04).
 #
 # **Time:** fast mode (`TUTORIAL_FAST=1`) 23 s under nbval from empty caches on a 2-core CPU (62 s
-# while other work kept the machine busy); full mode trains 9 networks of 30 epochs, about 3
-# minutes each on one thread (the commands are in section 6), then runs in 37 s from their cache.
+# while other work kept the machine busy); full mode trains 9 networks of 30 epochs, 74–219 s each
+# on one thread of the shared machine (the commands are in section 6), then runs in 37 s from
+# their cache.
 
 # %%
 # %matplotlib inline
