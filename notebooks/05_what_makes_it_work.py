@@ -69,6 +69,7 @@ from tutorial_lib import lab_widgets, plots
 from tutorial_lib.bounds import precise_bounds
 from tutorial_lib.config import DataConfig
 from tutorial_lib.data.datasets import load_split
+from tutorial_lib.data.toy.dataset import toy_spacing
 from tutorial_lib.descriptors import DESCRIPTORS
 from tutorial_lib.device import get_device, set_cpu_threads
 from tutorial_lib.free_mask import DESCRIPTOR_CHOICES, free_mask_terms, optimise_free_mask
@@ -522,12 +523,15 @@ print(
 # %% [markdown]
 # ## 7. What it means for real data
 #
-# The paper's images are 256×256; the toy images 64×64, the same field of view. A margin in pixels
-# shrinks with the image: the paper's ±20 px is ±5 px at 64², and the toy presets' ±1 px would be
-# ±4 px at 256². Against the toy LV's spread:
+# The paper's images are 256×256, the toy images 64×64. The toy generator draws the same anatomy
+# at any size (its pixel spacing grows as the image shrinks: one field of view), so a margin in
+# pixels means four times more at 64² than at 256²: the paper's ±20 px at 256² is ±5 px at 64², and
+# the toy presets' ±1 px at 64² would be ±4 px at 256². Against the toy LV's spread:
 
 # %%
 scale = 256 / label.shape[-1]
+fov = {n: toy_spacing("toy-cardiac", n)[1] * n for n in (64, 256)}  # mm across the image
+assert abs(fov[64] - fov[256]) < 1e-9 and scale == 4
 lv_spread_256 = float(spread.mean()) * scale  # the same LV at 256²
 print(
     f"the LV's spread: {float(spread.mean()):.1f} px at 64², {lv_spread_256:.1f} px at 256²; "
@@ -541,8 +545,9 @@ assert abs(relative - 5) < 1e-9  # against the object, the paper's margin is 5x 
 # Dice of the LV with its copy moved along the columns; exercise 1 asks you to write it.)
 
 # %%
+assert int(LV.nonzero()[:, 1].max()) + 20 < LV.shape[1]  # far enough from the border: no wrap
 for shift in (1, 5, 20):
-    moved = torch.roll(LV, shift, dims=1)  # the LV is far enough from the border not to wrap
+    moved = torch.roll(LV, shift, dims=1)
     dice = float(dice_2d(moved[None], LV[None], 2)[0, 1])
     print(f"LV moved {shift:2d} px: Dice {dice:.3f}")
 assert float(dice_2d(torch.roll(LV, 20, dims=1)[None], LV[None], 2)[0, 1]) == 0.0
