@@ -20,7 +20,9 @@ map of the mean test Dice for two axes, curves for one; the mean over the seeds)
 Resuming: run the same study again. A cell whose run has finished (its `test.json` and a
 `summary.json` with every epoch) is read, not trained; an interrupted run resumes from its last
 epoch (bitwise the same on a CPU), so an interrupted and resumed study writes the same table as an
-uninterrupted one. `out_dir` refuses another study (another base, axes or seeds).
+uninterrupted one. `out_dir` refuses another study (another base, axes or seeds). A run that fails
+(a non-finite loss, a killed process) stops the study with its error, as `train_runs` does; the
+cells finished so far stay finished.
 """
 
 from __future__ import annotations
