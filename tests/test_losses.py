@@ -640,6 +640,10 @@ def test_zero_noise_is_the_exact_loss_and_a_bad_shape_is_refused():
     exact, _ = shape_descriptor_loss(probs, target, 3.0, NOISE_TERMS)
     zero, _ = shape_descriptor_loss(probs, target, 3.0, NOISE_TERMS, value_noise=torch.zeros(2, 3))
     assert torch.allclose(zero, exact)
+    one, _ = shape_descriptor_loss(  # one image, two classes: the rows follow the batch
+        probs[:1], target[:1], 3.0, NOISE_TERMS, value_noise=torch.zeros(1, 3)
+    )
+    assert torch.allclose(one, shape_descriptor_loss(probs[:1], target[:1], 3.0, NOISE_TERMS)[0])
     with pytest.raises(
         ValueError, match=r"^value_noise: expected a tensor \(B, columns\) = \(2, 3\), got \(2, 4\)"
     ):
