@@ -628,4 +628,4 @@ check("04b.2", truth_outside_probability)
 #   next; the quadratic penalty trains, but worse than the barrier.
 # * The study tool (`python -m tutorial_lib study`) runs such questions on networks, resumably.
 #
-# **Next:** 05, ACDC: the same experiment on real data, with each quirk of the authors' code.
+# **Next:** ACDC, the same experiment on real data, with each quirk of the authors' code.
