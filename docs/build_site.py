@@ -105,7 +105,7 @@ def stage_sources(root: Path, stage: Path, *, repo: str, commit: str | None) -> 
             if image.suffix.lower() in IMAGE_SUFFIXES or image in guides:
                 shutil.copy2(image, stage / folder / image.name)
     notebooks = []
-    for source in sorted((root / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+    for source in sorted((root / "notebooks").glob("[0-9][0-9]*_*.ipynb")):
         stage_notebook(source, stage / "notebooks" / source.name, repo=repo, commit=commit)
         notebooks.append(stage / "notebooks" / source.name)
     readme = (root / "README.md").read_text(encoding="utf-8")

@@ -18,7 +18,7 @@ import jupytext
 
 REPO = "shape-descriptors-course/shape-descriptors-course"
 HERE = Path(__file__).resolve().parent
-SOURCES = sorted(HERE.glob("[0-9][0-9]_*.py"))
+SOURCES = sorted(HERE.glob("[0-9][0-9]*_*.py"))
 
 _COLAB = re.compile(
     r"https://colab\.research\.google\.com/github/[^/\s]+/[^/\s]+/blob/main/notebooks/[\w.]+"

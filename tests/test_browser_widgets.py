@@ -31,7 +31,7 @@ NOTEBOOKS = ROOT / "notebooks"
 EXPLORER = re.compile(r"^widgets\.\w+_explorer\(", re.M)
 # The notebooks with an explorer, found from their sources (a new explorer is tested at once).
 WITH_EXPLORERS = [
-    p.stem for p in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.py")) if EXPLORER.search(p.read_text())
+    p.stem for p in sorted(NOTEBOOKS.glob("[0-9][0-9]*_*.py")) if EXPLORER.search(p.read_text())
 ]
 RUN_TIMEOUT_S = 420  # one notebook, Run All to the last cell
 ERROR_TEXT = re.compile(r"Traceback|\b\w+Error\b|Error displaying widget|model not found")

@@ -23,7 +23,13 @@ import torch
 from tiny_runs import DDP_DATA, tiny_config
 
 from tutorial_lib.checkpoint import load_checkpoint
-from tutorial_lib.distributed import rank_device, ranks_from_environment, share, val_share
+from tutorial_lib.distributed import (
+    rank_device,
+    ranks_from_environment,
+    share,
+    share_rows,
+    val_share,
+)
 from tutorial_lib.runlog import read_csv, read_json
 from tutorial_lib.train import train
 
@@ -122,3 +128,13 @@ def test_the_shares_of_a_global_batch_make_it_whole_with_the_right_loss_factors(
     assert [val_share(r, 5) for r in two] == [slice(0, 3), slice(3, 5)]
     assert [val_share(r, 1) for r in two] == [slice(0, 1), slice(0, 0)]
     assert val_share(None, 5) == slice(None)
+
+
+def test_the_noise_rows_are_cut_as_the_batch_is():
+    x, y = torch.arange(5.0).view(5, 1, 1, 1), torch.arange(5).view(5, 1, 1)
+    rows = torch.arange(15.0).view(5, 3)
+    for rank in (0, 1):
+        ranks = ranks_from_environment({"WORLD_SIZE": "2", "RANK": str(rank), "LOCAL_RANK": "0"})
+        xs, _, _ = share(ranks, x, y, None)
+        assert torch.equal(share_rows(ranks, rows, 5), rows[xs.view(-1).long()])
+    assert share_rows(None, rows, 5) is rows

@@ -94,6 +94,15 @@ def _faces_only(s):
     return 6 * s * s
 
 
+def _rolled(mask, shift):  # torch.roll wraps the pixels pushed out back in on the other side
+    moved = mask.bool().roll(shift, 1)
+    return float(2 * (mask.bool() & moved).sum() / (mask.bool().sum() + moved.sum()))
+
+
+def _symmetric(noise, margin):  # |e| > m: forgets that the bounds are around the noisy value
+    return 2 * (1 - 0.5 * (1 + math.erf(margin / noise / math.sqrt(2))))
+
+
 WRONG = {
     "01.1": (_hard_size, "p > 0.5"),
     "01.2": (_swapped_centroid, "swapped"),
@@ -113,6 +122,8 @@ WRONG = {
     "08.2": (_in_mm3, "mm³"),
     "08.3": (_faces_only, "face neighbours"),
     "08.4": ("size", "a blob of the crescent's size"),
+    "04b.1": (_rolled, "torch.roll"),
+    "04b.2": (_symmetric, "around the noisy value"),
 }
 IDS = sorted(EXERCISES)
 
@@ -165,6 +176,20 @@ def test_an_answer_that_raises_is_reported(exercise_id: str, capsys) -> None:
     assert check(exercise_id, answer) is False
     out = capsys.readouterr().out
     assert out.startswith(f"✗ Exercise {exercise_id}: ") and out.count("\n") == 1
+
+
+def test_the_chapter_04b_checkers_need_their_reference_to_be_exact(capsys) -> None:
+    # a Dice off by one pixel, and a probability off by 0.01, are answers the checkers refuse
+    def one_pixel_off(mask, shift):
+        return solutions.dice_after_shift(mask, shift) * 0.999
+
+    def slightly_off(noise, margin):
+        return solutions.truth_outside_probability(noise, margin) + 0.01
+
+    assert check("04b.1", one_pixel_off) is False
+    assert check("04b.2", slightly_off) is False
+    out = capsys.readouterr().out
+    assert "expected" in out and "a simulation gives" in out
 
 
 def test_unknown_exercise_id_is_a_value_error() -> None:

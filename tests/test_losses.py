@@ -590,3 +590,73 @@ def test_the_module_says_its_settings():
         "ShapeDescriptorLoss(terms=[size[0, 1], centroid[1], dist_centroid[1], length[1]], "
         "penalty='quadratic', normalisation='batch_mean', empty_policy='corrected')"
     )
+
+
+# --- an annotator's error on the values the bounds come from (value_noise) ---------------------
+NOISE_TERMS = [
+    DescriptorTerm("size", (1,), margin=0.1, mode="percentage", weight=1.0),
+    DescriptorTerm("centroid", (1,), margin=2.0, mode="abs", weight=1.0),
+]
+
+
+def _noise_batch():
+    g = torch.Generator().manual_seed(0)
+    probs = torch.randn(2, 2, 12, 14, generator=g, dtype=torch.float64).softmax(1)
+    target = torch.zeros(2, 12, 14, dtype=torch.long)
+    target[0, 3:8, 4:10] = 1
+    target[1, 5:11, 2:6] = 1
+    return probs, target
+
+
+def test_noisy_values_equal_constant_bounds_around_the_scaled_values():
+    probs, target = _noise_batch()
+    noise = torch.tensor([[0.2, -0.1, 0.05], [-0.3, 0.0, 0.1]], dtype=torch.float64)
+    got, _ = shape_descriptor_loss(probs, target, 3.0, NOISE_TERMS, value_noise=noise)
+    onehot = torch.nn.functional.one_hot(target, 2).permute(0, 3, 1, 2).double()
+    expected = 0.0
+    for b in range(2):  # one image at a time, its bounds as constants around v (1 + e)
+        size = float(onehot[b, 1].sum()) * (1 + noise[b, 0])
+        rows, cols = torch.nonzero(onehot[b, 1], as_tuple=True)
+        centre = torch.stack([rows.double().mean(), cols.double().mean()]) * (1 + noise[b, 1:])
+        terms = [
+            DescriptorTerm("size", (1,), weight=1.0, lower=0.9 * size, upper=1.1 * size),
+            DescriptorTerm(
+                "centroid",
+                (1,),
+                weight=1.0,
+                lower=[(centre - 2).tolist()],
+                upper=[(centre + 2).tolist()],
+            ),
+        ]
+        loss, _ = shape_descriptor_loss(probs[b : b + 1], None, 3.0, terms)
+        expected = expected + loss
+    assert torch.allclose(got, expected, rtol=1e-9)
+    exact, _ = shape_descriptor_loss(probs, target, 3.0, NOISE_TERMS)
+    assert not torch.allclose(got, exact)  # the noise moved the bounds
+
+
+def test_zero_noise_is_the_exact_loss_and_a_bad_shape_is_refused():
+    probs, target = _noise_batch()
+    exact, _ = shape_descriptor_loss(probs, target, 3.0, NOISE_TERMS)
+    zero, _ = shape_descriptor_loss(probs, target, 3.0, NOISE_TERMS, value_noise=torch.zeros(2, 3))
+    assert torch.allclose(zero, exact)
+    one, _ = shape_descriptor_loss(  # one image, two classes: the rows follow the batch
+        probs[:1], target[:1], 3.0, NOISE_TERMS, value_noise=torch.zeros(1, 3)
+    )
+    assert torch.allclose(one, shape_descriptor_loss(probs[:1], target[:1], 3.0, NOISE_TERMS)[0])
+    with pytest.raises(
+        ValueError, match=r"^value_noise: expected a tensor \(B, columns\) = \(2, 3\), got \(2, 4\)"
+    ):
+        shape_descriptor_loss(probs, target, 3.0, NOISE_TERMS, value_noise=torch.zeros(2, 4))
+
+
+def test_the_module_passes_value_noise_on():
+    probs, target = _noise_batch()
+    noise = torch.tensor([[0.2, -0.1, 0.05], [-0.3, 0.0, 0.1]], dtype=torch.float64)
+    module = ShapeDescriptorLoss(NOISE_TERMS)
+    expected, _ = shape_descriptor_loss(probs, target, 3.0, NOISE_TERMS, value_noise=noise)
+    assert torch.equal(module(probs, target, 3.0, value_noise=noise), expected)
+    with pytest.raises(
+        ValueError, match=r"^value_noise: expected a tensor \(B, columns\) = \(2, 3\), got 0.1"
+    ):
+        module(probs, target, 3.0, value_noise=0.1)

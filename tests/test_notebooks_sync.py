@@ -11,13 +11,14 @@ import jupytext
 import pytest
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
-SOURCES = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.py"))
+SOURCES = sorted(NOTEBOOKS.glob("[0-9][0-9]*_*.py"))
 EXPECTED = [
     "00_overview",
     "01_size_and_centroid",
     "02_spread_and_length",
     "03_constrained_optimisation",
     "04_training_with_descriptors",
+    "04b_what_makes_it_work",
     "05_acdc",
     "06_promise12",
     "07_anatomical_priors",
@@ -38,7 +39,7 @@ def _ids(paths):
 
 def test_every_source_has_its_notebook_and_the_reverse():
     sources = {p.stem for p in SOURCES}
-    notebooks = {p.stem for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")}
+    notebooks = {p.stem for p in NOTEBOOKS.glob("[0-9][0-9]*_*.ipynb")}
     assert sources == notebooks, f"unpaired: {sorted(sources ^ notebooks)}"
     assert sources <= set(EXPECTED), f"unexpected notebooks: {sorted(sources - set(EXPECTED))}"
 

@@ -23,7 +23,7 @@ import pytest
 import tutorial_lib
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]*_*.py"))
 HOME = {name: module for module, names in tutorial_lib.STABLE.items() for name in names}
 API_MODULES = set(tutorial_lib.STABLE) | set(tutorial_lib.COURSE_MODULES)
 
@@ -91,7 +91,7 @@ def _docstring(name: str) -> str:
 @pytest.mark.parametrize("name", sorted(HOME))
 def test_each_stable_name_says_where_it_is_taught_and_is_used_there(name):
     doc = _docstring(name)
-    notebooks = re.findall(r"Taught in notebook (\d\d)", doc)
+    notebooks = re.findall(r"Taught in notebook (\d\d[a-z]?)\b", doc)
     examples = re.findall(r"Shown in (examples/[\w/]+\.py)", doc)
     assert notebooks or examples, (
         f"{name}: expected 'Taught in notebook NN.' or 'Shown in examples/...' in its docstring"

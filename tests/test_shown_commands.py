@@ -46,7 +46,7 @@ from tutorial_lib.cli import build_parser, main
 from tutorial_lib.data import fetch as fetch_module
 
 RUN = (ROOT / "README.md", ROOT / "docs" / "teaching.md")  # their fenced commands are run
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]*_*.ipynb"))
 PARSED_ONLY = {"pytest", "pip", "venv", "clone", "cd", "activate", "script", "shell"}
 
 

@@ -10,7 +10,7 @@ from tutorial_lib.exercises import EXERCISES
 
 ROOT = Path(__file__).resolve().parents[1]
 TEACHING = (ROOT / "docs" / "teaching.md").read_text(encoding="utf-8")
-NOTEBOOKS = sorted(p.stem for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
+NOTEBOOKS = sorted(p.stem for p in (ROOT / "notebooks").glob("[0-9][0-9]*_*.py"))
 
 # Where the course reads its settings: the library, the notebooks' sources, the download script
 # and Binder's build (a shell script with Python inside).
@@ -80,7 +80,7 @@ def test_the_table_lists_exactly_the_variables_the_code_reads() -> None:
 
 def test_every_notebook_has_its_needs_and_its_notes() -> None:
     for stem in NOTEBOOKS:
-        number, title = stem[:2], stem[3:].replace("_", " ")
+        number, title = stem.split("_", 1)[0], stem.split("_", 1)[1].replace("_", " ")
         text = TEACHING.lower()  # "05 ACDC" for 05_acdc
         assert f"| {number} {title} |" in text, f"{stem}: no row in 'What each notebook needs'"
         assert f"**{number} {title}.**" in text, f"{stem}: no instructor notes"
@@ -89,8 +89,9 @@ def test_every_notebook_has_its_needs_and_its_notes() -> None:
 def test_the_two_day_plan_covers_every_notebook_and_exercise() -> None:
     plan = TEACHING.split("### A 2-day course", 1)[1].split("\n## ", 1)[0]
     for stem in NOTEBOOKS:
-        assert f"| {stem[:2]} {stem[3:].replace('_', ' ')} |" in plan.lower(), stem
-    ids = set(re.findall(r"\b(\d\d\.\d)\b", plan))
+        number, title = stem.split("_", 1)
+        assert f"| {number} {title.replace('_', ' ')} |" in plan.lower(), stem
+    ids = set(re.findall(r"\b(\d\d[a-z]?\.\d)\b", plan))
     for first, lo, hi in re.findall(r"(\d\d)\.(\d)–\d\d\.(\d)", plan):
         ids |= {f"{first}.{k}" for k in range(int(lo), int(hi) + 1)}
     assert ids == set(EXERCISES), sorted(set(EXERCISES) ^ ids)

@@ -43,7 +43,7 @@ STABLE: dict[str, tuple[str, ...]] = {
     "tutorial_lib.models": ("build_model", "count_parameters"),
     "tutorial_lib.device": ("get_device", "set_cpu_threads"),
     "tutorial_lib.data.datasets": ("load_split",),
-    "tutorial_lib.data.toy.dataset": ("ensure_toy_dataset",),
+    "tutorial_lib.data.toy.dataset": ("ensure_toy_dataset", "toy_spacing"),
 }
 """Home module -> its stable names: each says in its docstring which notebook teaches it."""
 
@@ -63,6 +63,10 @@ COURSE_MODULES = (
     "tutorial_lib.data.fetch",
     "tutorial_lib.data.prepare",
     "tutorial_lib.data.storage",
+    "tutorial_lib.free_mask",
+    "tutorial_lib.lab_widgets",
+    "tutorial_lib.study",
+    "tutorial_lib.study_grid",
 )
 """The course's tooling: every public name of these modules may be used by the notebooks."""
 

@@ -1,4 +1,4 @@
-"""Command line: `python -m tutorial_lib {demo,fetch,prepare,train,evaluate,reproduce,student-copy} ...`.
+"""Command line: `python -m tutorial_lib {demo,fetch,prepare,train,evaluate,reproduce,student-copy,study} ...`.
 
 Each sub-command lives in `tutorial_lib/commands/<name>.py` (`-` in its name becomes `_`) and exposes
 `add_arguments(parser)` and `run(args) -> int`, and may name in `FAILURES` its own exceptions
@@ -31,6 +31,7 @@ COMMANDS = {
     "evaluate": "Evaluate the best checkpoint of a run on its test split.",
     "reproduce": "Train CE and descriptors runs, evaluate both, write the paper's figures.",
     "student-copy": "Write the notebooks for learners: the exercises' stubs, no solution behind them.",
+    "study": "Train a grid of runs that vary one or two settings of a preset; tabulate and plot.",
 }
 
 

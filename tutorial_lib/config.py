@@ -229,6 +229,9 @@ class TrainConfig:
         lr_schedule: "paper" (halve when `epoch % (best_epoch + 20) == 0`, so also after
             epoch 0), "paper-skip-epoch0" (the same rule, not at epoch 0), "constant".
         terms, penalty, normalisation, empty_policy: the descriptor loss (see tutorial_lib.losses).
+        bound_noise: an annotator's relative error on the values the bounds come from: each
+            training slice gets, once, a factor 1 + e per constrained value, e ~ N(0, bound_noise²)
+            (drawn from `seed`; tutorial_lib.run_setup.value_noise_table); 0: exact values.
         t0, t_factor, t_max: the log-barrier parameter, t = min(t0 * factor^epoch, t_max).
         selection_classes: the classes whose mean validation Dice picks the best epoch (None: all
             foreground classes).
@@ -259,6 +262,7 @@ class TrainConfig:
     penalty: str = "log_barrier"
     normalisation: str = "paper"
     empty_policy: str = "paper"
+    bound_noise: float = 0.0
     t0: float = 1.0
     t_factor: float = 1.1
     t_max: float | None = None
@@ -308,6 +312,8 @@ def _check_numbers(cfg: TrainConfig) -> None:
         and all(_is_finite(b) and 0 <= b < 1 for b in betas)
     ):
         _fail("betas", "a (beta1, beta2) pair of numbers in [0, 1)", betas)
+    if not (_is_finite(cfg.bound_noise) and 0 <= cfg.bound_noise <= 1):
+        _fail("bound_noise", "a relative error in [0, 1]", cfg.bound_noise)
     if not (_is_finite(cfg.t0) and cfg.t0 > 0):
         _fail("t0", "a finite number > 0", cfg.t0)
     if not (_is_finite(cfg.t_factor) and cfg.t_factor >= 1):

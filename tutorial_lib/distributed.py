@@ -57,6 +57,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Ranks",
     "ranks_from_environment",
+    "share_rows",
     "rank_device",
     "join_process_group",
     "data_parallel",
@@ -227,6 +228,14 @@ def share(
     ranks.loss_scale = ranks.world_size * (1.0 if ranks.summed_loss else share_of_batch)
     part = None if spacing is None else spacing[start:stop]
     return x[start:stop], y[start:stop], part
+
+
+def share_rows(ranks: Ranks | None, rows: torch.Tensor | None, n: int) -> torch.Tensor | None:
+    """This rank's share of per-sample `rows` (n, ...) of a global batch of n, as `share` cuts it."""
+    if ranks is None or rows is None:
+        return rows
+    pick = torch.tensor_split(torch.arange(n), ranks.world_size)[ranks.rank]
+    return rows[int(pick[0]) : int(pick[-1]) + 1] if len(pick) else rows[:0]
 
 
 def scale_loss(ranks: Ranks | None, loss: torch.Tensor) -> torch.Tensor:

@@ -9,25 +9,9 @@ running the reference solution.
 
 from __future__ import annotations
 
+from tutorial_lib.exercise_tools import StubUntouched, run_answer
 
-class StubUntouched(Exception):
-    """The learner's cell still holds the stub."""
-
-
-def run_answer(answer: object, *args: object) -> object:
-    """``answer(*args)``, or ``answer`` itself when it is a value; a stub raises StubUntouched."""
-    if answer is Ellipsis:
-        raise StubUntouched
-    if not callable(answer):
-        return answer
-    try:
-        result = answer(*args)
-    except NotImplementedError:
-        raise StubUntouched from None
-    if result is Ellipsis:
-        raise StubUntouched
-    return result
-
+__all__ = ["START_HINTS", "StubUntouched", "not_yet_message", "run_answer"]
 
 START_HINTS: dict[str, str] = {
     "01.1": "a hard mask's size counts its pixels; a soft map weighs each pixel by its probability",
@@ -43,6 +27,10 @@ START_HINTS: dict[str, str] = {
     "04.1": "Dice is 2|P ∩ G| / (|P| + |G|): per slice for 2-D (which slices have no Dice?), the "
     "counts of all slices pooled for 3-D",
     "04.2": "torch.cdist gives every pairwise distance; keep each point's nearest one",
+    "04b.1": "build the moved copy by hand: an empty mask, then the columns that stay inside the "
+    "image copied across; then Dice of the two",
+    "04b.2": "write when the truth v falls outside [v (1 + e)(1 - m), v (1 + e)(1 + m)] as two "
+    "conditions on e, then use the normal distribution's CDF",
     "05.1": "walk the epochs i = 0, 1, ...: the rule compares i with best_epochs[i]",
     "05.2": "first decide which value the paper reads for an absent class, then add and subtract "
     "the margin",

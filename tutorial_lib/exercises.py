@@ -24,39 +24,18 @@ from tutorial_lib import solutions
 from tutorial_lib.bounds import population_bounds, precise_bounds
 from tutorial_lib.data.prepare import resize_slices
 from tutorial_lib.descriptors import DESCRIPTORS, soft_centroid, soft_dist_centroid, soft_length
-from tutorial_lib.exercise_stubs import StubUntouched, not_yet_message
-from tutorial_lib.exercise_stubs import run_answer as _run  # every checker runs answers through it
+from tutorial_lib.exercise_stubs import not_yet_message
+from tutorial_lib.exercise_tools import Hint, StubUntouched
+from tutorial_lib.exercise_tools import as_tensor as _t
+from tutorial_lib.exercise_tools import fmt as _fmt
+from tutorial_lib.exercise_tools import run_answer as _run  # every checker runs answers through it
+from tutorial_lib.exercise_tools import same as _same
+from tutorial_lib.exercise_tools import wrong_shape as _wrong_shape
+from tutorial_lib.exercises_what_works import WHAT_WORKS_EXERCISES
 from tutorial_lib.metrics import dice_2d, dice_3d_per_volume
 from tutorial_lib.penalties import log_barrier_extension
 from tutorial_lib.schedules import LRSchedule
 from tutorial_lib.widgets import make_shape
-
-Hint = str | None  # None: the answer is right; else what to look at
-
-
-def _t(x: object) -> Tensor:
-    """A float64 tensor of a number, a tuple, an array or a tensor (detached, on the CPU)."""
-    if isinstance(x, Tensor):
-        return x.detach().cpu().to(torch.float64)
-    if isinstance(x, (tuple, list)) and x:
-        return torch.stack([_t(v) for v in x])
-    return torch.as_tensor(np.asarray(x, dtype=np.float64))
-
-
-def _same(got: object, expected: object, tol: float = 1e-6) -> bool:
-    g, e = _t(got), _t(expected)
-    return g.shape == e.shape and torch.allclose(g, e, rtol=tol, atol=tol, equal_nan=True)
-
-
-def _wrong_shape(got: object, expected: object) -> Hint:
-    """A hint when ``got`` does not have the shape of ``expected``, else None."""
-    g, e = _t(got), _t(expected)
-    return None if g.shape == e.shape else f"expected shape {tuple(e.shape)}, got {tuple(g.shape)}"
-
-
-def _fmt(x: object) -> str:
-    v = _t(x)
-    return f"{v.item():.4g}" if v.numel() == 1 else str(v.numpy().round(3).tolist())
 
 
 def _maps() -> list[Tensor]:
@@ -204,7 +183,7 @@ def _hd95(answer: object) -> Hint:
 def _halvings(answer: object) -> Hint:
     improved = {0, 3, 12, 47}  # the epochs where validation improved, over 120 epochs
     best_epochs = [max(e for e in improved if e <= i) for i in range(120)]
-    schedule, stand_in = LRSchedule("paper", 1.0), SimpleNamespace(param_groups=[{}])
+    schedule, stand_in = LRSchedule("paper", 1.0), SimpleNamespace(param_groups=[{"lr": 1.0}])
     expected = [i for i, b in enumerate(best_epochs) if schedule.step(i, b, stand_in)]
     got = _run(answer, list(best_epochs))
     if _same(got, expected):
@@ -382,6 +361,7 @@ EXERCISES: dict[str, tuple[Callable[[object], Hint], object]] = {
     "08.2": (_volume, solutions.volume_ml),
     "08.3": (_cube, solutions.cube_length_26),
     "08.4": (_crescent, solutions.CRESCENT_DESCRIPTOR),
+    **WHAT_WORKS_EXERCISES,  # 04b.k, in their own module
 }
 """Exercise id ("NN.k": notebook NN, exercise k) -> (checker, reference solution)."""
 

@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # for the annotations only: losses imports this module
 
 __all__ = [
     "LossTables",
+    "check_value_noise",
     "column_values",
     "geometries",
     "target_bounds",
@@ -163,13 +164,20 @@ def target_bounds(
     terms: Sequence[DescriptorTerm],
     tables: LossTables,
     empty_policy: str,
+    value_noise: Tensor | None = None,
 ) -> Tensor:
-    """Bounds (B, columns, 2) from the ground truth's geometry, with the empty-class policy."""
+    """Bounds (B, columns, 2) from the ground truth's geometry, with the empty-class policy.
+
+    ``value_noise`` (B, columns): relative errors e, the bounds made around ``v (1 + e)`` (an
+    annotator's error on each value) instead of v; None: the exact values.
+    """
     present = (truth(False).mass()[..., 0] > 0).index_select(1, tables.cls)
     if tables.rules.all_constant:
         values = torch.zeros_like(f)
     else:
         values = column_values(truth, terms, tables, skip_constant=True)
+    if value_noise is not None:
+        values = values * (1 + value_noise)
     return column_bounds(tables.rules, values, present, empty_policy)
 
 
@@ -198,3 +206,12 @@ def term_stats(
         stats[f"{label}/frac_violated"] = ratios[i, 1]
     stats["total"] = total
     return stats
+
+
+def check_value_noise(value_noise: torch.Tensor | None, shape: tuple[int, int]) -> None:
+    """`value_noise` is None or a (B, columns) tensor of relative errors (`shape`)."""
+    if value_noise is not None and (
+        not isinstance(value_noise, torch.Tensor) or tuple(value_noise.shape) != shape
+    ):
+        got = tuple(value_noise.shape) if isinstance(value_noise, torch.Tensor) else value_noise
+        raise ValueError(f"value_noise: expected a tensor (B, columns) = {shape}, got {got!r}")

@@ -40,6 +40,7 @@ from tutorial_lib.descriptor_registry import check_descriptor_name
 from tutorial_lib.geometry import SpacingLike, check_probs, spacing_ok
 from tutorial_lib.loss_tables import (
     LossTables,
+    check_value_noise,
     column_values,
     geometries,
     target_bounds,
@@ -234,6 +235,7 @@ def shape_descriptor_loss(
     check_inputs: bool = True,
     collect_stats: bool = True,
     tables: dict[tuple, LossTables] | None = None,
+    value_noise: Tensor | None = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """The shape-descriptor loss and its stats: ``sum weight * psi_t(z) / norm`` (module docstring).
 
@@ -241,7 +243,9 @@ def shape_descriptor_loss(
     labels of the batch, or None. ``tables``: a cache of the
     ``LossTables`` of ``terms`` keyed by (n_axes, dtype, device), filled here on first use (None:
     built for this call). Returns the loss (a scalar) and the detached stats (``last_stats``;
-    empty unless ``collect_stats``). Shown in examples/train_your_own.py.
+    empty unless ``collect_stats``). ``value_noise`` (B, columns): relative errors e on the ground
+    truth's values, the precise bounds made around ``v (1 + e)`` (``tutorial_lib.loss_tables``).
+    Shown in examples/train_your_own.py.
     """
     terms = check_loss_settings(terms, penalty, normalisation, empty_policy)
     check_loss_inputs(terms, probs, target, spacing, empty_policy, check_inputs)
@@ -251,6 +255,7 @@ def shape_descriptor_loss(
         cache = {} if tables is None else tables
         if key not in cache:
             cache[key] = LossTables.build(terms, *key)
+        check_value_noise(value_noise, (p.shape[0], sum(cache[key].widths)))
         return _loss(
             p,
             target,
@@ -262,6 +267,7 @@ def shape_descriptor_loss(
             normalisation=normalisation,
             empty_policy=empty_policy,
             collect_stats=collect_stats,
+            value_noise=value_noise,
         )
 
 
@@ -277,6 +283,7 @@ def _loss(
     normalisation: str,
     empty_policy: str,
     collect_stats: bool,
+    value_noise: Tensor | None = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """All terms at once: descriptor values and bounds are laid out as (B, columns)."""
     B, K, *spatial = p.shape
@@ -289,7 +296,7 @@ def _loss(
             bounds = weak_bounds(target.to(p.device, p.dtype), terms, tables, empty_policy)
         else:
             truth = geometries(labels_to_onehot(target, K, p.dtype), spacing)
-            bounds = target_bounds(truth, f, terms, tables, empty_policy)  # (B, columns, 2)
+            bounds = target_bounds(truth, f, terms, tables, empty_policy, value_noise)
         # a side bounded by ±inf is free: masked out (only possible with some settings)
         free = weak or tables.rules.may_be_free(empty_policy)
         active = torch.isfinite(bounds) if free else None
@@ -318,7 +325,8 @@ class ShapeDescriptorLoss(nn.Module):
     ``target`` (B, *spatial) integer labels or the batch's ``WeakLabels`` (no mask: a value or
     bounds per image, class and descriptor; None only if every term has constant bounds and the
     policy is ``"paper"``), ``t`` the penalty parameter, ``spacing`` (n_axes,) or (B, n_axes) mm for
-    ``physical`` terms. Descriptors run in float32 at least, outside autocast.
+    ``physical`` terms, ``value_noise`` (B, columns) relative errors on the truth's values (an
+    annotator's; see ``shape_descriptor_loss``). Descriptors run in float32 at least, outside autocast.
 
     ``check_inputs`` (default True) also checks probs for NaN and labels for range, one read-back
     from the device per call; turn it off in a tuned training loop. After each call, ``last_stats``
@@ -358,6 +366,7 @@ class ShapeDescriptorLoss(nn.Module):
         target: Tensor | WeakLabels | None,
         t: float | Tensor,
         spacing: SpacingLike = None,
+        value_noise: Tensor | None = None,
     ) -> Tensor:
         loss, stats = shape_descriptor_loss(
             probs,
@@ -371,6 +380,7 @@ class ShapeDescriptorLoss(nn.Module):
             check_inputs=self.check_inputs,
             collect_stats=self.collect_stats,
             tables=self.tables,
+            value_noise=value_noise,
         )
         if self.collect_stats:
             self.last_stats = stats

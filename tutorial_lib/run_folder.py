@@ -5,8 +5,8 @@
 
 - **Only folders of this library.** A folder is written only when it is missing, empty, or made
   by this library: it holds the lock file (`.run.lock` in a training run folder,
-  `.reproduce.lock` in a `reproduce` folder), or, for folders written before the lock file
-  existed, a `config.json` of a TrainConfig (a run) or such run folders `ce/`, `descriptors/`
+  `.reproduce.lock` in a `reproduce` folder, `.study.lock` in a study folder), or, for folders
+  written before the lock file existed, a `config.json` of a TrainConfig (a run) or such run folders `ce/`, `descriptors/`
   (reproduce). Any other folder (the user's own `config.json`, `metrics.csv`, other files) is
   refused: the library never overwrites a file it did not write.
 - **One process.** The lock file is locked by the operating system (`fcntl.flock` on POSIX,
@@ -41,7 +41,7 @@ __all__ = [
     "remove_stale_temporaries",
 ]
 
-LOCK_FILES = {"run": ".run.lock", "reproduce": ".reproduce.lock"}
+LOCK_FILES = {"run": ".run.lock", "reproduce": ".reproduce.lock", "study": ".study.lock"}
 _WINDOWS_LOCK_OFFSET = 1 << 20  # the locked byte, past the PID: other processes can still read it
 _BUSY = {errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES, getattr(errno, "EDEADLOCK", errno.EDEADLK)}
 _HELD: dict[Path, int] = {}  # lock files this process holds -> how many claims are open
@@ -79,7 +79,7 @@ def check_folder_is_ours(folder: str | os.PathLike, kind: str) -> None:
     if kind == "reproduce" and any(_is_run_folder(folder / m) for m in ("ce", "descriptors")):
         return
     shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
-    what = "a training run" if kind == "run" else "a reproduce"
+    what = {"run": "a training run", "reproduce": "a reproduce", "study": "a study"}[kind]
     raise ValueError(
         f"out_dir: expected a missing or empty folder, or {what} folder of this library, got "
         f"{folder} holding {shown}; nothing was written: choose another --out"

@@ -38,6 +38,7 @@ from tutorial_lib.data.toy.dataset import ensure_toy_dataset
 from tutorial_lib.device import get_device
 from tutorial_lib.distributed import Ranks
 from tutorial_lib.graphs import GraphedForward, GraphedStep, graph_optimizer
+from tutorial_lib.loss_tables import LossTables
 from tutorial_lib.losses import ShapeDescriptorLoss
 from tutorial_lib.models import build_model
 from tutorial_lib.schedules import LRSchedule, MultiplyT
@@ -60,6 +61,7 @@ __all__ = [
     "check_graph",
     "build_optimizer",
     "init_bias_from_sizes",
+    "value_noise_table",
 ]
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
@@ -99,6 +101,7 @@ class Run:
     amp_dtype: torch.dtype | None
     channels_last: bool
     selection_classes: list[int]  # class indices averaged for model selection
+    value_noise: torch.Tensor | None = None  # (slices, columns) relative errors (bound_noise)
     epoch: int = 0
     best_score: float = -math.inf
     best_epoch: int = 0
@@ -140,6 +143,11 @@ def build_run(
     device = get_device(str(device)) if device is not None else get_device()
     mode = compile_mode(compile)
     check_graph(graph, mode)
+    if graph and config.bound_noise:
+        raise ValueError(
+            f"graph: expected bound_noise=0 in graph mode (the captured step takes no noise "
+            f"table), got bound_noise={config.bound_noise}"
+        )
     if data is None:
         data = _place_data(config, resolve_data_root(config, data_root), device)
     selection = selection_classes(config, len(data.class_names))
@@ -178,6 +186,7 @@ def build_run(
         channels_last=channels_last,
         selection_classes=selection,
         graph=graph,
+        value_noise=value_noise_table(config, data.labels.shape[0], device),
     )
 
 
@@ -358,6 +367,23 @@ def build_loss(config: TrainConfig) -> ShapeDescriptorLoss | None:
         empty_policy=config.empty_policy,
         check_inputs=False,
     )
+
+
+def value_noise_table(
+    config: TrainConfig, n_slices: int, device: torch.device
+) -> torch.Tensor | None:
+    """Each training slice's relative errors e (slices, columns), drawn once from the config's seed:
+    e ~ N(0, bound_noise²), kept >= -1 (the factor 1 + e is never negative); None without noise.
+
+    One column per constrained value of the loss (`tutorial_lib.loss_tables.LossTables`): the
+    loss makes that slice's bounds around v (1 + e), an annotator's fixed error on each value.
+    """
+    if config.method == "ce" or config.bound_noise == 0:
+        return None
+    columns = sum(LossTables.build(config.terms, 2).widths)
+    generator = torch.Generator().manual_seed(config.seed + 3)
+    noise = torch.randn(n_slices, columns, generator=generator, dtype=torch.float64)
+    return (config.bound_noise * noise).clamp_min(-1.0).to(device, torch.float32)
 
 
 @torch.no_grad()

@@ -87,6 +87,34 @@ def hd95_of_points(a: Tensor, b: Tensor) -> float:
     return float(torch.quantile(both_ways, 0.95))
 
 
+# --- 04b: what makes it work or fail -------------------------------------------------------------
+def dice_after_shift(mask: Tensor, shift: int) -> float:
+    """04b.1: Dice of a (H, W) mask with its copy moved `shift` columns (right if > 0); pixels
+    moved out of the image are lost, the columns moved in are empty."""
+    m = mask.bool()
+    width = m.shape[1]
+    moved = torch.zeros_like(m)
+    if 0 <= shift < width:
+        moved[:, shift:] = m[:, : width - shift]
+    elif -width < shift < 0:
+        moved[:, :shift] = m[:, -shift:]
+    overlap = (m & moved).sum()
+    return float(2 * overlap / (m.sum() + moved.sum()))
+
+
+def truth_outside_probability(noise: float, margin: float) -> float:
+    """04b.2: P(the true value v lies outside [v' (1 - m), v' (1 + m)]), v' = v (1 + e),
+    e ~ N(0, noise²). Outside above: v' (1 - m) > v, i.e. e > m / (1 - m); outside below:
+    v' (1 + m) < v, i.e. e < -m / (1 + m)."""
+
+    def normal_cdf(x: float) -> float:
+        return 0.5 * (1 + math.erf(x / math.sqrt(2)))
+
+    above = 1 - normal_cdf(margin / (1 - margin) / noise)
+    below = normal_cdf(-margin / (1 + margin) / noise)
+    return above + below
+
+
 # --- 05: ACDC (the authors' quirks) --------------------------------------------------------------
 def halving_epochs(best_epochs: list[int]) -> list[int]:
     """05.1: epochs i after which the LR is halved: i % (best_epochs[i] + 20) == 0 (epoch 0 too)."""

@@ -64,7 +64,7 @@ def default_source() -> Path:
 
 def notebook_paths(src: str | os.PathLike) -> list[Path]:
     """The course's notebooks in `src`: `NN_name.ipynb`, in order."""
-    found = sorted(Path(src).glob("[0-9][0-9]_*.ipynb"))
+    found = sorted(Path(src).glob("[0-9][0-9]*_*.ipynb"))
     if not found:
         raise FileNotFoundError(
             f"--src: expected the course's NN_name.ipynb notebooks in {src} (the notebooks/ folder "

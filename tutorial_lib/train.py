@@ -106,10 +106,12 @@ def _step(
     y: torch.Tensor,
     t: float | torch.Tensor,
     spacing: torch.Tensor | None = None,
+    value_noise: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimisation step on an (augmented) batch; returns the detached loss and logits.
 
-    `spacing` (B, 2) mm per pixel (row, col) is used by descriptor terms in physical units.
+    `spacing` (B, 2) mm per pixel (row, col) is used by descriptor terms in physical units;
+    `value_noise` (B, columns) are the batch's relative errors on the bounds' values (bound_noise).
     """
     if run.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
@@ -119,7 +121,8 @@ def _step(
     if run.loss_fn is None:
         loss = cross_entropy_loss(logits, y)
     else:
-        loss = run.loss_fn(torch.softmax(logits, dim=1), y, t, spacing=spacing)
+        probs = torch.softmax(logits, dim=1)
+        loss = run.loss_fn(probs, y, t, spacing=spacing, value_noise=value_noise)
     # data-parallel: this rank's part of the batch's loss
     loss = distributed.scale_loss(run.ranks, loss)
     run.optimizer.zero_grad(set_to_none=True)
@@ -134,12 +137,15 @@ def _augment_and_step(
     y: torch.Tensor,
     t: float | torch.Tensor,
     spacing: torch.Tensor | None,
+    value_noise: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The batch augmented, this rank's share of it (data-parallel), one step; returns the loss,
     the logits and the augmented labels. Graph mode captures this function (tutorial_lib.graphs)."""
     x, y = augment_batch(x, y, run.generators["augment"], run.config.augment)
+    n = x.shape[0]
     x, y, spacing = distributed.share(run.ranks, x, y, spacing)
-    loss, logits = _step(run, x, y, t, spacing)
+    value_noise = distributed.share_rows(run.ranks, value_noise, n)
+    loss, logits = _step(run, x, y, t, spacing, value_noise)
     return loss, logits, y
 
 
@@ -235,7 +241,11 @@ def _train_epoch(run: Run, progress: bool) -> dict[str, float]:
     for index in steps:
         x, y = load_batch(images, labels, index, device)
         batch_spacing = None if spacing is None else spacing[index.to(spacing.device)].to(device)
-        loss, logits, y = step(x, y, t, batch_spacing)
+        noise = (
+            None if run.value_noise is None else run.value_noise[index.to(run.value_noise.device)]
+        )
+        extra = {} if noise is None else {"value_noise": noise}  # graph mode refuses bound_noise
+        loss, logits, y = step(x, y, t, batch_spacing, **extra)
         totals.add(loss, logits, y, run.loss_fn.last_stats if run.loss_fn is not None else None)
         if run.ranks is None and totals.steps % check_every == 0 and bool(totals.bad):
             _raise_non_finite(run, loss, totals.steps)

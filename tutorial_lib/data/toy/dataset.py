@@ -51,7 +51,9 @@ class ToyVolume:
 
 
 def toy_spacing(name: str, size: int) -> tuple[float, float, float]:
-    """A plausible (slice, row, col) spacing in mm: ACDC-like or PROMISE12-like fields of view."""
+    """A plausible (slice, row, col) spacing in mm: ACDC-like or PROMISE12-like fields of view.
+
+    Taught in notebook 04b."""
     if name == "toy-cardiac":
         return (10.0, 1.5625 * 256 / size, 1.5625 * 256 / size)
     return (3.6, 0.625 * 256 / size, 0.625 * 256 / size)
