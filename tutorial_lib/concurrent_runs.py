@@ -12,7 +12,9 @@ Each run is `tutorial_lib.train.train(config, resume=True, progress=False)` in a
 with "spawn" (safe with CUDA and in notebooks); the parent draws one progress bar per run from the
 rows of its `metrics.csv`. A run that fails stops the others and its error is raised again in the
 parent, with the same type (NonFiniteLossError, ValueError, ...). With `jobs=1` the runs train one
-after the other in this process, exactly as `train` would.
+after the other in this process, exactly as `train` would. A run already trained to its epochs (its
+`summary.json` says so) goes through `train` in this process too, which checks it and scores it
+again: starting a process (and importing torch there) would cost more than that.
 
 Ctrl-C: the processes start with SIGINT ignored, so a Ctrl-C in a terminal (sent to every process
 of the group) reaches only the parent, as a KeyboardInterrupt. The parent then stops each process
@@ -41,6 +43,7 @@ from tutorial_lib.config import TrainConfig
 from tutorial_lib.device import get_device
 from tutorial_lib.errors import RunFailedError
 from tutorial_lib.run_setup import compile_mode, resolve_data_root
+from tutorial_lib.runlog import read_json
 from tutorial_lib.train import train
 
 __all__ = ["train_runs", "default_jobs"]
@@ -180,9 +183,26 @@ def train_runs(
     train_options = dict(train_options or {})
     compile_mode(train_options.get("compile", False))  # a bad mode fails here, not in a process
     roots = {name: str(resolve_data_root(cfg, data_root)) for name, (cfg, _) in runs.items()}
-    if jobs == 1:
+    to_train = {name: run for name, run in runs.items() if not _finished(*run)}
+    if min(jobs, len(to_train)) <= 1:
         return _train_in_turn(runs, roots, device, progress, train_options)
-    return _train_at_once(runs, roots, device, jobs, progress, train_options)
+    finished = {name: run for name, run in runs.items() if name not in to_train}
+    seconds = _train_in_turn(finished, roots, device, progress, train_options)
+    seconds.update(_train_at_once(to_train, roots, device, jobs, progress, train_options))
+    return {name: seconds[name] for name in runs}
+
+
+def _finished(config: TrainConfig, out_dir: str | os.PathLike) -> bool:
+    """Has the run in `out_dir` done `config.epochs` epochs (so says its `summary.json`)?"""
+    path = Path(out_dir) / "summary.json"
+    try:
+        summary = read_json(path) if path.is_file() else {}
+    except ValueError:  # a damaged file: `train` reports it, in whichever process
+        return False
+    if not isinstance(summary, dict) or summary.get("status") != "done":
+        return False
+    done = summary.get("epochs_done")
+    return isinstance(done, int) and done >= config.epochs
 
 
 def _train_in_turn(runs, roots, device, progress, train_options) -> dict[str, float]:
