@@ -14,7 +14,9 @@ thread (`OMP_NUM_THREADS=1`), and empty temporary folders for `TUTORIAL_RUNS` (t
 04's runs); otherwise each gets its own. `TUTORIAL_ACDC` and `TUTORIAL_PROMISE12` are unset, so 05
 and 06 run on their toy stand-ins.
 
-Per notebook it prints the wall-clock seconds, the exit status and two peaks of resident memory:
+Per notebook it prints the wall-clock seconds, the CPU seconds of all its processes (user and
+system: the figure that other processes' load inflates least), the exit status and two peaks of
+resident memory:
 that of the largest single process (the Jupyter kernel, or a training process the kernel started)
 and that of all the processes of the run summed (pytest, the kernel, training processes; sampled
 every 0.25 s, Linux only). All of it goes to `--json` (written to a temporary file, then moved). `--cells N` runs each notebook once more, outside nbval, with nbclient
@@ -105,6 +107,8 @@ def run_nbval(notebook: Path, env: dict[str, str], timeout: float) -> dict:
     timed_out = seconds > timeout
     return {
         "seconds": None if timed_out else round(seconds, 1),
+        # CPU time of the whole tree (user + system): what the load of other processes inflates least
+        "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 1),
         "returncode": "timeout" if timed_out else returncode,
         # ru_maxrss (KiB on Linux): the largest resident size of one process of the tree
         "peak_process_mib": round(usage.ru_maxrss / 1024),
@@ -245,7 +249,8 @@ def main(argv: list[str] | None = None) -> int:
             rows[notebook.stem] = run_nbval(notebook, env, args.timeout)
             row = rows[notebook.stem]
             print(
-                f"{notebook.stem:32s} {row['seconds']!s:>7s} s  exit {row['returncode']}  "
+                f"{notebook.stem:32s} {row['seconds']!s:>7s} s ({row['cpu_seconds']} s CPU)  "
+                f"exit {row['returncode']}  "
                 f"peak {row['peak_process_mib']} MiB (one process), {row['peak_tree_mib']} MiB (all)",
                 flush=True,
             )
