@@ -27,15 +27,16 @@ def _as_bool(ok: object) -> bool:
     raise ValueError(f"ok: expected a bool or a one-element boolean tensor, got {ok!r}")
 
 
-def verdict(ok: object, claim: str, hint: str = "") -> bool:
-    """Print "✓ <claim>" when `ok`, else "✗ not in this run: <claim>" and `hint`; return `ok`."""
+def verdict(ok: object, claim: str, hint: str = "") -> None:
+    """Print "✓ <claim>" when `ok`, else "✗ not in this run: <claim>" and `hint`.
+
+    Returns None, so that a notebook cell ending with it shows the line alone.
+    """
     if not isinstance(claim, str) or not claim.strip():
         raise ValueError(f"claim: expected a non-empty str, got {claim!r}")
     if not isinstance(hint, str):
         raise ValueError(f"hint: expected a str, got {hint!r}")
-    met = _as_bool(ok)
-    if met:
+    if _as_bool(ok):
         print(f"✓ {claim}")
     else:
         print(f"✗ not in this run: {claim}" + (f" ({hint})" if hint else ""))
-    return met
