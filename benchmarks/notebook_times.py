@@ -84,7 +84,9 @@ def tree_rss_kib(root_pid: int) -> int:
 
 def run_nbval(notebook: Path, env: dict[str, str], timeout: float) -> dict:
     """Run `notebook` under nbval: wall seconds, exit status, peak memory (MiB)."""
-    command = [sys.executable, "-m", "pytest", "-q", str(notebook)]
+    # the project's nbval flags (pyproject.toml), with a cell timeout as long as the notebook's
+    command = [sys.executable, "-m", "pytest", "-q", f"--nbval-cell-timeout={timeout:.0f}"]
+    command.append(str(notebook))
     peak_tree = 0
     with tempfile.TemporaryFile("w+") as log:
         start = time.perf_counter()
