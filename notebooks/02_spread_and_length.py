@@ -28,7 +28,8 @@
 #
 # **Prerequisites:** notebook 01; variance, a little trigonometry, an average over angles.
 #
-# **Time:** T02
+# **Time** (2-core CPU, measured with `benchmarks/notebook_times.py`): about 10 s, in fast mode and
+# in full mode (nothing is trained).
 
 # %%
 # Install the course's library only where it is missing (Colab, a bare kernel). torch is never

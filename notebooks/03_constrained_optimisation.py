@@ -30,7 +30,8 @@
 #
 # **Prerequisites:** notebooks 01 and 02; derivatives, logarithms, the idea of a minimum under a constraint.
 #
-# **Time:** T03
+# **Time** (2-core CPU, measured with `benchmarks/notebook_times.py`): 10 to 15 s, in fast mode and
+# in full mode (a free mask is optimised, no network).
 
 # %%
 # Install the course's library only where it is missing (Colab, a bare kernel). torch is never

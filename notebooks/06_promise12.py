@@ -28,7 +28,9 @@
 #
 # **Prerequisites:** notebooks 04 and 05.
 #
-# **Time:** T06
+# **Time** (2-core CPU, measured with `benchmarks/notebook_times.py`), on the toy stand-in: about 1
+# min in fast mode; about 4½ min in full mode, estimated from the seconds per epoch of a short run.
+# The paper's PROMISE12 runs want a GPU: not measured on Colab yet.
 
 # %%
 # Install the course's library only where it is missing (Colab, a bare kernel). torch is never
