@@ -63,10 +63,10 @@ import torch
 from tutorial_lib import plots
 from tutorial_lib.bounds import labels_to_onehot
 from tutorial_lib.checks import verdict
-from tutorial_lib.concurrent_runs import train_runs
+from tutorial_lib.concurrent_runs import notebook_jobs, train_runs
 from tutorial_lib.config import config_to_dict
 from tutorial_lib.data.datasets import load_split
-from tutorial_lib.device import get_device, set_cpu_threads, usable_cpus
+from tutorial_lib.device import get_device, set_cpu_threads
 from tutorial_lib.evaluation import predict_run
 from tutorial_lib.loss_tables import LossTables
 from tutorial_lib.losses import ShapeDescriptorLoss, cross_entropy_loss
@@ -197,13 +197,13 @@ assert torch.isfinite(desc_value)
 # `train` runs the library's loop (the command line's `train`): Adam, online augmentation, $t \times
 # 1.1$ after every epoch, validation every epoch, the best checkpoint kept by validation DSC, then a
 # test evaluation (3-D DSC per volume, HD95 in mm); its summary goes to the run's `summary.json`.
-# `train_runs` calls it for both runs, at the same time in two processes when the machine has two
-# CPUs or a GPU for them (as `reproduce` does). A finished run in `RUNS` is reused, so running the
-# notebook again is quick.
+# `train_runs` calls it for both runs, at the same time in two processes when the machine has a GPU,
+# or two CPUs and 3 GiB of memory for them (`notebook_jobs`); else one after the other. A finished
+# run in `RUNS` is reused, so running the notebook again is quick.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-jobs = min(2, usable_cpus()) if device.type == "cpu" else None  # None: the library's choice
+jobs = notebook_jobs(device)  # 2 with 2 CPUs and 3 GiB (or a GPU), else 1
 seconds = train_runs(
     {m: (c, config_run_dir(c, RUNS)) for m, c in configs.items()}, device=device, jobs=jobs
 )

@@ -65,12 +65,12 @@ import torch
 from tutorial_lib import plots
 from tutorial_lib.bounds import precise_bounds
 from tutorial_lib.checks import verdict
-from tutorial_lib.concurrent_runs import train_runs
+from tutorial_lib.concurrent_runs import notebook_jobs, train_runs
 from tutorial_lib.config import config_to_dict
 from tutorial_lib.data.fetch import SOURCES
 from tutorial_lib.data.storage import data_dir
 from tutorial_lib.descriptors import soft_size
-from tutorial_lib.device import get_device, set_cpu_threads, usable_cpus
+from tutorial_lib.device import get_device, set_cpu_threads
 from tutorial_lib.losses import DescriptorTerm, ShapeDescriptorLoss
 from tutorial_lib.penalties import log_barrier_extension
 from tutorial_lib.presets import get_preset
@@ -281,8 +281,8 @@ print({m: f"{c.name}, {c.model}, {c.epochs} epochs" for m, c in configs.items()}
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-# both runs at once, one process each, when the machine has 2 CPUs or a GPU (as `reproduce` does)
-jobs = min(2, usable_cpus()) if device.type == "cpu" else None  # None: the library's choice
+# both runs at once, one process each, when the machine allows it (as `reproduce` does)
+jobs = notebook_jobs(device)  # 2 with 2 CPUs and 3 GiB (or a GPU), else 1
 seconds = train_runs(
     {m: (c, config_run_dir(c, RUNS)) for m, c in configs.items()},
     data_root=DATA_ROOT,

@@ -63,13 +63,13 @@ import torch
 
 from tutorial_lib import plots
 from tutorial_lib.checks import verdict
-from tutorial_lib.concurrent_runs import train_runs
+from tutorial_lib.concurrent_runs import notebook_jobs, train_runs
 from tutorial_lib.config import config_to_dict
 from tutorial_lib.data.datasets import load_split
 from tutorial_lib.data.fetch import SOURCES
 from tutorial_lib.data.prepare import resize_slices
 from tutorial_lib.data.storage import data_dir
-from tutorial_lib.device import get_device, set_cpu_threads, usable_cpus
+from tutorial_lib.device import get_device, set_cpu_threads
 from tutorial_lib.models import build_model, count_parameters
 from tutorial_lib.presets import get_preset
 from tutorial_lib.reproduce import compare_runs, dataset_or_stand_in, format_table, run_configs
@@ -233,8 +233,8 @@ print({m: f"{c.name}, {c.model}, {c.epochs} epochs" for m, c in configs.items()}
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-# both runs at once, one process each, when the machine has 2 CPUs or a GPU (as `reproduce` does)
-jobs = min(2, usable_cpus()) if device.type == "cpu" else None  # None: the library's choice
+# both runs at once, one process each, when the machine allows it (as `reproduce` does)
+jobs = notebook_jobs(device)  # 2 with 2 CPUs and 3 GiB (or a GPU), else 1
 seconds = train_runs(
     {m: (c, config_run_dir(c, RUNS)) for m, c in configs.items()},
     data_root=DATA_ROOT,

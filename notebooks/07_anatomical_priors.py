@@ -64,11 +64,11 @@ from skimage.measure import regionprops
 from tutorial_lib import plots, widgets
 from tutorial_lib.bounds import labels_to_onehot, population_bounds
 from tutorial_lib.checks import verdict
-from tutorial_lib.concurrent_runs import train_runs
+from tutorial_lib.concurrent_runs import notebook_jobs, train_runs
 from tutorial_lib.data.datasets import load_split
 from tutorial_lib.data.toy.dataset import ensure_toy_dataset
 from tutorial_lib.descriptors import DESCRIPTORS, soft_centroid, soft_size
-from tutorial_lib.device import get_device, set_cpu_threads, usable_cpus
+from tutorial_lib.device import get_device, set_cpu_threads
 from tutorial_lib.evaluation import predict_run
 from tutorial_lib.losses import DescriptorTerm, ShapeDescriptorLoss
 from tutorial_lib.metrics import dice_3d_per_volume, mean_dice
@@ -445,12 +445,12 @@ assert in_cavity > 0.8
 
 
 # %% [markdown]
-# Train the three, two at a time when the machine has 2 CPUs or a GPU (a finished run in `RUNS` is
+# Train the three, two at a time when the machine allows it (a finished run in `RUNS` is
 # reused: notebook 04 already trained CE and the precise run with the same settings).
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-jobs = min(2, usable_cpus()) if device.type == "cpu" else None  # None: the library's choice
+jobs = notebook_jobs(device)  # 2 with 2 CPUs and 3 GiB (or a GPU), else 1
 seconds = train_runs(
     {m: (c, config_run_dir(c, RUNS)) for m, c in configs.items()}, device=device, jobs=jobs
 )

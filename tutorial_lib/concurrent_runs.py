@@ -40,13 +40,13 @@ import torch
 from tqdm.auto import tqdm
 
 from tutorial_lib.config import TrainConfig
-from tutorial_lib.device import get_device
+from tutorial_lib.device import get_device, usable_cpus, usable_memory_gib
 from tutorial_lib.errors import RunFailedError
 from tutorial_lib.run_setup import compile_mode, resolve_data_root
 from tutorial_lib.runlog import read_json
 from tutorial_lib.train import train
 
-__all__ = ["train_runs", "default_jobs"]
+__all__ = ["train_runs", "default_jobs", "notebook_jobs"]
 
 POLL_SECONDS = 0.5
 GRACE_SECONDS = 5.0
@@ -63,6 +63,22 @@ def default_jobs(device: torch.device, n_runs: int) -> int:
     if device.type == "cpu" and torch.get_num_threads() >= 2:
         return min(2, n_runs)
     return 1
+
+
+# Two toy runs training at once from a notebook took 1.8 to 1.9 GiB for all the processes together
+# (kernel, two training processes, test runner; benchmarks/notebook_times.py): a 2 GB Binder
+# session would not hold them.
+TWO_RUNS_MIN_GIB = 3.0
+
+
+def notebook_jobs(device: str | torch.device) -> int:
+    """How many runs a notebook trains at once: on a CPU, 2 when this process may use 2 CPUs and
+    `TWO_RUNS_MIN_GIB` of memory, else 1 (whatever its threads: the tests and Binder set one);
+    elsewhere `default_jobs`."""
+    device = torch.device(device)
+    if device.type != "cpu":
+        return default_jobs(device, 2)
+    return 2 if usable_cpus() >= 2 and usable_memory_gib() >= TWO_RUNS_MIN_GIB else 1
 
 
 def _metrics_rows(run_dir: Path) -> int:
