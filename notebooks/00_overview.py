@@ -18,6 +18,18 @@
 # *In ten minutes: what the paper claims, what you will build, and a check that your setup is ready.*
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/shape-descriptors-course/shape-descriptors-course/blob/main/notebooks/00_overview.ipynb)
+#
+# **You will**
+#
+# * state the paper's claim: a segmentation network trained from a few numbers per image and class;
+# * count how many numbers replace a mask (65,536 labels against 18 for three classes);
+# * compute the four soft descriptors of a shape and read them on a figure;
+# * check that your setup (PyTorch, widgets, device) is ready for the course.
+#
+# **Prerequisites:** none before this one; Python and a first contact with PyTorch tensors.
+#
+# **Time** (2-core CPU, measured with `benchmarks/notebook_times.py`): about 10 s, in fast mode and
+# in full mode (nothing is trained).
 
 # %%
 # Install the course's library only where it is missing (Colab, a bare kernel). torch is never
@@ -228,9 +240,18 @@ print(f"forward + backward of the four descriptors: {elapsed * 1000:.0f} ms on {
 assert torch.isfinite(x.grad).all()
 
 # %% [markdown]
-# ## Where next
+# ## Recap
 #
-# Open **01 size and centroid**. To see the paper's experiment run end to end in a few minutes, the
-# command line does it in one go on the toy cardiac data:
-# `python -m tutorial_lib reproduce --dataset toy-cardiac --fast` (notebook 04 explains what it runs).
-# The paper's own tables need the ACDC and PROMISE12 data and a GPU (notebooks 05 and 06).
+# * The paper trains a segmentation network from a few numbers per image and class: 18 for the three
+#   cardiac structures of a slice, against 65,536 labels for its 256×256 mask.
+# * The four descriptors (size, centroid, spread, length) are sums over the probabilities, so they
+#   are differentiable; bounds around them become a loss through the log-barrier extension.
+# * The toy cardiac data stands in for ACDC until notebook 05.
+#
+# To see the paper's experiment run end to end in a few minutes, the command line does it in one go
+# on the toy cardiac data: `python -m tutorial_lib reproduce --dataset toy-cardiac --fast`
+# (notebook 04 explains what it runs). The paper's own tables need the ACDC and PROMISE12 data and a
+# GPU (notebooks 05 and 06).
+#
+# **Next:** [01 · Size and centroid](01_size_and_centroid.ipynb): the two simplest descriptors, hard
+# and soft, and the gradients they send.

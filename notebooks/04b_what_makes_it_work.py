@@ -18,6 +18,24 @@
 # *The toy presets of notebook 04 depart from the paper in three ways; take each away, on a free mask in seconds and on the network, and learn when descriptor-only training fails.*
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/shape-descriptors-course/shape-descriptors-course/blob/main/notebooks/04b_what_makes_it_work.ipynb)
+#
+# **You will**
+#
+# * sweep the margins of a free mask from the toy presets' ±1 px to the paper's ±20 px, and see
+#   why the paper's size margin is its one tight constraint;
+# * remove each descriptor in turn, give the descriptors an annotator's error, and put the
+#   quadratic penalty against the log-barrier extension;
+# * run studies of networks with the study tool: each of the toy presets' three departures from the
+#   paper removed in turn, the quadratic penalty in training, the margins swept;
+# * judge when descriptor-only training should be expected to fail on your own data.
+#
+# **Prerequisites:** notebooks 01–04 (the descriptors, the log-barrier extension, the free mask of
+# 03, the training of 04).
+#
+# **Time** (2-core CPU): fast mode (`TUTORIAL_FAST=1`) 23 s under nbval from empty caches on a 2-core CPU (62 s
+# while other work kept the machine busy); full mode trains 9 networks of 30 epochs, 74–219 s each
+# on one thread of the shared machine (the commands are in section 6), then runs in 37 s from
+# their cache.
 
 # %%
 # Install the course's library only where it is missing (Colab, a bare kernel). torch is never
@@ -38,25 +56,6 @@ except ImportError:
             "git+https://github.com/shape-descriptors-course/shape-descriptors-course",
         ]
     )
-
-# %% [markdown]
-# **You will**
-#
-# * sweep the margins of a free mask from the toy presets' ±1 px to the paper's ±20 px, and see
-#   why the paper's size margin is its one tight constraint;
-# * remove each descriptor in turn, give the descriptors an annotator's error, and put the
-#   quadratic penalty against the log-barrier extension;
-# * run studies of networks with the study tool: each of the toy presets' three departures from the
-#   paper removed in turn, the quadratic penalty in training, the margins swept;
-# * judge when descriptor-only training should be expected to fail on your own data.
-#
-# **Prerequisites:** notebooks 01–04 (the descriptors, the log-barrier extension, the free mask of
-# 03, the training of 04).
-#
-# **Time:** fast mode (`TUTORIAL_FAST=1`) 23 s under nbval from empty caches on a 2-core CPU (62 s
-# while other work kept the machine busy); full mode trains 9 networks of 30 epochs, 74–219 s each
-# on one thread of the shared machine (the commands are in section 6), then runs in 37 s from
-# their cache.
 
 # %%
 # %matplotlib inline
@@ -628,4 +627,5 @@ check("04b.2", truth_outside_probability)
 #   next; the quadratic penalty trains, but worse than the barrier.
 # * The study tool (`python -m tutorial_lib study`) runs such questions on networks, resumably.
 #
-# **Next:** ACDC, the same experiment on real data, with each quirk of the authors' code.
+# **Next:** [05 · ACDC](05_acdc.ipynb): the same experiment on the paper's cardiac data, with each
+# quirk of the authors' code.

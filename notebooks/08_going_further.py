@@ -18,6 +18,18 @@
 # *Descriptors in 3-D, descriptors of your own, the invariance hypothesis, and exercises that check themselves.*
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/shape-descriptors-course/shape-descriptors-course/blob/main/notebooks/08_going_further.ipynb)
+#
+# **You will**
+#
+# * compute the descriptors of volumes in 3-D, in mm;
+# * write a descriptor of your own and check its gradient with `gradcheck`;
+# * test the resolution part of the invariance hypothesis;
+# * solve exercises that check themselves.
+#
+# **Prerequisites:** notebooks 01 to 03 (07 for descriptors in mm); 3-D coordinates.
+#
+# **Time** (2-core CPU, measured with `benchmarks/notebook_times.py`): about 10 s, in fast mode and
+# in full mode (nothing is trained).
 
 # %%
 # Install the course's library only where it is missing (Colab, a bare kernel). torch is never
@@ -397,6 +409,19 @@ check("08.4", CRESCENT_DESCRIPTOR)
 # mode="abs")` or an `"eccentricity"` term.
 
 # %% [markdown]
+# ## Recap
+#
+# * The descriptors are N-D: in 3-D the same sums give a volume, a 3-D centroid, three spreads and a
+#   surface, in mm with the voxel spacing.
+# * Any cheap differentiable function of the probabilities whose bounds are known without pixel labels
+#   can be a descriptor; the log-barrier extension makes it a loss.
+# * Descriptors in mm barely change with the resolution; whether they transfer across modalities needs
+#   a second modality to test.
+#
+# **Next:** your own data. [05 · ACDC](05_acdc.ipynb) shows the recipe end to end (`fetch`,
+# `prepare`, `reproduce`), [07 · Anatomical priors](07_anatomical_priors.ipynb) the bounds to use
+# where no per-image measurement exists, and `docs/method.md` the formulas and the authors' settings.
+#
 # ## Where to go from here
 #
 # * H. Kervadec, J. Dolz, J. Yuan, C. Desrosiers, E. Granger, I. Ben Ayed, *Constrained deep

@@ -47,6 +47,44 @@ def test_two_processes_give_the_runs_trained_in_turn(tmp_path):
         assert summary["device"] == "cpu"
 
 
+def test_finished_runs_are_checked_here_not_in_new_processes(tmp_path, monkeypatch):
+    """Only runs with epochs left start processes; the others go through `train` in this one."""
+    runs = _pair(tmp_path)
+    train_runs(runs, device="cpu", jobs=1, progress=False)
+    started = []
+
+    def at_once(to_train, *args):
+        started.append(sorted(to_train))
+        return dict.fromkeys(to_train, 0.0)
+
+    monkeypatch.setattr(concurrent_runs, "_train_at_once", at_once)
+    assert set(train_runs(runs, device="cpu", jobs=2, progress=False)) == {"ce", "descriptors"}
+    assert started == []  # both finished: nothing spawned
+    more = {m: (dataclasses.replace(c, epochs=c.epochs + 1), d) for m, (c, d) in runs.items()}
+    one_left = {"ce": runs["ce"], "descriptors": more["descriptors"]}
+    train_runs(one_left, device="cpu", jobs=2, progress=False)
+    assert started == []  # one run to train: in this process
+    assert len(read_csv(tmp_path / "descriptors" / "metrics.csv")) == more["descriptors"][0].epochs
+    longer = {m: (dataclasses.replace(c, epochs=c.epochs + 2), d) for m, (c, d) in runs.items()}
+    train_runs(longer, device="cpu", jobs=2, progress=False)  # two runs to train: two processes
+    assert started == [["ce", "descriptors"]]
+
+
+def test_finished_reads_the_summary(tmp_path):
+    config = tiny("ce")
+    assert not concurrent_runs._finished(config, tmp_path)  # no summary.json
+    for summary, done in (
+        ({"status": "done", "epochs_done": config.epochs}, True),
+        ({"status": "done", "epochs_done": config.epochs - 1}, False),
+        ({"status": "running", "epochs_done": config.epochs}, False),
+        ([1, 2], False),
+    ):
+        (tmp_path / "summary.json").write_text(json.dumps(summary))
+        assert concurrent_runs._finished(config, tmp_path) is done
+    (tmp_path / "summary.json").write_text("{not json")
+    assert not concurrent_runs._finished(config, tmp_path)  # damaged: `train` will say so
+
+
 def test_an_error_in_a_run_is_raised_again_with_its_type(tmp_path):
     """A run refused inside its process (resume with another config) fails the call."""
     runs = _pair(tmp_path)

@@ -1,4 +1,5 @@
-"""usable_cpus: the CPUs a process may use, from its affinity and its container's CPU quota."""
+"""usable_cpus and usable_memory_gib: what a process may use, from its affinity and its container's
+limits; notebook_jobs, which follows them."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import os
 import pytest
 import torch
 
-from tutorial_lib.device import set_cpu_threads, usable_cpus
+from tutorial_lib import concurrent_runs
+from tutorial_lib.device import set_cpu_threads, usable_cpus, usable_memory_gib
 
 
 def _affinity() -> int:
@@ -45,3 +47,32 @@ def test_the_default_threads_follow_the_usable_cpus(monkeypatch):
         assert set_cpu_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_cgroup_memory_limit_caps_the_memory(tmp_path):
+    machine = usable_memory_gib(tmp_path / "missing")
+    assert 0 < machine < float("inf")
+    (tmp_path / "memory.max").write_text(f"{2 * 2**30}\n")  # a 2 GiB session
+    assert usable_memory_gib(tmp_path) == min(2.0, machine)
+    (tmp_path / "memory.max").write_text("max\n")
+    assert usable_memory_gib(tmp_path) == machine
+
+
+def test_a_cgroup_v1_memory_limit_and_its_no_limit_value(tmp_path):
+    (tmp_path / "memory").mkdir()
+    (tmp_path / "memory" / "memory.limit_in_bytes").write_text(f"{2**30}\n")
+    assert usable_memory_gib(tmp_path) == min(1.0, usable_memory_gib(tmp_path / "missing"))
+    (tmp_path / "memory" / "memory.limit_in_bytes").write_text("9223372036854771712\n")
+    assert usable_memory_gib(tmp_path) == usable_memory_gib(tmp_path / "missing")
+
+
+@pytest.mark.parametrize(
+    ("cpus", "gib", "jobs"), [(2, 24.0, 2), (8, 3.0, 2), (1, 24.0, 1), (2, 2.0, 1), (16, 2.9, 1)]
+)
+def test_a_notebook_trains_two_runs_at_once_only_with_two_cpus_and_the_memory(
+    monkeypatch, cpus, gib, jobs
+):
+    monkeypatch.setattr(concurrent_runs, "usable_cpus", lambda: cpus)
+    monkeypatch.setattr(concurrent_runs, "usable_memory_gib", lambda: gib)
+    assert concurrent_runs.notebook_jobs("cpu") == jobs
+    assert concurrent_runs.notebook_jobs(torch.device("cpu")) == jobs

@@ -126,3 +126,23 @@ def test_badges_and_install_cells_point_at_the_project_repository():
 def test_gpu_notebooks_say_how_long_the_full_runs_take_on_colab(name: str):
     install = [c for c in jupytext.read(NOTEBOOKS / f"{name}.py").cells if c.cell_type == "code"][0]
     assert "Colab's GPU" in install.source, f"{name}: the install cell states the Colab GPU time"
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=_ids(SOURCES))
+def test_opening_and_closing(source: Path):
+    """Opens with what the learner will do, the prerequisites and the time; ends with a recap and
+    a link to the next notebook."""
+    cells = jupytext.read(source).cells
+    head = cells[0].source
+    assert re.search(r"^\*\*You will\*\*$(\n^$)?(\n^\* .+$(\n^  .+$)*){3,5}", head, re.M), (
+        "the head cell lists 3 to 5 things after **You will**"
+    )
+    assert re.search(r"^\*\*Prerequisites:\*\* .+", head, re.M)
+    assert re.search(r"^\*\*Time\*\* .*fast mode", head, re.M | re.S)
+    closing = "\n".join([c.source for c in cells if c.cell_type == "markdown"][-2:])
+    assert "## Recap" in closing, "a recap near the end"
+    assert "**Next:**" in closing
+    position = EXPECTED.index(source.stem)
+    if position + 1 < len(EXPECTED):
+        following = EXPECTED[position + 1]
+        assert f"]({following}.ipynb)" in closing, f"**Next:** links to {following}.ipynb"

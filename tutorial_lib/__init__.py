@@ -67,6 +67,7 @@ COURSE_MODULES = (
     "tutorial_lib.lab_widgets",
     "tutorial_lib.study",
     "tutorial_lib.study_grid",
+    "tutorial_lib.checks",
 )
 """The course's tooling: every public name of these modules may be used by the notebooks."""
 

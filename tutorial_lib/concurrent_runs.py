@@ -13,7 +13,9 @@ Each run is `tutorial_lib.train.train(config, resume=True, progress=False)` in a
 with "spawn" (safe with CUDA and in notebooks); the parent draws one progress bar per run from the
 rows of its `metrics.csv`. A run that fails stops the others and its error is raised again in the
 parent, with the same type (NonFiniteLossError, ValueError, ...). With `jobs=1` the runs train one
-after the other in this process, exactly as `train` would.
+after the other in this process, exactly as `train` would. A run already trained to its epochs (its
+`summary.json` says so) goes through `train` in this process too, which checks it and scores it
+again: starting a process (and importing torch there) would cost more than that.
 
 Devices (tutorial_lib.placement): `devices` lists where runs may train (default: every visible GPU
 on CUDA, else the one device); each new process goes to the least busy entry, so runs spread
@@ -44,12 +46,14 @@ import torch
 from tqdm.auto import tqdm
 
 from tutorial_lib.config import TrainConfig
+from tutorial_lib.device import usable_cpus, usable_memory_gib
 from tutorial_lib.errors import RunFailedError
 from tutorial_lib.placement import DeviceSlots, resolve_devices
 from tutorial_lib.run_setup import check_graph, compile_mode, resolve_data_root
+from tutorial_lib.runlog import read_json
 from tutorial_lib.train import train
 
-__all__ = ["train_runs", "default_jobs"]
+__all__ = ["train_runs", "default_jobs", "notebook_jobs"]
 
 POLL_SECONDS = 0.5
 GRACE_SECONDS = 5.0
@@ -68,6 +72,22 @@ def default_jobs(device: torch.device, n_runs: int, n_devices: int = 1) -> int:
     if device.type == "cpu" and n_devices == 1 and torch.get_num_threads() >= 2:
         return min(2, n_runs)
     return min(n_devices, n_runs)
+
+
+# Two toy runs training at once from a notebook took 1.8 to 1.9 GiB for all the processes together
+# (kernel, two training processes, test runner; benchmarks/notebook_times.py): a 2 GB Binder
+# session would not hold them.
+TWO_RUNS_MIN_GIB = 3.0
+
+
+def notebook_jobs(device: str | torch.device) -> int:
+    """How many runs a notebook trains at once: on a CPU, 2 when this process may use 2 CPUs and
+    `TWO_RUNS_MIN_GIB` of memory, else 1 (whatever its threads: the tests and Binder set one);
+    elsewhere `default_jobs`."""
+    device = torch.device(device)
+    if device.type != "cpu":
+        return default_jobs(device, 2)
+    return 2 if usable_cpus() >= 2 and usable_memory_gib() >= TWO_RUNS_MIN_GIB else 1
 
 
 def _metrics_rows(run_dir: Path) -> int:
@@ -194,9 +214,26 @@ def train_runs(
         train_options.get("graph", False), compile_mode(train_options.get("compile", False))
     )
     roots = {name: str(resolve_data_root(cfg, data_root)) for name, (cfg, _) in runs.items()}
-    if jobs == 1:
+    to_train = {name: run for name, run in runs.items() if not _finished(*run)}
+    if min(jobs, len(to_train)) <= 1:
         return _train_in_turn(runs, roots, places[0], progress, train_options)
-    return _train_at_once(runs, roots, places, jobs, progress, train_options)
+    finished = {name: run for name, run in runs.items() if name not in to_train}
+    seconds = _train_in_turn(finished, roots, places[0], progress, train_options)
+    seconds.update(_train_at_once(to_train, roots, places, jobs, progress, train_options))
+    return {name: seconds[name] for name in runs}
+
+
+def _finished(config: TrainConfig, out_dir: str | os.PathLike) -> bool:
+    """Has the run in `out_dir` done `config.epochs` epochs (so says its `summary.json`)?"""
+    path = Path(out_dir) / "summary.json"
+    try:
+        summary = read_json(path) if path.is_file() else {}
+    except ValueError:  # a damaged file: `train` reports it, in whichever process
+        return False
+    if not isinstance(summary, dict) or summary.get("status") != "done":
+        return False
+    done = summary.get("epochs_done")
+    return isinstance(done, int) and done >= config.epochs
 
 
 def _train_in_turn(runs, roots, device, progress, train_options) -> dict[str, float]:

@@ -71,6 +71,33 @@ def usable_cpus(cgroup_root: str | os.PathLike = "/sys/fs/cgroup") -> int:
     return min(cpus, limit) if limit else cpus
 
 
+def _cgroup_memory_limit(cgroup_root: Path) -> int | None:
+    """Bytes a cgroup allows (v2 `memory.max`, or v1 `memory/memory.limit_in_bytes`), None if none."""
+    for path in (cgroup_root / "memory.max", cgroup_root / "memory" / "memory.limit_in_bytes"):
+        try:
+            text = path.read_text().strip()
+        except OSError:
+            continue
+        if not text.isdigit():  # "max": no limit
+            return None
+        value = int(text)
+        return value if 0 < value < 2**60 else None  # v1 writes "no limit" as a huge number
+    return None
+
+
+def usable_memory_gib(cgroup_root: str | os.PathLike = "/sys/fs/cgroup") -> float:
+    """The memory this process may use, in GiB: the machine's, capped by a container's limit.
+
+    A Binder session on a machine of hundreds of GB has about 2 GB; this says so.
+    """
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, OSError, ValueError):  # no sysconf (Windows): the cgroup alone
+        total = None
+    known = [v for v in (total, _cgroup_memory_limit(Path(cgroup_root))) if v]
+    return min(known) / 2**30 if known else math.inf
+
+
 def set_cpu_threads(n: int | None = None) -> int:
     """Use `n` CPU threads and return the number set.
 

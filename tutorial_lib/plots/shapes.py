@@ -15,6 +15,7 @@ import torch
 from matplotlib.colors import ListedColormap, to_rgba
 from matplotlib.figure import Figure
 from matplotlib.patches import Ellipse, Patch, Rectangle
+from matplotlib.ticker import MaxNLocator
 
 __all__ = [
     "CLASS_COLOURS",
@@ -487,6 +488,8 @@ def plot_population_bounds(
         else:
             ax.set_title(name, fontsize=10)
         ax.set_xlabel(xlabel, fontsize=9)
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=4))  # values in mm² have wide tick labels
+        ax.tick_params(labelsize=8)
     if title:
         fig.suptitle(title)
     return fig
