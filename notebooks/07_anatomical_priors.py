@@ -28,8 +28,8 @@
 #
 # **Prerequisites:** notebook 04 (05 for the empty-class policy); quantiles of a sample.
 #
-# **Time** (2-core CPU, measured with `benchmarks/notebook_times.py`): about 1½ min in fast mode on
-# its own, 1 min after notebook 04 (its two runs are reused); about 5 min in full mode, estimated
+# **Time** (2-core CPU, measured with `benchmarks/notebook_times.py`): 1½ to 2 min in fast mode on
+# its own, under 1 min after notebook 04 (its two runs are reused); about 5 min in full mode, estimated
 # from the seconds per epoch of a short run. On a Colab GPU: not measured yet.
 
 # %%
