@@ -22,7 +22,7 @@
 # **You will**
 #
 # * fetch and prepare ACDC, or run on its toy stand-in;
-# * read the authors' recipe and find the four quirks of their code, each measured in a cell;
+# * read the authors' recipe and find the quirks of their code, each measured in a cell;
 # * train the cross-entropy and descriptor runs as `reproduce` does, and compare them;
 # * draw the paper's figures from the runs' logs.
 #
@@ -144,10 +144,12 @@ print(message)
 # ## The authors' recipe, and its quirks
 #
 # The library's presets follow the authors' code: ENet, Adam (lr $5\times10^{-4}$, $\beta = (0.9,
-# 0.99)$), batch 8, 200 epochs, the paper's augmentation, the log-barrier extension with $t_0 = 1$
+# 0.99)$), batch 8, 200 epochs, the authors' augmentation (a 5×5 blur, nearest rotation, scaling
+# with a random crop or pad offset: `docs/method.md` §5), the log-barrier extension with $t_0 = 1$
 # multiplied by 1.1 every epoch, and four descriptor terms on RV, myocardium and LV with weight
 # $10^{-2}$ each. Reading their code closely shows a few quirks. The preset `acdc-descriptors` keeps
-# them (to reproduce the paper); `acdc-descriptors-corrected` fixes them:
+# them (to reproduce the paper); `acdc-descriptors-corrected` fixes them (its augmentation keeps the
+# random offset but blurs with the σ it draws and resamples the image bilinearly):
 
 # %%
 faithful = config_to_dict(get_preset("acdc-descriptors"))
@@ -155,7 +157,7 @@ corrected = config_to_dict(get_preset("acdc-descriptors-corrected"))
 changed = sorted(k for k in faithful if faithful[k] != corrected[k] and k != "name")
 for key in changed:
     print(f"{key:14s} paper: {faithful[key]}\n{'':14s} fixed: {corrected[key]}")
-assert set(changed) == {"terms", "lr_schedule", "empty_policy", "dice_absent"}
+assert set(changed) == {"terms", "lr_schedule", "empty_policy", "dice_absent", "augment"}
 print({k: faithful[k] for k in ("model", "batch_size", "epochs", "lr", "betas", "t0", "t_factor")})
 
 # %% [markdown]
