@@ -104,6 +104,11 @@ def stage_sources(root: Path, stage: Path, *, repo: str, commit: str | None) -> 
         for image in sorted((root / folder).glob("*")):
             if image.suffix.lower() in IMAGE_SUFFIXES or image in guides:
                 shutil.copy2(image, stage / folder / image.name)
+    for image in sorted((root / "docs" / "figures").rglob("*")):  # figures the pages show
+        if image.suffix.lower() in IMAGE_SUFFIXES:
+            target = stage / image.relative_to(root)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(image, target)
     notebooks = []
     for source in sorted((root / "notebooks").glob("[0-9][0-9]*_*.ipynb")):
         stage_notebook(source, stage / "notebooks" / source.name, repo=repo, commit=commit)

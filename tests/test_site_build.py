@@ -67,9 +67,20 @@ def _build(root: Path, out: Path) -> Path:
     return site.build_site(out, root=root, commit=COMMIT, runs=root / "runs", log=lambda _: None)
 
 
+# the smallest valid PNG (1x1), as the README's figures under docs/figures/
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082"
+)
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> Path:
-    root = _repository(tmp_path_factory.mktemp("good"))
+    root = _repository(
+        tmp_path_factory.mktemp("good"), readme="\n![a figure](docs/figures/sweep.png)\n"
+    )
+    (root / "docs" / "figures").mkdir()
+    (root / "docs" / "figures" / "sweep.png").write_bytes(PNG)
     return _build(root, root / "site")
 
 
@@ -84,6 +95,7 @@ def test_the_site_has_the_readme_the_notebook_with_outputs_and_the_api(built: Pa
     api = built / "api" / "tutorial_lib" / "tutorial_lib.html"
     assert "A tiny library." in api.read_text()
     assert (built / "docs" / "method.html").is_file()
+    assert "sweep.png" in (built / "index.html").read_text()  # a figure of docs/figures/ shown
 
 
 def test_a_cell_error_stops_the_build(tmp_path: Path):
