@@ -81,8 +81,10 @@ def _temporaries(folder: Path) -> list[Path]:
 def test_two_processes_racing_for_one_folder(tmp_path, data_root):
     out = tmp_path / "run"
     seeds = (11, 12)
+    # 40 epochs: the winner still holds the folder when the other process has imported torch and
+    # arrives (with 6, a fast winner could finish first and the other meet a finished run instead)
     procs = [
-        _start(["-m", "tutorial_lib", *_train_argv(data_root, out, "--epochs", "6", "--seed", s)])
+        _start(["-m", "tutorial_lib", *_train_argv(data_root, out, "--epochs", "40", "--seed", s)])
         for s in map(str, seeds)
     ]
     results = [(p.wait(timeout=300), p.stdout.read(), p.stderr.read(), p.pid) for p in procs]
@@ -98,7 +100,7 @@ def test_two_processes_racing_for_one_folder(tmp_path, data_root):
     assert json.loads((out / "config.json").read_text())["seed"] == seed
     for name in ("last.pt", "best.pt"):
         assert load_checkpoint(out / "checkpoints" / name)["config"]["seed"] == seed
-    assert [r["epoch"] for r in read_csv(out / "metrics.csv")] == list(range(6))
+    assert [r["epoch"] for r in read_csv(out / "metrics.csv")] == list(range(40))
     assert not _temporaries(out)
 
 
