@@ -14,7 +14,7 @@ from tutorial_lib import solutions
 from tutorial_lib.data.prepare import resize_slices
 from tutorial_lib.descriptors import soft_length
 from tutorial_lib.exercise_stubs import START_HINTS, not_yet_message
-from tutorial_lib.exercises import EXERCISES, check, check_without_solution
+from tutorial_lib.exercises import EXERCISES, check, check_without_solution, run_check
 
 
 # --- one typical wrong answer per exercise, and a fragment of the hint it must get -------------
@@ -143,14 +143,14 @@ def test_every_exercise_has_a_wrong_answer_here() -> None:
 @pytest.mark.parametrize("exercise_id", IDS)
 def test_reference_solution_is_right(exercise_id: str, capsys) -> None:
     reference = EXERCISES[exercise_id][1]
-    assert check(exercise_id, reference) is True
+    assert run_check(exercise_id, reference) is True
     assert capsys.readouterr().out == f"✓ Exercise {exercise_id}: right.\n"
 
 
 @pytest.mark.parametrize("exercise_id", IDS)
 def test_typical_wrong_answer_gets_a_hint(exercise_id: str, capsys) -> None:
     wrong, fragment = WRONG[exercise_id]
-    assert check(exercise_id, wrong) is False
+    assert run_check(exercise_id, wrong) is False
     out = capsys.readouterr().out
     assert out.startswith(f"✗ Exercise {exercise_id}: ") and out.count("\n") == 1
     assert fragment in out
@@ -160,7 +160,7 @@ def test_typical_wrong_answer_gets_a_hint(exercise_id: str, capsys) -> None:
 def test_untouched_stub_checks_the_reference(exercise_id: str, capsys) -> None:
     stubs = [_stub, _stub_returning_ellipsis] if callable(EXERCISES[exercise_id][1]) else [...]
     for stub in stubs:
-        assert check(exercise_id, stub) is True
+        assert run_check(exercise_id, stub) is True
         assert capsys.readouterr().out == (
             f"Exercise {exercise_id}: not yet: the stub is untouched; "
             "checking the reference solution: ✓\n"
@@ -173,7 +173,7 @@ def test_an_answer_that_raises_is_reported(exercise_id: str, capsys) -> None:
         raise ZeroDivisionError("division by zero")
 
     answer = broken if callable(EXERCISES[exercise_id][1]) else 42
-    assert check(exercise_id, answer) is False
+    assert run_check(exercise_id, answer) is False
     out = capsys.readouterr().out
     assert out.startswith(f"✗ Exercise {exercise_id}: ") and out.count("\n") == 1
 
@@ -186,15 +186,15 @@ def test_the_chapter_04b_checkers_need_their_reference_to_be_exact(capsys) -> No
     def slightly_off(noise, margin):
         return solutions.truth_outside_probability(noise, margin) + 0.01
 
-    assert check("04b.1", one_pixel_off) is False
-    assert check("04b.2", slightly_off) is False
+    assert run_check("04b.1", one_pixel_off) is False
+    assert run_check("04b.2", slightly_off) is False
     out = capsys.readouterr().out
     assert "expected" in out and "a simulation gives" in out
 
 
 def test_unknown_exercise_id_is_a_value_error() -> None:
     with pytest.raises(ValueError, match=r"^exercise_id: expected one of .*got '09.1'"):
-        check("09.1", solutions.soft_size_by_hand)
+        run_check("09.1", solutions.soft_size_by_hand)
 
 
 # --- the student copy's check: no reference solution behind an untouched stub -------------------
@@ -218,7 +218,7 @@ def test_without_solution_an_untouched_stub_is_not_yet(exercise_id, capsys, monk
 
     monkeypatch.setitem(EXERCISES, exercise_id, (recording, solution))
     for stub in _stubs_for(exercise_id):
-        assert check_without_solution(exercise_id, stub) is False
+        assert run_check(exercise_id, stub, reference=False) is False
         out = capsys.readouterr().out
         assert out == not_yet_message(exercise_id) + "\n"
         assert "reference" not in out and START_HINTS[exercise_id] in out
@@ -228,9 +228,21 @@ def test_without_solution_an_untouched_stub_is_not_yet(exercise_id, capsys, monk
 
 @pytest.mark.parametrize("exercise_id", IDS)
 def test_without_solution_right_and_wrong_answers_are_told(exercise_id, capsys) -> None:
-    assert check_without_solution(exercise_id, EXERCISES[exercise_id][1]) is True
+    assert run_check(exercise_id, EXERCISES[exercise_id][1], reference=False) is True
     assert capsys.readouterr().out == f"✓ Exercise {exercise_id}: right.\n"
     wrong, fragment = WRONG[exercise_id]
-    assert check_without_solution(exercise_id, wrong) is False
+    assert run_check(exercise_id, wrong, reference=False) is False
     out = capsys.readouterr().out
     assert out.startswith(f"✗ Exercise {exercise_id}: ") and fragment in out
+
+
+@pytest.mark.parametrize("exercise_id", ["01.1", "04b.1", "08.4"])
+def test_the_notebook_checks_print_the_verdict_and_return_nothing(exercise_id, capsys) -> None:
+    # a cell that ends with check(...) must show the ✓/✗ line and no echoed True or False under it
+    right, (wrong, _) = EXERCISES[exercise_id][1], WRONG[exercise_id]
+    for answer in (right, wrong):
+        for notebook_check, reference in ((check, True), (check_without_solution, False)):
+            assert notebook_check(exercise_id, answer) is None
+            shown = capsys.readouterr().out
+            run_check(exercise_id, answer, reference=reference)
+            assert shown == capsys.readouterr().out and shown.count("\n") == 1

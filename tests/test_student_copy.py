@@ -212,13 +212,14 @@ def test_command_errors_are_clear_and_leave_nothing(tmp_path, capsys) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad", "file"]
 
 
-def _expected_output(cell: dict, printed: str, shown: str) -> None:
-    """Mark `cell` for nbval to compare what it prints and shows with `printed` and `shown`."""
+def _expected_output(cell: dict, printed: str, shown: str | None) -> None:
+    """Mark `cell` for nbval to compare what it prints and shows (None: no value shown)."""
     cell["source"] = ["# NBVAL_CHECK_OUTPUT\n", _text(cell)]
     cell["execution_count"] = 1
-    stream = {"output_type": "stream", "name": "stdout", "text": [printed]}
-    result = {"output_type": "execute_result", "execution_count": 1, "metadata": {}}
-    cell["outputs"] = [stream, {**result, "data": {"text/plain": [shown]}}]
+    cell["outputs"] = [{"output_type": "stream", "name": "stdout", "text": [printed]}]
+    if shown is not None:
+        result = {"output_type": "execute_result", "execution_count": 1, "metadata": {}}
+        cell["outputs"].append({**result, "data": {"text/plain": [shown]}})
 
 
 def _expect_not_yet(source: Path, target: Path) -> int:
@@ -228,7 +229,7 @@ def _expect_not_yet(source: Path, target: Path) -> int:
     for cell in nb["cells"]:
         match = CHECK_CELL.fullmatch(_text(cell).strip()) if cell["cell_type"] == "code" else None
         if match:
-            _expected_output(cell, not_yet_message(match[1]) + "\n", "False")
+            _expected_output(cell, not_yet_message(match[1]) + "\n", None)
             checks += 1
     target.write_text(json.dumps(nb, indent=1, ensure_ascii=False), encoding="utf-8")
     return checks

@@ -83,7 +83,7 @@ def predict_labels(
                 x = x.contiguous(memory_format=torch.channels_last)
             with autocast_context(device, amp_dtype):
                 logits = model(x)
-            out.append(logits.argmax(1).to(images.device))
+            out.append(logits.max(1).indices.to(images.device))  # = argmax(1), faster
     finally:
         model.train(was_training)
     return torch.cat(out) if out else torch.empty(0, *images.shape[2:], dtype=torch.long)

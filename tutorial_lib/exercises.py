@@ -366,7 +366,7 @@ EXERCISES: dict[str, tuple[Callable[[object], Hint], object]] = {
 """Exercise id ("NN.k": notebook NN, exercise k) -> (checker, reference solution)."""
 
 
-def check(exercise_id: str, answer: object, *, reference: bool = True) -> bool:
+def run_check(exercise_id: str, answer: object, *, reference: bool = True) -> bool:
     """Check ``answer``, print one line, return True when right; an unknown id is a ValueError.
 
     On an untouched stub: checks the reference solution and says so (``reference=True``), or only
@@ -392,6 +392,11 @@ def check(exercise_id: str, answer: object, *, reference: bool = True) -> bool:
     return hint is None
 
 
-def check_without_solution(exercise_id: str, answer: object) -> bool:
+def check(exercise_id: str, answer: object) -> None:
+    """The notebooks' check: ``run_check``'s line, and no value for Jupyter to echo under it."""
+    run_check(exercise_id, answer)
+
+
+def check_without_solution(exercise_id: str, answer: object) -> None:
     """``check`` for the student copy: an untouched stub is "not yet", never the reference run."""
-    return check(exercise_id, answer, reference=False)
+    run_check(exercise_id, answer, reference=False)
