@@ -2,6 +2,7 @@
 
     python benchmarks/notebook_times.py                      # every notebook, each alone, fast mode
     python benchmarks/notebook_times.py --in-order           # one shared cold cache, 00 to 08
+    python benchmarks/notebook_times.py --one-session        # the same in one pytest process
     python benchmarks/notebook_times.py notebooks/06_promise12.ipynb --cells 8
     python benchmarks/notebook_times.py --full notebooks/04_training_with_descriptors.ipynb
     python benchmarks/notebook_times.py --full-estimate      # full-mode training, from 3 epochs
@@ -11,7 +12,11 @@ flags from pyproject.toml), in a process of its own, with `TUTORIAL_FAST=1` (unl
 thread (`OMP_NUM_THREADS=1`), and empty temporary folders for `TUTORIAL_RUNS` (training runs) and
 `TUTORIAL_DATA_DIR` (toy datasets, downloads): nothing is reused from an earlier run. With
 `--in-order` the notebooks share one pair of cold folders, as a learner's would (05 and 07 reuse
-04's runs); otherwise each gets its own. `TUTORIAL_ACDC` and `TUTORIAL_PROMISE12` are unset, so 05
+04's runs); otherwise each gets its own. `--one-session` runs them all, in order and with one pair
+of cold folders, in a single pytest process (`python -m pytest notebooks/`, as a test run or a
+teacher checking the course would), so pytest's own start (about 6 s: torch, nbformat) is paid once;
+each notebook's seconds then come from pytest's JUnit report (its cells, its kernel's start
+included). `TUTORIAL_ACDC` and `TUTORIAL_PROMISE12` are unset, so 05
 and 06 run on their toy stand-ins.
 
 Per notebook it prints the wall-clock seconds, the CPU seconds of all its processes (user and
@@ -82,11 +87,13 @@ def tree_rss_kib(root_pid: int) -> int:
     return sum(rss.get(pid, 0) for pid in tree)
 
 
-def run_nbval(notebook: Path, env: dict[str, str], timeout: float) -> dict:
-    """Run `notebook` under nbval: wall seconds, exit status, peak memory (MiB)."""
+def run_nbval(
+    notebooks: list[Path], env: dict[str, str], timeout: float, extra: tuple[str, ...] = ()
+) -> dict:
+    """Run `notebooks` under nbval in one pytest process: wall seconds, exit status, peak memory."""
     # the project's nbval flags (pyproject.toml), with a cell timeout as long as the notebook's
-    command = [sys.executable, "-m", "pytest", "-q", f"--nbval-cell-timeout={timeout:.0f}"]
-    command.append(str(notebook))
+    command = [sys.executable, "-m", "pytest", "-q", f"--nbval-cell-timeout={timeout:.0f}", *extra]
+    command += [str(notebook) for notebook in notebooks]
     peak_tree = 0
     with tempfile.TemporaryFile("w+") as log:
         start = time.perf_counter()
@@ -211,6 +218,39 @@ def full_mode_estimate(scratch: Path) -> dict:
     return {"seconds_per_epoch": per_epoch, "training_seconds": estimate}
 
 
+def seconds_per_notebook(junit_xml: Path) -> dict[str, float]:
+    """Seconds of each notebook in a pytest JUnit report: its cells' times (setup included) summed.
+
+    nbval names each cell's test `Cell N` with the notebook as its class name; the kernel starts in
+    the setup of a notebook's first cell, so its start is counted in that notebook's time.
+    """
+    import xml.etree.ElementTree as ET
+
+    seconds: dict[str, float] = {}
+    for case in ET.parse(junit_xml).getroot().iter("testcase"):
+        stem = case.get("classname", "").removesuffix(".ipynb").rsplit(".", 1)[-1]
+        seconds[stem] = seconds.get(stem, 0.0) + float(case.get("time", 0.0))
+    return {stem: round(value, 1) for stem, value in seconds.items()}
+
+
+def one_session(notebooks: list[Path], scratch: Path, *, fast: bool, timeout: float) -> dict:
+    """All `notebooks` in one pytest process, in order, sharing one pair of cold folders."""
+    env = cold_env(scratch / "runs", scratch / "data", fast=fast)
+    junit = scratch / "junit.xml"
+    row = run_nbval(notebooks, env, timeout * len(notebooks), (f"--junitxml={junit}",))
+    row["notebooks"] = seconds_per_notebook(junit) if junit.is_file() else {}
+    for stem, seconds in row["notebooks"].items():
+        print(f"{stem:32s} {seconds:7.1f} s")
+    print(
+        f"{'total (one pytest session)':32s} {row['seconds']!s:>7s} s ({row['cpu_seconds']} s CPU)"
+        f"  exit {row['returncode']}  peak {row['peak_process_mib']} MiB (one process), "
+        f"{row['peak_tree_mib']} MiB (all)"
+    )
+    if row["returncode"] != 0:
+        print(row["tail"], file=sys.stderr)
+    return row
+
+
 def write_json(path: Path, payload: dict) -> None:
     """Write `payload` to a temporary file beside `path`, then move it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -223,6 +263,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="*", type=Path, help="default: notebooks/NN_*.ipynb")
     parser.add_argument("--in-order", action="store_true", help="one shared cold cache")
+    parser.add_argument(
+        "--one-session",
+        action="store_true",
+        help="one pytest process for all, in order, one shared cold cache (as `pytest notebooks/`)",
+    )
     parser.add_argument("--full", action="store_true", help="TUTORIAL_FAST=0 (long)")
     parser.add_argument("--cells", type=int, default=0, help="also list the N slowest cells")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per notebook")
@@ -243,12 +288,20 @@ def main(argv: list[str] | None = None) -> int:
             write_json(args.json, {"cpus": os.cpu_count(), **full_mode_estimate(Path(scratch))})
         print(f"written: {args.json}")
         return 0
+    if args.one_session:
+        with tempfile.TemporaryDirectory(prefix="notebook-times-") as scratch:
+            row = one_session(notebooks, Path(scratch), fast=not args.full, timeout=args.timeout)
+        row.pop("tail")
+        payload = {"mode": "full" if args.full else "fast", "caches": "shared, one session"}
+        write_json(args.json, {**payload, "cpus": os.cpu_count(), "session": row})
+        print(f"written: {args.json}")
+        return 0 if row["returncode"] == 0 else 1
     rows: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="notebook-times-") as scratch:
         for i, notebook in enumerate(notebooks):
             cache = Path(scratch) / ("shared" if args.in_order else f"{i:02d}")
             env = cold_env(cache / "runs", cache / "data", fast=not args.full)
-            rows[notebook.stem] = run_nbval(notebook, env, args.timeout)
+            rows[notebook.stem] = run_nbval([notebook], env, args.timeout)
             row = rows[notebook.stem]
             print(
                 f"{notebook.stem:32s} {row['seconds']!s:>7s} s ({row['cpu_seconds']} s CPU)  "

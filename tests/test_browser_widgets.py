@@ -1,7 +1,9 @@
 """The explorers in a real browser: JupyterLab on 127.0.0.1 (a free port, a token) and headless
 Chromium driven by Playwright. Each notebook with an explorer is run as a reader runs it (Run All
 Cells); then each explorer's first slider is moved with the keyboard, and its figure must change.
-No cell may show an error, and every widget must render.
+An explorer with a Run button (`lab_widgets`) is pressed, must draw its figure and say what it
+found, and must draw another after a slider moved and Run is pressed again. No cell may show an
+error, and every widget must render.
 
 Skipped when Debian's `chromium` or Playwright for Python is missing (`.ci/run` installs both;
 Playwright drives the system Chromium, it never downloads a browser). The notebooks run on copies
@@ -12,6 +14,7 @@ Screenshots are written to the test's temporary folder (its path is printed).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -32,6 +35,10 @@ EXPLORER = re.compile(r"^widgets\.\w+_explorer\(", re.M)
 # The notebooks with an explorer, found from their sources (a new explorer is tested at once).
 WITH_EXPLORERS = [
     p.stem for p in sorted(NOTEBOOKS.glob("[0-9][0-9]*_*.py")) if EXPLORER.search(p.read_text())
+]
+RUN_EXPLORER = re.compile(r"^lab_widgets\.\w+_explorer\(", re.M)  # a Run button, not live sliders
+WITH_RUN_EXPLORERS = [
+    p.stem for p in sorted(NOTEBOOKS.glob("[0-9][0-9]*_*.py")) if RUN_EXPLORER.search(p.read_text())
 ]
 RUN_TIMEOUT_S = 420  # one notebook, Run All to the last cell
 ERROR_TEXT = re.compile(r"Traceback|\b\w+Error\b|Error displaying widget|model not found")
@@ -180,11 +187,11 @@ def _settled_src(cell, before: str | None, timeout_s: float = 60) -> str | None:
     return src
 
 
-@pytest.mark.timeout(RUN_TIMEOUT_S + 300)
-@pytest.mark.parametrize("name", WITH_EXPLORERS)
-def test_explorers_respond_in_a_browser(name, browser, lab, tmp_path_factory):
+@contextlib.contextmanager
+def _notebook_run_in_lab(name, browser, lab, shots: Path, pattern: re.Pattern):
+    """Open `name` in JupyterLab, Run All, check for errors; yield its cells matching `pattern`.
+    On leaving: no error output, no error in the page, the kernels shut down."""
     base, token, _root = lab
-    shots = tmp_path_factory.mktemp(f"shots-{name}")
     print(f"screenshots: {shots}")
     page = browser.new_page(viewport={"width": 1400, "height": 1800})
     page_errors = []
@@ -195,19 +202,68 @@ def test_explorers_respond_in_a_browser(name, browser, lab, tmp_path_factory):
         page.screenshot(path=str(shots / "after-run.png"))
         assert not _errors(page), f"{name}: error outputs after Run All: {_errors(page)}"
         cells = page.locator(".jp-CodeCell").filter(
-            has=page.locator(".jp-InputArea-editor", has_text=re.compile(r"_explorer\("))
+            has=page.locator(".jp-InputArea-editor", has_text=re.compile(pattern.pattern[1:]))
         )
-        expected = len(EXPLORER.findall((NOTEBOOKS / f"{name}.py").read_text()))
+        expected = len(pattern.findall((NOTEBOOKS / f"{name}.py").read_text()))
         assert cells.count() == expected, f"{name}: {cells.count()} explorer cells, want {expected}"
-        for i in range(expected):
-            before, after = _move_first_slider(cells.nth(i), shots, f"explorer{i}")
-            changed = after != before  # (not the two base64 images in the report)
-            assert changed, f"{name}: explorer {i}'s figure did not change"
-        assert not _errors(page), f"{name}: error outputs after the sliders: {_errors(page)}"
+        yield cells
+        assert not _errors(page), f"{name}: error outputs after the widgets: {_errors(page)}"
         assert not page_errors, f"{name}: errors in the page: {page_errors[:3]}"
     finally:
         page.close()
         _shut_down_kernels(base, token)
+
+
+@pytest.mark.timeout(RUN_TIMEOUT_S + 300)
+@pytest.mark.parametrize("name", WITH_EXPLORERS)
+def test_explorers_respond_in_a_browser(name, browser, lab, tmp_path_factory):
+    shots = tmp_path_factory.mktemp(f"shots-{name}")
+    with _notebook_run_in_lab(name, browser, lab, shots, EXPLORER) as cells:
+        for i in range(cells.count()):
+            before, after = _move_first_slider(cells.nth(i), shots, f"explorer{i}")
+            changed = after != before  # (not the two base64 images in the report)
+            assert changed, f"{name}: explorer {i}'s figure did not change"
+
+
+def _press_run(cell, before: str | None, label: str, shots: Path) -> str | None:
+    """Press the explorer's Run button; wait until its status reports a finished run (a Dice) and
+    its figure has settled; return the figure's src."""
+    status = cell.locator(".widget-html").first
+    old = status.inner_text().strip()
+    cell.get_by_role("button", name="Run").click()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # "running...", "step N: Dice ...", then "Dice ..., N s"
+        text = status.inner_text().strip()
+        if text != old and text.startswith("Dice "):
+            break
+        cell.page.wait_for_timeout(250)
+    else:
+        pytest.fail(f"{label}: the explorer's status did not report a finished run: {text!r}")
+    cell.locator(".jp-OutputArea-output img").first.wait_for(timeout=60_000)
+    after = _settled_src(cell, before)
+    cell.screenshot(path=str(shots / f"{label}.png"))
+    return after
+
+
+@pytest.mark.timeout(RUN_TIMEOUT_S + 300)
+@pytest.mark.parametrize("name", WITH_RUN_EXPLORERS)
+def test_run_button_explorers_draw_in_a_browser(name, browser, lab, tmp_path_factory):
+    shots = tmp_path_factory.mktemp(f"shots-run-{name}")
+    with _notebook_run_in_lab(name, browser, lab, shots, RUN_EXPLORER) as cells:
+        for i in range(cells.count()):
+            cell = cells.nth(i)
+            cell.scroll_into_view_if_needed()
+            assert cell.locator(".jp-OutputArea-output img").count() == 0, "drawn before Run"
+            first = _press_run(cell, None, f"explorer{i}-first-run", shots)
+            assert first, f"{name}: explorer {i} drew no figure after Run"
+            readout = cell.locator(".widget-slider .widget-readout").first
+            value = readout.inner_text()
+            cell.locator(".widget-slider .noUi-handle").first.focus()
+            for _ in range(5):
+                cell.locator(".widget-slider .noUi-handle").first.press("ArrowLeft")
+            assert readout.inner_text() != value, f"{name}: the slider did not move"
+            second = _press_run(cell, first, f"explorer{i}-second-run", shots)
+            assert second != first, f"{name}: explorer {i}'s figure did not change on a new Run"
 
 
 def _shut_down_kernels(base: str, token: str) -> None:
