@@ -76,3 +76,28 @@ def test_a_notebook_trains_two_runs_at_once_only_with_two_cpus_and_the_memory(
     monkeypatch.setattr(concurrent_runs, "usable_memory_gib", lambda: gib)
     assert concurrent_runs.notebook_jobs("cpu") == jobs
     assert concurrent_runs.notebook_jobs(torch.device("cpu")) == jobs
+
+
+@pytest.mark.parametrize(
+    ("cpus", "gib", "n_runs", "jobs"),
+    [
+        (2, 24.0, 3, 3),
+        (2, 3.5, 3, 3),
+        (2, 3.4, 3, 2),
+        (2, 2.9, 3, 1),
+        (1, 24.0, 3, 1),
+        (2, 24.0, 1, 1),
+    ],
+)
+def test_a_notebook_trains_all_its_runs_at_once_when_the_memory_holds_them(
+    monkeypatch, cpus, gib, n_runs, jobs
+):
+    monkeypatch.setattr(concurrent_runs, "usable_cpus", lambda: cpus)
+    monkeypatch.setattr(concurrent_runs, "usable_memory_gib", lambda: gib)
+    assert concurrent_runs.notebook_jobs("cpu", n_runs) == jobs
+
+
+@pytest.mark.parametrize("n_runs", [0, -1, 2.0, True, "3"])
+def test_notebook_jobs_refuses_a_count_of_runs_that_is_not_a_positive_int(n_runs):
+    with pytest.raises(ValueError, match=r"^n_runs: expected a positive number of runs, got "):
+        concurrent_runs.notebook_jobs("cpu", n_runs)
