@@ -30,8 +30,9 @@
 # **Prerequisites:** notebooks 01 to 03; training a network in PyTorch (a loss, an optimiser, epochs).
 #
 # **Time** (2-core CPU, measured with `benchmarks/notebook_times.py`): about 1 min in fast mode
-# (`TUTORIAL_FAST=1`); about 3½ min in full mode, estimated from the seconds per epoch of a short
-# run (the two runs train at the same time). On a Colab GPU: not measured yet.
+# (`TUTORIAL_FAST=1`; 58 s from empty caches); about 3 min in full mode, estimated from the seconds
+# per epoch of a short run (2½ to 3 min of training, the two runs at the same time). On a Colab
+# GPU: not measured yet.
 
 # %%
 # Install the course's library only where it is missing (Colab, a bare kernel). torch is never

@@ -32,10 +32,10 @@
 # **Prerequisites:** notebooks 01–04 (the descriptors, the log-barrier extension, the free mask of
 # 03, the training of 04).
 #
-# **Time** (2-core CPU): fast mode (`TUTORIAL_FAST=1`) 23 s under nbval from empty caches on a 2-core CPU (62 s
-# while other work kept the machine busy); full mode trains 9 networks of 30 epochs, 74–219 s each
-# on one thread of the shared machine (the commands are in section 6), then runs in 37 s from
-# their cache.
+# **Time** (2-core CPU, measured with `benchmarks/notebook_times.py`): about 30 s in fast mode
+# (`TUTORIAL_FAST=1`; 28 s from empty caches, 20 s after the notebooks before it); full mode
+# trains 9 networks of 30 epochs, 74–219 s each on one thread of the shared machine (the commands
+# are in section 6), then runs in 37 s from their cache.
 
 # %%
 # Install the course's library only where it is missing (Colab, a bare kernel). torch is never

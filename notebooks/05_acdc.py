@@ -29,8 +29,8 @@
 # **Prerequisites:** notebook 04; the log-barrier extension (03).
 #
 # **Time** (2-core CPU, measured with `benchmarks/notebook_times.py`), on the toy stand-in: about 1
-# min in fast mode, 15 s after notebook 04 (its runs are reused); about 3½ min in full mode
-# (estimated from the seconds per epoch), seconds after 04. The paper's ACDC runs want a GPU: not
+# min in fast mode on its own, under 10 s after notebook 04 (its runs are reused); about 3 min in
+# full mode (estimated from the seconds per epoch), seconds after 04. The paper's ACDC runs want a GPU: not
 # measured on Colab yet.
 
 # %%

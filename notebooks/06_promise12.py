@@ -29,7 +29,8 @@
 # **Prerequisites:** notebooks 04 and 05.
 #
 # **Time** (2-core CPU, measured with `benchmarks/notebook_times.py`), on the toy stand-in: about 1
-# min in fast mode; about 4½ min in full mode, estimated from the seconds per epoch of a short run.
+# min in fast mode (64 s from empty caches); 5 to 7 min in full mode, estimated from the seconds
+# per epoch of a short run.
 # The paper's PROMISE12 runs want a GPU: not measured on Colab yet.
 
 # %%

@@ -28,9 +28,9 @@
 #
 # **Prerequisites:** notebook 04 (05 for the empty-class policy); quantiles of a sample.
 #
-# **Time** (2-core CPU, measured with `benchmarks/notebook_times.py`): 1½ to 2 min in fast mode on
-# its own, under 1 min after notebook 04 (its two runs are reused); about 5 min in full mode, estimated
-# from the seconds per epoch of a short run. On a Colab GPU: not measured yet.
+# **Time** (2-core CPU, measured with `benchmarks/notebook_times.py`): about 70 s in fast mode on
+# its own (its three runs share the two CPUs), 40 s after notebook 04 (its two runs are reused);
+# about 4 min in full mode, estimated from the seconds per epoch of a short run. On a Colab GPU: not measured yet.
 
 # %%
 # Install the course's library only where it is missing (Colab, a bare kernel). torch is never
