@@ -53,7 +53,7 @@ MODULES: dict[str, tuple[list[str], list[str]]] = {
     "metrics": (["tutorial_lib/metrics.py"], ["tests/test_metrics.py"]),
     "losses": (
         ["tutorial_lib/losses.py", "tutorial_lib/loss_tables.py"],
-        ["tests/test_losses.py", "tests/test_core_edges.py"],
+        ["tests/test_losses.py", "tests/test_core_edges.py", "tests/test_weak_labels.py"],
     ),
     "descriptors": (
         [

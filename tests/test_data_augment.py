@@ -291,7 +291,7 @@ def test_blur_with_a_fixed_kernel_and_reflected_edges_equals_scipy():
 def test_blur_settings_are_checked():
     images = torch.zeros(1, 1, 4, 4)
     sigma = torch.ones(1)
-    for size in (4, 0, 2.0):
+    for size in (4, 0, 2.0, 5.0, True):
         with pytest.raises(ValueError, match=r"^kernel_size: expected None or an odd integer"):
             blur_images(images, sigma, kernel_size=size)
     with pytest.raises(ValueError, match=r"^padding: expected 'replicate' or 'reflect', got 'zero"):
@@ -555,3 +555,50 @@ def test_samples_a_step_skips_stay_bit_identical_in_the_authors_recipe():
             assert torch.equal(out[i], images[i]) == (q.sigma is None)
         kinds.add((warped, q.sigma is None))
     assert len(kinds) == 4  # each combination of (warped, blurred) occurred
+
+
+def test_a_one_tap_blur_is_the_identity_and_an_empty_batch_of_tiny_images_is_fine():
+    images = torch.rand(3, 2, 6, 7, dtype=torch.float64)
+    out = blur_images(images, torch.tensor([0.5, 1.0, 2.0]), kernel_size=1, padding="reflect")
+    assert torch.equal(out, images)  # one weight, normalised to exactly 1
+    empty = torch.zeros(0, 1, 2, 2)  # no sigma to size the radius: the smallest one, 1 < 2
+    assert blur_images(empty, torch.zeros(0), padding="reflect").shape == (0, 1, 2, 2)
+
+
+def test_a_resize_by_one_pixel_is_applied():
+    """floor(s H) = H + 1 for every s drawn here: each sample must be resized (the flag that
+    marks which samples change size must not miss a change of one pixel)."""
+    recipe = dataclasses.replace(AUTHORS_AUGMENT, p=1.0, transforms=("scale",), scale=(1.02, 1.03))
+    images, labels = probe_batch(16)
+    out, lab = augment_batch(images, labels, gen(4), recipe)
+    for i in range(16):
+        assert not torch.equal(out[i], images[i]) and not torch.equal(lab[i], labels[i])
+
+
+def test_a_non_square_image_is_scaled_per_axis_as_with_the_authors():
+    """Rows and columns are resized to floor(s H) and floor(s W) pixels, each with its own zoom
+    and offset. Measured: 82 % of 300 samples of a 40 x 64 probe equal the re-implementation
+    pixel for pixel (the rest within 0.6 % of their pixels: ties of the nearest rounding); one
+    zoom for both axes, the width's or the height's, gives 63 % or 47 %."""
+    h, w, n = 40, 64, 300
+    rows, cols = np.arange(h)[:, None] + 0.5, np.arange(w)[None, :] + 0.5
+    label = (((rows - 17) / 8) ** 2 + ((cols - 38) / 13) ** 2 < 1).astype(np.int64)
+    images = torch.tensor(0.2 + 0.6 * label, dtype=torch.float32).expand(n, 1, h, w).contiguous()
+    recipe = dataclasses.replace(AUTHORS_AUGMENT, p=1.0, transforms=("scale",))
+    _, lab = augment_batch(images, torch.tensor(label).expand(n, h, w).contiguous(), gen(5), recipe)
+    g = gen(5)  # the draws of augment_batch: rows of rand(6, n), then the column and row offsets
+    u, offsets = torch.rand(6, n, generator=g), torch.rand(2, n, generator=g)
+    factor = recipe.scale[0] + (recipe.scale[1] - recipe.scale[0]) * u[5]
+    agree = []
+    for i in range(n):
+        corner = []
+        for draw, size in ((offsets[1, i], h), (offsets[0, i], w)):
+            resized = math.floor(float(factor[i]) * size)
+            span = abs(resized - size)
+            o = min(resized - size, 0) + min(math.floor(float(draw) * (span + 1)), span)
+            corner.append(o if resized >= size else -o)
+        ref = authors.scale(label, float(factor[i]), tuple(corner))
+        agree.append((lab[i].numpy() == ref).mean())
+    agree = np.array(agree)
+    assert agree.min() > 0.99
+    assert (agree == 1).mean() > 0.75

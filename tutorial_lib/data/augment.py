@@ -85,6 +85,8 @@ def blur_images(
             f"images: expected a height and width > the blur radius {radius} to reflect, got "
             f"{h}x{w}"
         )
+    if b * c == 0:  # nothing to blur (a grouped convolution needs one group at least)
+        return images.clone()
     offsets = torch.arange(-radius, radius + 1, device=images.device, dtype=images.dtype)
     s = sigmas.to(images.dtype).clamp_min(1e-3).repeat_interleave(c).view(-1, 1)
     kernel = torch.exp(-0.5 * (offsets.view(1, -1) / s) ** 2)
