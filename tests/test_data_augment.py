@@ -543,12 +543,17 @@ def test_the_authors_image_and_labels_share_one_grid():
     assert torch.equal((out.squeeze(1) * 2).round().to(torch.uint8), lab)
 
 
-def test_samples_a_step_skips_stay_bit_identical_in_the_authors_recipe():
+@pytest.mark.parametrize(
+    "recipe", [AUTHORS_AUGMENT, CORRECTED_AUGMENT], ids=["authors", "corrected"]
+)
+def test_samples_a_step_skips_stay_bit_identical_in_the_paper_recipes(recipe):
+    """Not even an identity warp: with bilinear images (the corrected recipe) one would change
+    them by up to ~1e-5."""
     n = 64
     images, labels = probe_batch(n)
-    out, lab = augment_batch(images, labels, gen(8), AUTHORS_AUGMENT)
+    out, lab = augment_batch(images, labels, gen(8), recipe)
     kinds = set()
-    for i, q in enumerate(library_params(AUTHORS_AUGMENT, 8, n)):
+    for i, q in enumerate(library_params(recipe, 8, n)):
         warped = q.angle_deg is not None or q.scale is not None
         if not warped:
             assert torch.equal(lab[i], labels[i])
@@ -563,6 +568,8 @@ def test_a_one_tap_blur_is_the_identity_and_an_empty_batch_of_tiny_images_is_fin
     assert torch.equal(out, images)  # one weight, normalised to exactly 1
     empty = torch.zeros(0, 1, 2, 2)  # no sigma to size the radius: the smallest one, 1 < 2
     assert blur_images(empty, torch.zeros(0), padding="reflect").shape == (0, 1, 2, 2)
+    no_channel = torch.zeros(2, 0, 6, 6)  # samples without a channel: nothing to blur either
+    assert blur_images(no_channel, torch.ones(2), kernel_size=3).shape == (2, 0, 6, 6)
 
 
 def test_a_resize_by_one_pixel_is_applied():
