@@ -445,13 +445,13 @@ assert in_cavity > 0.8
 
 
 # %% [markdown]
-# Train the three at once when the machine allows it (two CPUs and 4 GiB: they share the CPUs and
+# Train the three at once when the machine allows it (two CPUs and 3.5 GiB: they share the CPUs and
 # end together), else two or one at a time. A finished run in `RUNS` is reused: notebook 04 already
 # trained CE and the precise run with the same settings.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-jobs = notebook_jobs(device, len(configs))  # all 3 with 2 CPUs and 4 GiB (or 2 on a GPU)
+jobs = notebook_jobs(device, len(configs))  # all 3 with 2 CPUs and 3.5 GiB (2 at once on a GPU)
 seconds = train_runs(
     {m: (c, config_run_dir(c, RUNS)) for m, c in configs.items()}, device=device, jobs=jobs
 )
