@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 
 from tutorial_lib import plots
-from tutorial_lib.reports import class_stds, validation_at, validation_epoch, validation_volumes
+from tutorial_lib.reports import (
+    class_stds,
+    validation_at,
+    validation_epoch,
+    validation_volumes,
+    validation_volumes_at_class_best,
+)
 
 
 def test_class_stds_are_numpys_population_std_of_the_finite_values():
@@ -57,6 +63,25 @@ def test_validation_at_and_validation_volumes_read_that_row():
     }
     assert validation_volumes(HISTORY, 3, ["rv"]) == {"rv": [0.55, 0.65]}
     assert validation_volumes({"val_dsc3d_mean": [0.5]}, 0, ["rv"]) == {"rv": []}  # older log
+
+
+def test_the_validation_box_plot_takes_each_class_at_its_own_best_epoch():
+    # as the authors' moustache.py: per class, argmax over epochs of the mean over volumes
+    history = {
+        "epoch": [5, 6, 7, 8],
+        "val_dsc3d_lv@a": [0.1, 0.9, 0.3, 0.9],  # best mean at epoch 6 (tie with 8: the first)
+        "val_dsc3d_lv@b": [0.2, 0.7, 0.4, 0.7],
+        "val_dsc3d_myo@a": [0.5, 0.2, math.nan, 0.6],  # a NaN left out: 0.8 alone at epoch 7
+        "val_dsc3d_myo@b": [0.5, 0.2, 0.8, 0.6],
+        "val_dsc3d_rv@a": [math.nan] * 4,  # never a finite value
+    }
+    best = validation_volumes_at_class_best(history, ["lv", "myo", "rv", "none"])
+    assert best["lv"] == (6, [0.9, 0.7])
+    assert best["myo"][0] == 7 and best["myo"][1][1] == 0.8 and math.isnan(best["myo"][1][0])
+    assert best["rv"] == (-1, []) and best["none"] == (-1, [])
+    assert validation_volumes_at_class_best({}, ["lv"]) == {"lv": (-1, [])}
+    without_epochs = {k: v for k, v in history.items() if k != "epoch"}
+    assert validation_volumes_at_class_best(without_epochs, ["lv"])["lv"][0] == 1  # the row
 
 
 def _lines(fig, gid):

@@ -10,7 +10,9 @@ epoch of best mean validation 3-D DSC (`np.argmax`: the first epoch on ties). He
 - `validation_epoch(history)`: the row of best `val_dsc3d_mean` in a run's `metrics.csv`;
 - `validation_at(history, row, class_names)`: `{class: val_dsc3d, "mean": val_dsc3d_mean}` there;
 - `validation_volumes(history, row, class_names)`: `{class: [each validation volume's 3-D DSC]}`
-  there (the `val_dsc3d_<class>@<volume>` columns), for the validation box plot.
+  there (the `val_dsc3d_<class>@<volume>` columns);
+- `validation_volumes_at_class_best(history, class_names)`: the same, each class at its own epoch
+  of best mean over the volumes, as their `moustache.py` draws the validation box plot.
 
 A *history* is a run's `metrics.csv` as columns (`tutorial_lib.runlog.read_metrics`).
 """
@@ -23,7 +25,13 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["class_stds", "validation_epoch", "validation_at", "validation_volumes"]
+__all__ = [
+    "class_stds",
+    "validation_epoch",
+    "validation_at",
+    "validation_volumes",
+    "validation_volumes_at_class_best",
+]
 
 History = Mapping[str, Sequence[Any]]
 
@@ -90,4 +98,24 @@ def validation_volumes(
         out[name] = [
             float(values[row]) for key, values in history.items() if key.startswith(prefix)
         ]
+    return out
+
+
+def validation_volumes_at_class_best(
+    history: History, class_names: Sequence[str]
+) -> dict[str, tuple[int, list[float]]]:
+    """`{class: (epoch, [3-D DSC of each validation volume])}`: each class at the first epoch of
+    its best mean over the volumes (NaN left out of a mean; a row without a finite value never
+    wins), as their `moustache.py`; `(-1, [])` for a class without a finite value."""
+    n_rows = max((len(values) for values in history.values()), default=0)
+    epochs = list(history.get("epoch", range(n_rows)))
+    out: dict[str, tuple[int, list[float]]] = {}
+    for name in class_names:
+        rows = [validation_volumes(history, row, [name])[name] for row in range(n_rows)]
+        means = [float(np.mean(v)) if v.size else math.nan for v in map(_finite, rows)]
+        if all(math.isnan(m) for m in means):  # also: no rows
+            out[name] = (-1, [])
+            continue
+        row = int(np.nanargmax(means))
+        out[name] = (int(epochs[row]), rows[row])
     return out
