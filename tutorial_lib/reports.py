@@ -87,18 +87,21 @@ def validation_at(history: History, row: int, class_names: Sequence[str]) -> dic
     return {name: float(_column(history, f"val_dsc3d_{name}")[row]) for name in names}
 
 
+def _volume_columns(history: History, name: str) -> list[str]:
+    """The `val_dsc3d_<name>@<volume>` columns of `history`, one per validation volume."""
+    prefix = f"val_dsc3d_{name}@"
+    return [key for key in history if key.startswith(prefix)]
+
+
 def validation_volumes(
     history: History, row: int, class_names: Sequence[str]
 ) -> dict[str, list[float]]:
     """`{class: [3-D DSC of each validation volume]}` of row `row` (columns
     `val_dsc3d_<class>@<volume>`; a run logged before these columns existed gives empty lists)."""
-    out: dict[str, list[float]] = {}
-    for name in class_names:
-        prefix = f"val_dsc3d_{name}@"
-        out[name] = [
-            float(values[row]) for key, values in history.items() if key.startswith(prefix)
-        ]
-    return out
+    return {
+        name: [float(history[key][row]) for key in _volume_columns(history, name)]
+        for name in class_names
+    }
 
 
 def validation_volumes_at_class_best(
@@ -107,15 +110,23 @@ def validation_volumes_at_class_best(
     """`{class: (epoch, [3-D DSC of each validation volume])}`: each class at the first epoch of
     its best mean over the volumes (NaN left out of a mean; a row without a finite value never
     wins), as their `moustache.py`; `(-1, [])` for a class without a finite value."""
-    n_rows = max((len(values) for values in history.values()), default=0)
-    epochs = list(history.get("epoch", range(n_rows)))
     out: dict[str, tuple[int, list[float]]] = {}
     for name in class_names:
-        rows = [validation_volumes(history, row, [name])[name] for row in range(n_rows)]
-        means = [float(np.mean(v)) if v.size else math.nan for v in map(_finite, rows)]
-        if all(math.isnan(m) for m in means):  # also: no rows
+        columns = _volume_columns(history, name)
+        table = (
+            np.stack([np.asarray(history[key], dtype=float) for key in columns], 1)
+            if columns
+            else np.empty((0, 0))
+        )
+        finite = np.isfinite(table)
+        counts = finite.sum(1)
+        if not counts.any():  # no rows, no columns, or no finite value
             out[name] = (-1, [])
             continue
-        row = int(np.nanargmax(means))
-        out[name] = (int(epochs[row]), rows[row])
+        means = np.where(
+            counts > 0, np.where(finite, table, 0.0).sum(1) / np.maximum(counts, 1), -np.inf
+        )
+        row = int(np.argmax(means))  # the first on ties
+        epochs = list(history.get("epoch", range(len(means))))
+        out[name] = (int(epochs[row]), table[row].tolist())
     return out
