@@ -223,6 +223,18 @@ def full_mode_estimate(scratch: Path) -> dict:
     return {"seconds_per_epoch": per_epoch, "training_seconds": estimate}
 
 
+def print_row(label: str, row: dict) -> None:
+    """One line of `run_nbval`'s figures; its output's tail on stderr when it failed."""
+    print(
+        f"{label:32s} {row['seconds']!s:>7s} s ({row['cpu_seconds']} s CPU)  "
+        f"exit {row['returncode']}  "
+        f"peak {row['peak_process_mib']} MiB (one process), {row['peak_tree_mib']} MiB (all)",
+        flush=True,
+    )
+    if row["returncode"] != 0:
+        print(row["tail"], file=sys.stderr)
+
+
 def seconds_per_notebook(junit_xml: Path) -> dict[str, float]:
     """Seconds of each notebook in a pytest JUnit report: its cells' times (setup included) summed.
 
@@ -246,13 +258,7 @@ def one_session(notebooks: list[Path], scratch: Path, *, fast: bool, timeout: fl
     row["notebooks"] = seconds_per_notebook(junit) if junit.is_file() else {}
     for stem, seconds in row["notebooks"].items():
         print(f"{stem:32s} {seconds:7.1f} s")
-    print(
-        f"{'total (one pytest session)':32s} {row['seconds']!s:>7s} s ({row['cpu_seconds']} s CPU)"
-        f"  exit {row['returncode']}  peak {row['peak_process_mib']} MiB (one process), "
-        f"{row['peak_tree_mib']} MiB (all)"
-    )
-    if row["returncode"] != 0:
-        print(row["tail"], file=sys.stderr)
+    print_row("total (one pytest session)", row)
     return row
 
 
@@ -308,14 +314,7 @@ def main(argv: list[str] | None = None) -> int:
             env = cold_env(cache / "runs", cache / "data", fast=not args.full)
             rows[notebook.stem] = run_nbval([notebook], env, args.timeout)
             row = rows[notebook.stem]
-            print(
-                f"{notebook.stem:32s} {row['seconds']!s:>7s} s ({row['cpu_seconds']} s CPU)  "
-                f"exit {row['returncode']}  "
-                f"peak {row['peak_process_mib']} MiB (one process), {row['peak_tree_mib']} MiB (all)",
-                flush=True,
-            )
-            if row["returncode"] != 0:
-                print(row["tail"], file=sys.stderr)
+            print_row(notebook.stem, row)
             if args.cells:
                 profile_cache = Path(scratch) / f"profile-{i:02d}"
                 profile_env = cold_env(
