@@ -1,6 +1,7 @@
 """Fixtures shared by the tests under tests/."""
 
 import pytest
+import torch
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -10,3 +11,12 @@ def _toy_data_cache(tmp_path_factory):
     patch.setenv("TUTORIAL_DATA_DIR", str(tmp_path_factory.getbasetemp() / "data-cache"))
     yield
     patch.undo()
+
+
+@pytest.fixture
+def one_thread():
+    """torch on one thread for the test (as a 1-CPU Binder session), the count restored after."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -17,12 +17,7 @@ ELLIPSE = make_shape(
 TIGHT = {"size": 0.05, "centroid": 1.0, "dist_centroid": 1.0, "length": 0.10}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_a_disk_is_recovered_from_its_four_descriptors():

@@ -4,7 +4,6 @@ settings; the figure function works without a kernel."""
 from __future__ import annotations
 
 import pytest
-import torch
 
 from tutorial_lib.lab_widgets import free_mask_explorer, free_mask_figure, lab_settings
 from tutorial_lib.widgets import make_shape
@@ -12,12 +11,7 @@ from tutorial_lib.widgets import make_shape
 TARGET = make_shape("disk", size=32, radius=7).long()
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _parts(box):
